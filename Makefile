@@ -1,0 +1,60 @@
+# AutoSRE: `make run` and `make test` do all the set-up on a fresh Debian machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEBIAN_TEST_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager nginx stress-ng
+DEBIAN_RUN_PACKAGES := nginx
+
+.PHONY: setup run test lint unit bench system-packages clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.setup-stamp: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.dev-stamp: $(VENV)/.setup-stamp requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## setup: create .venv and install the project (editable) with pinned dependencies
+setup: $(VENV)/.setup-stamp
+
+## run: the engine on embedded defaults (SQLite, this host via psutil, rules planner)
+run: setup
+	@if [ "$$(id -u)" = 0 ] && ! command -v nginx >/dev/null; then \
+		$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_RUN_PACKAGES)"; fi
+	$(BIN)/autosre run
+
+## system-packages: install Debian packages (root only; skipped when all are present)
+system-packages:
+	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then echo "Debian packages present:$(PACKAGES)"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "not root: cannot install$$missing (tests needing them skip)"; \
+	else echo "installing$$missing"; apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+
+## lint: ruff, ruff format, mypy (strict for engine/ and webui/), ansible-lint
+lint: $(VENV)/.dev-stamp
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline -q playbooks/
+
+## test: install what the tests need, lint, and run the whole suite
+test: $(VENV)/.dev-stamp
+	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
+	@$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## bench: MTTR of the CPU scenario against its floor (real Prometheus, nginx, Ansible)
+bench: $(VENV)/.dev-stamp
+	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
+	$(BIN)/python -m bench.mttr
+
+clean:
+	rm -rf $(VENV) data test-output .mypy_cache .ruff_cache

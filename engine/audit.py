@@ -1,0 +1,26 @@
+"""The JSONL audit log: one line per recorded event, appended and flushed at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class AuditLog:
+    """Append-only JSON Lines file; safe to share between the engine's threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record as one line and push it to disk."""
+        line = json.dumps(record, sort_keys=True, default=str, ensure_ascii=False) + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())

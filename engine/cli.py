@@ -1,0 +1,359 @@
+"""The ``autosre`` command line. Bad input exits with status 2 and a message, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from engine import __version__
+from engine.guard import RefusedError, parse_extra_vars
+from engine.inventory import InventoryError
+from engine.locks import HostBusyError
+from engine.policy_file import PolicyError, load_policy
+from engine.queries import STATUSES, incident_detail, list_incidents
+from engine.settings import Settings, SettingsError, load_settings
+from engine.store import StoreError
+
+EXIT_USAGE = 2
+# Errors that mean "the input is wrong": reported in one line, exit status 2.
+INPUT_ERRORS = (PolicyError, InventoryError, SettingsError, RefusedError, HostBusyError, StoreError)
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"autosre: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+    return value
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+    # Migration chatter and per-task runner logs drown the one line per state change.
+    for noisy in ("alembic", "ansible_runner"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the engine loop (or one tick with --once)."""
+    from engine.scheduler import run_until  # noqa: PLC0415 - keeps `autosre --help` fast
+    from engine.wiring import build_engine, load_components  # noqa: PLC0415
+
+    _setup_logging(settings)
+    components = load_components(settings)
+    engine = build_engine(components)
+    source = settings.prometheus_url or f"this host (psutil) as {engine.metrics.__class__.__name__}"
+    policy = components.policy
+    logging.info(
+        "AutoSRE %s: %d hosts from %s, policy %s, metrics from %s, store %s, tick every %gs",
+        __version__,
+        len(components.inventory.hosts),
+        settings.inventory,
+        settings.policy,
+        source,
+        components.sessions.kw["bind"].url.render_as_string(hide_password=True),
+        settings.interval,
+    )
+    if args.once:
+        engine.tick()
+        longest = max(a.timeout for a in policy.actions.values())
+        engine.wait_idle(longest + 30)
+        engine.shutdown(cancel_runs=True)
+        return 0
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.info("received %s: stopping after the current tick", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        run_until(engine, interval=settings.interval, stop=stop)
+    finally:
+        engine.shutdown(cancel_runs=True)
+        logging.info("stopped")
+    return 0
+
+
+def cmd_incidents_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List incidents, newest first."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    rows = list_incidents(
+        open_store(settings.database_url), status=args.status, host=args.host, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no incidents")
+        return 0
+    print(f"{'ID':>5}  {'HOST':<20} {'KIND':<9} {'STATUS':<12} {'ACTION':<16} {'CPU':>13}  OPENED")
+    for row in rows:
+        cpu = _cpu(row["cpu_before"]) + " > " + _cpu(row["cpu_after"])
+        print(
+            f"{row['id']:>5}  {row['host']:<20.20} {row['kind']:<9} {row['status']:<12} "
+            f"{row['action'] or '-':<16} {cpu:>13}  {row['opened_at']}"
+        )
+    return 0
+
+
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
+def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Show one incident: timeline, decisions with reasons, runs."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    detail = incident_detail(open_store(settings.database_url), args.id)
+    if detail is None:
+        raise UsageError(f"no incident with id {args.id}")
+    if args.json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    print(f"incident {detail['id']} on {detail['host']}: {detail['kind']}, {detail['status']}")
+    print(
+        f"  opened {detail['opened_at']}, closed {detail['closed_at'] or '-'}; cpu "
+        f"{_cpu(detail['cpu_before'])} before, {_cpu(detail['cpu_after'])} after"
+    )
+    print("timeline:")
+    for event in detail["timeline"]:
+        print(f"  {event['at']}  {event['kind']:<14} {event['message']}")
+    print("decisions:")
+    for d in detail["decisions"]:
+        print(
+            f"  #{d['id']} {d['planner']} proposed {d['action']} ({d['confidence']:.2f}): "
+            f"{d['rationale']}"
+        )
+        print(
+            f"      verdict {d['verdict']} [{d['rule']}]: {d['reason']}; "
+            f"outcome {d['outcome'] or '-'}"
+        )
+    print("runs:")
+    for run in detail["runs"]:
+        print(
+            f"  {run['ident']}: {run['action']} on {', '.join(run['hosts'])} -> "
+            f"{run['status']} (rc {run['rc']}); artifacts {run['artifact_dir']}"
+        )
+    return 0
+
+
+def cmd_playbook_list(_args: argparse.Namespace, settings: Settings) -> int:
+    """List the whitelisted actions and their playbooks."""
+    policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
+    for name, action in policy.actions.items():
+        print(f"{name}  ({action.playbook}, timeout {action.timeout:g}s)")
+        print(f"    {action.description}")
+        for var, spec in action.vars.items():
+            secret = ", secret" if spec.secret else ""
+            print(f"    -e {var}=...  must match {spec.pattern}{secret}  {spec.description}")
+    return 0
+
+
+def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one whitelisted playbook by hand, under the engine's guardrails."""
+    from engine.manual import run_by_hand  # noqa: PLC0415
+    from engine.wiring import load_components  # noqa: PLC0415
+
+    hosts = [h.strip() for h in args.limit.split(",") if h.strip()]
+    extra = parse_extra_vars(args.extra_vars or [])
+    components = load_components(settings)
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+
+    def on_start(ident: str, run_dir: str) -> None:
+        mode = " in check mode" if args.check else ""
+        print(f"running {args.name}{mode} on {', '.join(hosts)} (run {ident})", flush=True)
+        print(f"  artifacts: {run_dir}", flush=True)
+
+    result = run_by_hand(
+        components,
+        action=args.name,
+        hosts=hosts,
+        extra_vars=extra,
+        check=args.check,
+        requested_by=user,
+        on_start=on_start,
+    )
+    print(f"{result.status} (rc {result.rc}) in {result.ended_at - result.started_at:.1f}s")
+    for host, stats in result.stats.items():
+        print(
+            f"  {host}: ok={stats.ok} changed={stats.changed} failed={stats.failures} "
+            f"unreachable={stats.unreachable} skipped={stats.skipped}"
+        )
+    if result.error:
+        print(f"  error: {result.error}")
+    return 0 if result.status == "successful" else 1
+
+
+def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate a policy file and say what it allows."""
+    path = Path(args.file) if args.file else settings.policy
+    policy = load_policy(path, playbook_dir=settings.playbook_dir)
+    rule = policy.detection.high_cpu
+    print(f"{path}: ok")
+    print(
+        f"  high_cpu: above {rule.trigger:g}% for {rule.sustain:g}s, clear below "
+        f"{rule.clear:g}%, step {rule.step:g}s, window {rule.window:g}s"
+    )
+    print(
+        f"  actions: {', '.join(policy.actions)}; ladder: "
+        f"{' -> '.join(policy.remediation.ladder)} -> escalate"
+    )
+    return 0
+
+
+def cmd_chaos_cpu(args: argparse.Namespace, _settings: Settings) -> int:
+    """Burn CPU on this host until nginx restarts (or for --seconds)."""
+    from engine.chaos import burn_cpu  # noqa: PLC0415
+
+    kind = (
+        "stubborn burn (survives nginx restarts)"
+        if args.stubborn
+        else "burn (ends when nginx restarts)"
+    )
+    print(f"chaos: CPU {kind} for at most {args.seconds:g}s", flush=True)
+    outcome = burn_cpu(
+        seconds=args.seconds,
+        stubborn=args.stubborn,
+        on_progress=lambda line: print(f"chaos: {line}", flush=True),
+    )
+    print(f"chaos: ended after {outcome.duration:.1f}s: {outcome.reason}", flush=True)
+    return 0
+
+
+def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
+    """Create or migrate the database schema."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    sessions = open_store(settings.database_url)
+    url = sessions.kw["bind"].url.render_as_string(hide_password=True)
+    print(f"database {url} is at the newest schema")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = _Parser(prog="autosre", description="Policy-constrained self-healing for VM fleets.")
+    parser.add_argument("--version", action="version", version=f"autosre {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the engine loop in the foreground")
+    run.add_argument("--once", action="store_true", help="run one tick (and its runs), then exit")
+    run.set_defaults(func=cmd_run)
+
+    incidents = sub.add_parser("incidents", help="list and inspect incidents")
+    isub = incidents.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    ilist = isub.add_parser("list", help="list incidents, newest first")
+    ilist.add_argument("--json", action="store_true", help="print a JSON array")
+    ilist.add_argument("--status", choices=STATUSES, help="only incidents in this status")
+    ilist.add_argument("--host", help="only incidents on this host")
+    ilist.add_argument("--limit", type=_positive_int, default=50, help="at most N (default 50)")
+    ilist.set_defaults(func=cmd_incidents_list)
+    ishow = isub.add_parser("show", help="timeline, decisions and runs of one incident")
+    ishow.add_argument("id", type=_positive_int)
+    ishow.add_argument("--json", action="store_true", help="print JSON")
+    ishow.set_defaults(func=cmd_incidents_show)
+
+    playbook = sub.add_parser("playbook", help="whitelisted playbooks")
+    psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    psub.add_parser("list", help="the whitelisted actions").set_defaults(func=cmd_playbook_list)
+    prun = psub.add_parser("run", help="run a whitelisted playbook by hand")
+    prun.add_argument("name", help="action name from the policy's whitelist")
+    prun.add_argument("--limit", required=True, help="inventory host(s), comma-separated")
+    prun.add_argument("--check", action="store_true", help="Ansible check mode: change nothing")
+    prun.add_argument(
+        "-e",
+        "--extra-var",
+        dest="extra_vars",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an extra var the policy allows for this action (repeatable)",
+    )
+    prun.set_defaults(func=cmd_playbook_run)
+
+    policy = sub.add_parser("policy", help="policy files")
+    polsub = policy.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    pcheck = polsub.add_parser("check", help="validate a policy file (default: AUTOSRE_POLICY)")
+    pcheck.add_argument("file", nargs="?")
+    pcheck.set_defaults(func=cmd_policy_check)
+
+    chaos = sub.add_parser("chaos", help="chaos experiments on this host")
+    csub = chaos.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    ccpu = csub.add_parser("cpu", help="burn every core until nginx restarts")
+    ccpu.add_argument("--stubborn", action="store_true", help="keep burning across restarts")
+    ccpu.add_argument("--seconds", type=_seconds, default=120.0, help="upper bound (default 120)")
+    ccpu.set_defaults(func=cmd_chaos_cpu)
+
+    db = sub.add_parser("db", help="database schema")
+    dsub = db.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    dsub.add_parser("upgrade", help="create or migrate the schema").set_defaults(
+        func=cmd_db_upgrade
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``autosre`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, load_settings())
+    except (*INPUT_ERRORS, UsageError) as exc:
+        print(f"autosre: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> NoReturn:
+    """Console-script wrapper: exit with main()'s status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

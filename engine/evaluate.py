@@ -1,0 +1,140 @@
+"""Evaluate: per-host state (NORMAL / HIGH_CPU / UNKNOWN) with sustain and hysteresis.
+
+Pure: takes sample windows and the previous state, returns the new state. The
+sustain window is counted from the first high sample in the data, not from the
+tick that noticed it, so a fresh engine acts as soon as the data allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from engine.types import HostState, HostStatus, MetricsBatch, Sample
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The numbers the evaluator needs (from the policy's detection rule)."""
+
+    trigger: float
+    clear: float
+    sustain: float
+    step: float
+    staleness: float
+
+
+def _high_run_start(window: Sequence[Sample], trigger: float, max_gap: float) -> float | None:
+    """Timestamp of the first sample of the unbroken high run ending at the latest sample."""
+    start: float | None = None
+    later_ts: float | None = None
+    for sample in reversed(window):
+        if sample.value <= trigger:
+            break
+        if later_ts is not None and later_ts - sample.ts > max_gap:
+            break  # a hole in the data breaks the run: we cannot claim it stayed high
+        start = sample.ts
+        later_ts = sample.ts
+    return start
+
+
+def evaluate_host(
+    host: str,
+    window: Sequence[Sample],
+    previous: HostState | None,
+    limits: Thresholds,
+    now: float,
+    *,
+    error: str | None = None,
+) -> HostState:
+    """Decide one host's state from its sample window and its previous state."""
+    prev_status = previous.status if previous else None
+
+    def state(
+        status: HostStatus,
+        value: float | None,
+        reason: str,
+        since: float | None = None,
+        sample_ts: float | None = None,
+    ) -> HostState:
+        if since is None:
+            since = previous.since if previous and prev_status == status else now
+        return HostState(host, status, value, since, reason, sample_ts)
+
+    if error is not None:
+        return state(HostStatus.UNKNOWN, None, f"no data: {error}")
+    if not window:
+        return state(HostStatus.UNKNOWN, None, "no data: no series for this host")
+    latest = window[-1]
+    age = now - latest.ts
+    if age > limits.staleness:
+        return state(
+            HostStatus.UNKNOWN, None, f"stale: last sample {age:.0f}s old", sample_ts=latest.ts
+        )
+    value = latest.value
+    if prev_status is HostStatus.HIGH_CPU:
+        if value < limits.clear:
+            return state(
+                HostStatus.NORMAL,
+                value,
+                f"cpu {value:.1f}% below clear {limits.clear:g}%",
+                sample_ts=latest.ts,
+            )
+        return state(
+            HostStatus.HIGH_CPU,
+            value,
+            f"cpu {value:.1f}%, not yet below clear {limits.clear:g}%",
+            sample_ts=latest.ts,
+        )
+    run_start = _high_run_start(window, limits.trigger, max_gap=max(limits.staleness, limits.step))
+    if run_start is not None and latest.ts - run_start >= limits.sustain:
+        return state(
+            HostStatus.HIGH_CPU,
+            value,
+            f"cpu {value:.1f}% above {limits.trigger:g}% for {latest.ts - run_start:.0f}s",
+            since=run_start,
+            sample_ts=latest.ts,
+        )
+    if run_start is not None:
+        held = latest.ts - run_start
+        reason = (
+            f"cpu {value:.1f}% above {limits.trigger:g}% for {held:.0f}s of {limits.sustain:g}s"
+        )
+    else:
+        reason = f"cpu {value:.1f}%"
+    return state(HostStatus.NORMAL, value, reason, sample_ts=latest.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One tick's states, and the hosts whose status changed."""
+
+    states: Mapping[str, HostState]
+    changes: tuple[tuple[HostState | None, HostState], ...]
+
+
+class Evaluator:
+    """Keeps each host's previous state between ticks; the decisions are evaluate_host's."""
+
+    def __init__(self, limits: Thresholds, hosts: Iterable[str]) -> None:
+        self.limits = limits
+        self.hosts = tuple(hosts)
+        self._states: dict[str, HostState] = {}
+
+    @property
+    def states(self) -> Mapping[str, HostState]:
+        """The latest state of every host evaluated so far."""
+        return dict(self._states)
+
+    def update(self, batch: MetricsBatch, now: float) -> Evaluation:
+        """Evaluate every host on one batch of samples."""
+        changes: list[tuple[HostState | None, HostState]] = []
+        for host in self.hosts:
+            previous = self._states.get(host)
+            current = evaluate_host(
+                host, batch.windows.get(host, ()), previous, self.limits, now, error=batch.error
+            )
+            if previous is None or previous.status != current.status:
+                changes.append((previous, current))
+            self._states[host] = current
+        return Evaluation(states=dict(self._states), changes=tuple(changes))

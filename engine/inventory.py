@@ -1,0 +1,140 @@
+"""Read an Ansible inventory (any format Ansible reads) into the hosts AutoSRE may touch.
+
+``ansible-inventory --list`` does the parsing, so the engine sees exactly what
+Ansible will see; only names, addresses, connection and labels are kept, so
+secrets in host variables never enter the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Names that Ansible would read as a pattern (web*, a:b, !x, &y) are refused: --limit
+# must only ever select exactly the hosts the policy decided on.
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+
+
+class InventoryError(ValueError):
+    """An inventory that cannot be used, with the file and the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryHost:
+    """One host as the engine knows it."""
+
+    name: str
+    address: str
+    connection: str | None = None
+    groups: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """The hosts of one inventory source."""
+
+    path: Path
+    hosts: Mapping[str, InventoryHost]
+
+    def aliases(self) -> dict[str, str]:
+        """Label values (name or ansible_host) that identify each host in metrics."""
+        found: dict[str, str] = {}
+        for host in self.hosts.values():
+            found.setdefault(host.address, host.name)
+            found[host.name] = host.name
+        return found
+
+    def local_host(self) -> str | None:
+        """The host that is this machine: local connection, or named localhost."""
+        for host in self.hosts.values():
+            if host.connection == "local" or host.address in {"localhost", "127.0.0.1"}:
+                return host.name
+        return None
+
+    def unknown(self, names: Iterable[str]) -> list[str]:
+        """The names that are not hosts of this inventory."""
+        return [name for name in names if name not in self.hosts]
+
+
+def _collect_hosts(listing: Mapping[str, Any]) -> set[str]:
+    names = set(listing.get("_meta", {}).get("hostvars", {}))
+    for group, body in listing.items():
+        if group != "_meta" and isinstance(body, dict):
+            names.update(body.get("hosts", []))
+    return names
+
+
+def _groups_of(listing: Mapping[str, Any]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for group, body in listing.items():
+        if group in {"_meta", "all"} or not isinstance(body, dict):
+            continue
+        for name in body.get("hosts", []):
+            groups.setdefault(name, []).append(group)
+    return groups
+
+
+def parse_listing(listing: Mapping[str, Any], *, path: Path) -> Inventory:
+    """Build an Inventory from ``ansible-inventory --list`` JSON output."""
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    groups = _groups_of(listing)
+    hosts: dict[str, InventoryHost] = {}
+    for name in sorted(_collect_hosts(listing)):
+        if not HOST_NAME.match(name):
+            raise InventoryError(f"{path}: host {name!r}: not a plain host name")
+        hvars = hostvars.get(name, {})
+        labels = hvars.get("autosre_labels", {})
+        if not isinstance(labels, dict):
+            raise InventoryError(f"{path}: host {name}: autosre_labels must be a mapping")
+        hosts[name] = InventoryHost(
+            name=name,
+            address=str(hvars.get("ansible_host", name)),
+            connection=hvars.get("ansible_connection"),
+            groups=tuple(sorted(groups.get(name, []))),
+            labels={str(k): str(v) for k, v in labels.items()},
+        )
+    if not hosts:
+        raise InventoryError(f"{path}: no hosts in the inventory")
+    return Inventory(path=path, hosts=hosts)
+
+
+def load_inventory(path: Path, *, timeout: float = 60.0) -> Inventory:
+    """Parse an inventory with ansible-inventory; raise InventoryError naming the problem."""
+    if not path.exists():
+        raise InventoryError(f"{path}: no such file or directory")
+    tool = Path(sys.executable).parent / "ansible-inventory"
+    env = dict(os.environ)
+    # Without these Ansible only warns about a file it cannot parse and returns nothing.
+    env.update(
+        ANSIBLE_INVENTORY_UNPARSED_FAILED="1",
+        ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED="1",
+        ANSIBLE_NOCOLOR="1",
+    )
+    try:
+        done = subprocess.run(
+            [str(tool) if tool.exists() else "ansible-inventory", "--list", "-i", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InventoryError(f"{path}: ansible-inventory failed: {exc}") from None
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        reason = lines[0] if lines else f"exit status {done.returncode}"
+        raise InventoryError(f"{path}: {reason.removeprefix('[ERROR]: ').strip()}")
+    try:
+        listing = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise InventoryError(f"{path}: ansible-inventory did not print JSON") from None
+    return parse_listing(listing, path=path)

@@ -1,0 +1,272 @@
+"""Metrics sources: one query per tick, a window of samples per inventory host.
+
+The pure part decides nothing: it turns an answer into samples, or says "no data"
+(an empty window), which the evaluator reads as UNKNOWN. A source never raises
+out of ``fetch``: an unreachable or hostile server becomes a batch with ``error``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
+
+from engine.types import MetricsBatch, Sample
+
+log = logging.getLogger("autosre.metrics")
+
+_MAX_REASON = 300  # hostile servers may send megabytes of error text; logs stay readable
+_TS_SLACK = 0.001  # Prometheus evaluates at millisecond resolution
+
+
+class MetricsSource(Protocol):
+    """Where samples come from; called once per engine tick."""
+
+    def fetch(self, now: float) -> MetricsBatch:
+        """Return a window covering [now - lookback, now] for every known host."""
+        ...
+
+
+class _MalformedAnswerError(ValueError):
+    """The server answered, but not with a range-query matrix of numbers."""
+
+
+def strip_port(label_value: str) -> str:
+    """Drop a trailing ``:port`` (``web1:9100`` → ``web1``, ``[::1]:9100`` → ``::1``)."""
+    if label_value.startswith("["):
+        end = label_value.find("]")
+        rest = label_value[end + 1 :]
+        if end > 1 and (not rest or (rest[0] == ":" and _is_port(rest[1:]))):
+            return label_value[1:end]
+        return label_value
+    host, sep, port = label_value.rpartition(":")
+    # More than one colon without brackets is a bare IPv6 address, not host:port.
+    if sep and host and ":" not in host and _is_port(port):
+        return host
+    return label_value
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+class PrometheusSource:
+    """Reads one range query per tick from Prometheus and maps series to hosts."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        query: str,
+        aliases: Mapping[str, str],
+        lookback: float,
+        step: float,
+        label: str = "instance",
+        timeout: float = 5.0,
+        client: PrometheusConnect | None = None,
+    ) -> None:
+        self._url = _redact(url)
+        self._query = query
+        self._aliases = dict(aliases)
+        self._hosts = tuple(sorted(set(aliases.values())))
+        self._lookback = lookback
+        self._step = step
+        self._label = label
+        self._timeout = timeout
+        self._session: requests.Session | None = None
+        if client is None:
+            # The library's default Retry backs off for seconds on errors and 5xx,
+            # which would stall the tick; a failed tick is simply "no data".
+            self._session = requests.Session()
+            client = PrometheusConnect(
+                url=url, session=self._session, retry=Retry(total=0, read=False), timeout=timeout
+            )
+        self._client = client
+        self._outage_since: float | None = None
+
+    def fetch(self, now: float) -> MetricsBatch:
+        """Query [now - lookback, now]; on any failure every host gets an empty window."""
+        start = now - self._lookback
+        try:
+            result = self._client.custom_query_range(
+                query=self._query,
+                start_time=datetime.fromtimestamp(start, UTC),
+                end_time=datetime.fromtimestamp(now, UTC),
+                step=f"{self._step:g}",
+                # The library rounds start/end to whole seconds, which can cost the
+                # newest half second of data; exact values override its rounding.
+                params={"start": f"{start:.3f}", "end": f"{now:.3f}"},
+                timeout=self._timeout,
+            )
+        except Exception as exc:  # whatever the server does must end as "no data"
+            return self._failed(now, _describe(exc, self._timeout))
+        try:
+            windows, unmatched = _windows_from_matrix(
+                result,
+                aliases=self._aliases,
+                hosts=self._hosts,
+                label=self._label,
+                start=start,
+                end=now,
+            )
+        except _MalformedAnswerError as exc:
+            return self._failed(now, f"malformed answer: {exc}")
+        if self._outage_since is not None:
+            log.info(
+                "prometheus at %s answers again after %.1fs of outage",
+                self._url,
+                now - self._outage_since,
+            )
+            self._outage_since = None
+        return MetricsBatch(fetched_at=now, windows=windows, unmatched=unmatched)
+
+    def close(self) -> None:
+        """Close the HTTP session this source opened (an injected client is the caller's)."""
+        if self._session is not None:
+            self._session.close()
+
+    def _failed(self, now: float, reason: str) -> MetricsBatch:
+        reason = reason[:_MAX_REASON]
+        if self._outage_since is None:
+            # Once per outage: a dead server must not write a warning every tick.
+            log.warning(
+                "prometheus unreachable at %s: %s; all hosts UNKNOWN until it answers",
+                self._url,
+                reason,
+            )
+            self._outage_since = now
+        empty: dict[str, tuple[Sample, ...]] = dict.fromkeys(self._hosts, ())
+        return MetricsBatch(fetched_at=now, windows=empty, error=reason)
+
+
+def _windows_from_matrix(
+    result: object,
+    *,
+    aliases: Mapping[str, str],
+    hosts: Sequence[str],
+    label: str,
+    start: float,
+    end: float,
+) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]]:
+    """Turn a query_range ``result`` into per-host windows and unmatched labels.
+
+    Raise _MalformedAnswerError on any wrong shape or non-numeric value.
+    """
+    if not isinstance(result, list):
+        raise _MalformedAnswerError(f"result is {type(result).__name__}, expected a list")
+    merged: dict[str, dict[float, float]] = {host: {} for host in hosts}
+    unmatched: set[str] = set()
+    for index, series in enumerate(result):
+        if not isinstance(series, dict):
+            raise _MalformedAnswerError(f"series {index} is {type(series).__name__}")
+        metric, values = series.get("metric"), series.get("values")
+        if not isinstance(metric, dict) or not isinstance(values, list):
+            raise _MalformedAnswerError(f"series {index} lacks a metric object or a values list")
+        points = [_point(raw, index) for raw in values]
+        name = metric.get(label)
+        host = aliases.get(strip_port(name)) if isinstance(name, str) else None
+        if host is None or host not in merged:
+            unmatched.add((name if isinstance(name, str) else _selector(metric))[:_MAX_REASON])
+            continue
+        # Several series for one host (per core, per job, per address): the worst decides.
+        by_ts = merged[host]
+        for ts, value in points:
+            if math.isfinite(value) and start - _TS_SLACK <= ts <= end + _TS_SLACK:
+                by_ts[ts] = max(value, by_ts.get(ts, value))
+    windows = {
+        host: tuple(Sample(host, ts, value) for ts, value in sorted(by_ts.items()))
+        for host, by_ts in merged.items()
+    }
+    return windows, tuple(sorted(unmatched))
+
+
+def _point(raw: object, index: int) -> tuple[float, float]:
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise _MalformedAnswerError(f"series {index}: a point is not a [ts, value] pair")
+    ts, value = raw
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        raise _MalformedAnswerError(f"series {index}: timestamp {str(ts)[:40]!r} is not a number")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _MalformedAnswerError(f"series {index}: value {str(value)[:40]!r} is not a number")
+    try:
+        return float(ts), float(value)
+    except ValueError:
+        raise _MalformedAnswerError(
+            f"series {index}: value {str(value)[:40]!r} is not a number"
+        ) from None
+
+
+def _selector(metric: Mapping[object, object]) -> str:
+    labels = ",".join(f'{key}="{value}"' for key, value in sorted(metric.items(), key=str))
+    return "{" + labels + "}"
+
+
+def _describe(exc: Exception, timeout: float) -> str:
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, requests.ConnectionError):
+        cause = getattr(exc.args[0], "reason", exc) if exc.args else exc
+        # urllib3 prefixes the connection object's repr; the errno text is what matters.
+        return "connection failed: " + str(cause).rsplit(">: ", 1)[-1]
+    if isinstance(exc, PrometheusApiClientException):
+        return str(exc)  # "HTTP Status Code 500 (b'...')"
+    if isinstance(exc, ValueError):
+        return f"invalid JSON: {exc}"
+    if isinstance(exc, LookupError | TypeError):
+        return f"unexpected answer shape: {type(exc).__name__}: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _redact(url: str) -> str:
+    # Credentials in the URL must never reach the logs (safety rule 6).
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+def _psutil_cpu_percent() -> float:
+    return float(psutil.cpu_percent(interval=None))
+
+
+class LocalSource:
+    """The embedded default: this machine's CPU through psutil, one sample per fetch."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        lookback: float,
+        cpu_percent: Callable[[], float] = _psutil_cpu_percent,
+        other_hosts: Sequence[str] = (),
+    ) -> None:
+        self._host = host
+        self._lookback = lookback
+        self._cpu_percent = cpu_percent
+        self._others = tuple(h for h in dict.fromkeys(other_hosts) if h != host)
+        self._samples: deque[Sample] = deque()
+        self._primed = False
+
+    def fetch(self, now: float) -> MetricsBatch:
+        """Sample the CPU at ``now``; other hosts get empty windows (no data)."""
+        value = self._cpu_percent()
+        # psutil's first interval=None reading compares against nothing and is
+        # meaningless; each later one averages the time since the previous call.
+        if self._primed and math.isfinite(value):
+            self._samples.append(Sample(self._host, now, value))
+        self._primed = True
+        while self._samples and self._samples[0].ts < now - self._lookback:
+            self._samples.popleft()
+        windows: dict[str, tuple[Sample, ...]] = dict.fromkeys(self._others, ())
+        windows[self._host] = tuple(self._samples)
+        return MetricsBatch(fetched_at=now, windows=windows)

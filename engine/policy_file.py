@@ -1,0 +1,235 @@
+"""Load and validate a policy YAML file into a typed, frozen ``Policy``.
+
+The file is untrusted input: every field is checked, unknown fields are refused,
+and errors name the file, the field and the reason (``PolicyError``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from engine.durations import format_duration, parse_duration
+from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION
+
+ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+VAR_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+RESERVED_ACTIONS = frozenset({ESCALATE_ACTION, DO_NOTHING_ACTION})
+# Ansible reserves these; letting an operator set them would bypass the inventory.
+FORBIDDEN_VARS = re.compile(r"^(ansible_|hostvars$|groups$|inventory_|playbook_dir$)")
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file, field and reason."""
+
+    def __init__(self, path: str, field: str, reason: str) -> None:
+        super().__init__(f"{path}: {field}: {reason}" if field else f"{path}: {reason}")
+        self.path = path
+        self.field = field
+        self.reason = reason
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HighCpuRule(_Strict):
+    """Detection of sustained high CPU, with hysteresis."""
+
+    query: str = (
+        '100 * (1 - avg by (instance) (irate(node_cpu_seconds_total{{mode="idle"}}[{window}])))'
+    )
+    label: str = "instance"
+    trigger: float = Field(80.0, gt=0, le=100, description="percent; above it counts as high")
+    clear: float = Field(60.0, ge=0, lt=100, description="percent; below it counts as cleared")
+    window: Seconds = Field(30.0, gt=0, description="PromQL range for the rate")
+    sustain: Seconds = Field(300.0, ge=0, description="high for this long before acting")
+    step: Seconds = Field(15.0, gt=0, description="scrape interval / query resolution")
+    stale_after: Seconds | None = Field(None, description="latest sample older than this: UNKNOWN")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.clear >= self.trigger:
+            raise ValueError(f"clear ({self.clear}) must be below trigger ({self.trigger})")
+        if self.stale_after is not None and self.stale_after < self.step:
+            raise ValueError("stale_after must be at least one step")
+        try:
+            self.query.format(window=format_duration(self.window))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"query must use only the {{window}} placeholder (double other braces): {exc}"
+            ) from exc
+        return self
+
+    @property
+    def promql(self) -> str:
+        """The query with its range filled in."""
+        return self.query.format(window=format_duration(self.window))
+
+    @property
+    def staleness(self) -> float:
+        """How old the latest sample may be before the host is UNKNOWN."""
+        return self.stale_after if self.stale_after is not None else 3 * self.step
+
+
+class Detection(_Strict):
+    """What counts as an anomaly."""
+
+    high_cpu: HighCpuRule = HighCpuRule()
+
+
+class VarSpec(_Strict):
+    """One extra var an operator or the engine may pass to a playbook."""
+
+    pattern: str = Field(description="full-match regular expression the value must satisfy")
+    description: str = ""
+    secret: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class ActionSpec(_Strict):
+    """A whitelisted action: a playbook, what it does, what vars it accepts."""
+
+    playbook: str
+    description: str
+    vars: dict[str, VarSpec] = {}
+    timeout: Seconds = Field(300.0, gt=0, le=86400)
+
+    @field_validator("playbook")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts or path.suffix not in {".yml", ".yaml"}:
+            raise ValueError("must be a .yml file name relative to the playbook directory")
+        return value
+
+    @field_validator("vars")
+    @classmethod
+    def _var_names(cls, value: dict[str, VarSpec]) -> dict[str, VarSpec]:
+        for name in value:
+            if not VAR_NAME.match(name) or FORBIDDEN_VARS.match(name):
+                raise ValueError(f"{name!r} is not an allowed variable name")
+        return value
+
+
+class FailureMemory(_Strict):
+    """Stop trying an action on a host that it keeps failing on."""
+
+    window: Seconds = 86400.0
+    max_failures: int = Field(2, ge=1)
+
+
+class Remediation(_Strict):
+    """Deterministic limits that beat any planner."""
+
+    ladder: list[str] = Field(min_length=1)
+    cooldown: Seconds = 600.0
+    max_attempts: int = Field(3, ge=1, le=20)
+    max_concurrent: int = Field(5, ge=1)
+    auto_execute_confidence: float = Field(0.8, ge=0, le=1)
+    failure_memory: FailureMemory = FailureMemory()
+    settle: Seconds | None = None
+    verify_timeout: Seconds = 120.0
+
+
+class Policy(_Strict):
+    """A whole policy file, validated."""
+
+    version: int = Field(1, ge=1, le=1)
+    detection: Detection = Detection()
+    actions: dict[str, ActionSpec] = Field(min_length=1)
+    remediation: Remediation
+
+    @field_validator("actions")
+    @classmethod
+    def _action_names(cls, value: dict[str, ActionSpec]) -> dict[str, ActionSpec]:
+        for name in value:
+            if name in RESERVED_ACTIONS or not ACTION_NAME.match(name):
+                raise ValueError(f"{name!r} is not an allowed action name")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Self:
+        rule = self.detection.high_cpu
+        for rung in self.remediation.ladder:
+            if rung not in self.actions:
+                raise ValueError(f"remediation.ladder: {rung!r} is not in actions")
+        floor = rule.step + rule.window
+        settle = self.remediation.settle
+        if settle is not None and settle < floor:
+            raise ValueError(
+                f"remediation.settle: {settle:g}s is shorter than one step plus the query "
+                f"window ({floor:g}s): verification would read data from before the run"
+            )
+        return self
+
+    @property
+    def settle(self) -> float:
+        """Seconds after a run before its verification may read metrics."""
+        rule = self.detection.high_cpu
+        return self.remediation.settle or rule.step + rule.window
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def parse_policy(data: object, *, source: str = "<policy>") -> Policy:
+    """Validate already-loaded YAML data as a policy; raise PolicyError on the first problem."""
+    if not isinstance(data, dict):
+        raise PolicyError(source, "", "the file must hold a mapping (key: value) at the top")
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise PolicyError(source, _field_path(tuple(first["loc"])), reason) from None
+
+
+def load_policy(path: Path, *, playbook_dir: Path | None = None) -> Policy:
+    """Read, parse and validate a policy file; check its playbooks exist in playbook_dir."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PolicyError(source, "", "not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PolicyError(source, "", f"not valid YAML{where}") from None
+    policy = parse_policy(data, source=source)
+    if playbook_dir is not None:
+        for name, action in policy.actions.items():
+            if not (playbook_dir / action.playbook).is_file():
+                raise PolicyError(
+                    source,
+                    f"actions.{name}.playbook",
+                    f"{action.playbook} not found in {playbook_dir}",
+                )
+    return policy

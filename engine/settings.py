@@ -1,0 +1,107 @@
+"""Settings: one typed object built from the environment, in one place.
+
+Nothing else in the package reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.durations import parse_duration
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value that cannot be used."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+
+
+def _default_path(relative: str) -> Path:
+    # An editable install (make setup) finds the shipped files beside the package;
+    # elsewhere the current directory is the project.
+    candidate = PROJECT_ROOT / relative
+    return candidate if candidate.exists() else Path.cwd() / relative
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where things are and how often the engine ticks."""
+
+    data_dir: Path
+    database_url: str
+    prometheus_url: str | None
+    prometheus_timeout: float
+    inventory: Path
+    policy: Path
+    playbook_dir: Path
+    interval: float
+    local_host: str | None
+    log_level: str
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where each playbook run's private data dir and artifacts live."""
+        return self.data_dir / "runs"
+
+    @property
+    def audit_log(self) -> Path:
+        """The JSONL audit log: one line per recorded event."""
+        return self.data_dir / "audit.jsonl"
+
+    @property
+    def locks_dir(self) -> Path:
+        """Per-host lock files shared by the engine and the CLI."""
+        return self.data_dir / "locks"
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = parse_duration(raw)
+    except ValueError as exc:
+        raise SettingsError(name, str(exc)) from None
+    if value < minimum:
+        raise SettingsError(name, f"must be at least {minimum:g} seconds, got {raw!r}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(name, f"must be an http:// or https:// URL, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment (or the mapping given), with documented defaults."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("AUTOSRE_DATA_DIR") or Path.cwd() / "data").absolute()
+    database_url = env.get("AUTOSRE_DATABASE_URL") or f"sqlite:///{data_dir / 'autosre.db'}"
+    if "://" not in database_url:
+        raise SettingsError("AUTOSRE_DATABASE_URL", "must be an SQLAlchemy URL like sqlite:///x.db")
+    level = (env.get("AUTOSRE_LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError("AUTOSRE_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        prometheus_url=_url(env, "AUTOSRE_PROMETHEUS_URL"),
+        prometheus_timeout=_seconds(env, "AUTOSRE_PROMETHEUS_TIMEOUT", 5.0, 0.1),
+        inventory=Path(env.get("AUTOSRE_INVENTORY") or _default_path("inventory/localhost.yml")),
+        policy=Path(env.get("AUTOSRE_POLICY") or _default_path("policies/default.yaml")),
+        playbook_dir=Path(env.get("AUTOSRE_PLAYBOOK_DIR") or _default_path("playbooks")),
+        interval=_seconds(env, "AUTOSRE_INTERVAL", 10.0, 0.2),
+        local_host=env.get("AUTOSRE_LOCAL_HOST") or None,
+        log_level=level,
+    )

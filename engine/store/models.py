@@ -1,0 +1,135 @@
+"""SQLAlchemy 2.0 typed models: incidents, decisions, playbook runs, timeline events.
+
+The schema is created and changed only by Alembic migrations (engine/store/migrations).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: use UTC-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every AutoSRE table."""
+
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Incident(Base):
+    """One anomaly on one host, from detection to its outcome."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_host_status", "host", "status"),
+        Index("ix_incidents_status_opened", "status", "opened_at"),
+        Index("ix_incidents_opened_at", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    cpu_before: Mapped[float | None]
+    cpu_after: Mapped[float | None]
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+    decisions: Mapped[list[Decision]] = relationship(
+        back_populates="incident", order_by="Decision.id", lazy="raise"
+    )
+
+
+class PlaybookRun(Base):
+    """One ansible-runner invocation, by the engine or by hand."""
+
+    __tablename__ = "playbook_runs"
+    __table_args__ = (Index("ix_runs_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ident: Mapped[str] = mapped_column(String(64), unique=True)
+    action: Mapped[str] = mapped_column(String(64))
+    playbook: Mapped[str] = mapped_column(String(255))
+    hosts: Mapped[list[str]]
+    check_mode: Mapped[bool] = mapped_column(default=False)
+    trigger: Mapped[str] = mapped_column(String(16))  # engine | manual
+    requested_by: Mapped[str] = mapped_column(String(255))
+    extra_var_names: Mapped[list[str]]  # names only: values may be secret
+    status: Mapped[str] = mapped_column(String(16))
+    rc: Mapped[int | None]
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifact_dir: Mapped[str] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+
+class Decision(Base):
+    """A proposal, the policy's verdict over it, and what came of it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_host_created", "host", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    planner: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float]
+    rationale: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[str] = mapped_column(String(16))
+    verdict_action: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    overridden: Mapped[bool] = mapped_column(default=False)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("playbook_runs.id"))
+    # running | recovered | not_recovered | run_failed | unverified | interrupted
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    outcome_at: Mapped[datetime | None]
+
+    incident: Mapped[Incident] = relationship(back_populates="decisions", lazy="raise")
+    run: Mapped[PlaybookRun | None] = relationship(lazy="raise")
+
+
+class Event(Base):
+    """One line of an incident's (or a run's) timeline; mirrored in the JSONL audit log."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_incident_at", "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str | None] = mapped_column(String(255))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("playbook_runs.id"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,183 @@
+"""The values that flow between pipeline stages, defined once.
+
+Every type here is a frozen dataclass: stages pass facts, never mutable state.
+Timestamps are UNIX seconds (float, UTC) so pure stages can be driven by a fake clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class HostStatus(enum.StrEnum):
+    """What the evaluator concluded about a host at one tick."""
+
+    NORMAL = "NORMAL"
+    HIGH_CPU = "HIGH_CPU"
+    UNKNOWN = "UNKNOWN"
+
+
+class IncidentStatus(enum.StrEnum):
+    """The incident state machine's states (see engine/record.py)."""
+
+    OPEN = "open"
+    REMEDIATING = "remediating"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    FAILED = "failed"
+
+
+ACTIVE_STATUSES = (IncidentStatus.OPEN, IncidentStatus.REMEDIATING)
+
+
+class VerdictKind(enum.StrEnum):
+    """What the policy gate allows."""
+
+    EXECUTE = "execute"
+    ESCALATE = "escalate"
+    WAIT = "wait"  # do nothing for now (cooldown, concurrency limit); decide again later
+    DO_NOTHING = "do_nothing"  # nothing to do on this basis (no data, not whitelisted)
+
+
+ESCALATE_ACTION = "escalate"
+DO_NOTHING_ACTION = "do_nothing"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One metric value for one host at one time."""
+
+    host: str
+    ts: float
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsBatch:
+    """What one query per tick returned: a window of samples per inventory host.
+
+    ``error`` is set when the source could not answer at all (every host is then
+    unknown); ``unmatched`` lists series labels that matched no inventory host.
+    """
+
+    fetched_at: float
+    windows: Mapping[str, tuple[Sample, ...]]
+    error: str | None = None
+    unmatched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HostState:
+    """The evaluator's verdict on one host at one tick, and why."""
+
+    host: str
+    status: HostStatus
+    value: float | None  # the latest sample, percent; None when there is no data
+    since: float  # when the current status began (first high sample for HIGH_CPU)
+    reason: str
+    sample_ts: float | None = None  # timestamp of the latest sample
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A planner's advice: one action, a confidence in [0, 1], and why."""
+
+    action: str
+    confidence: float
+    rationale: str
+    planner: str = "rules"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The policy gate's decision over a proposal, with the rule that decided it."""
+
+    kind: VerdictKind
+    action: str | None
+    reason: str
+    rule: str  # machine-readable name of the deciding rule, e.g. "cooldown"
+    overridden: bool = False  # True when a deterministic rule changed the proposal
+    retry_at: float | None = None  # for WAIT: when deciding again makes sense
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One past remediation on a host, as the policy sees it."""
+
+    incident_id: int
+    action: str
+    started_at: float
+    ended_at: float | None
+    succeeded: bool | None  # verified recovery; None while unknown or running
+
+
+@dataclass(frozen=True, slots=True)
+class HostHistory:
+    """What the policy needs to know about a host's past."""
+
+    host: str
+    attempts: tuple[Attempt, ...] = ()
+    remediating_hosts: int = 0  # hosts with a run in flight, fleet-wide
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Which playbook to run, where, and with what (already validated by policy)."""
+
+    action: str
+    playbook: str  # absolute path
+    hosts: tuple[str, ...]
+    extra_vars: Mapping[str, str] = field(default_factory=dict)
+    secret_vars: frozenset[str] = frozenset()
+    check: bool = False
+    timeout: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class HostRunStats:
+    """Ansible's recap for one host."""
+
+    ok: int = 0
+    changed: int = 0
+    failures: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the host had no failed or unreachable task."""
+        return self.failures == 0 and self.unreachable == 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What ansible-runner reported for one run."""
+
+    ident: str
+    status: str  # successful | failed | timeout | canceled | error
+    rc: int | None
+    artifact_dir: str
+    started_at: float
+    ended_at: float
+    stats: Mapping[str, HostRunStats] = field(default_factory=dict)
+    error: str | None = None
+
+    def host_succeeded(self, host: str) -> bool:
+        """True when the run finished and this host's recap shows no failure."""
+        stats = self.stats.get(host)
+        return self.status == "successful" and stats is not None and stats.succeeded
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """Whether a host recovered after a run: True, False, or None (no data)."""
+
+    host: str
+    recovered: bool | None
+    value: float | None
+    checked_at: float
+    reason: str

@@ -1,0 +1,103 @@
+"""The composition root: builds the real adapters from Settings and hands them to the Engine.
+
+Tests build the same pieces themselves, pointing them at their own servers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.audit import AuditLog
+from engine.escalate import LogNotifier
+from engine.execute import AnsibleRunnerExecutor
+from engine.inventory import Inventory, InventoryError, load_inventory
+from engine.locks import HostLocks
+from engine.loop import Engine
+from engine.metrics import LocalSource, MetricsSource, PrometheusSource
+from engine.plan import RulesPlanner
+from engine.policy_file import Policy, load_policy
+from engine.record import Recorder
+from engine.settings import Settings
+from engine.store import open_store
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Everything loaded and validated at start, shared by the engine and the CLI."""
+
+    settings: Settings
+    policy: Policy
+    inventory: Inventory
+    sessions: sessionmaker[Session]
+    recorder: Recorder
+    executor: AnsibleRunnerExecutor
+    locks: HostLocks
+
+
+def load_components(settings: Settings) -> Components:
+    """Load the policy and inventory, open and migrate the store; raise on bad input."""
+    policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
+    inventory = load_inventory(settings.inventory)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sessions = open_store(settings.database_url)
+    recorder = Recorder(sessions, AuditLog(settings.audit_log))
+    executor = AnsibleRunnerExecutor(runs_dir=settings.runs_dir, inventory_path=settings.inventory)
+    return Components(
+        settings, policy, inventory, sessions, recorder, executor, HostLocks(settings.locks_dir)
+    )
+
+
+def lookback(policy: Policy) -> float:
+    """How much history one tick asks for: the sustain window plus a few steps of margin."""
+    rule = policy.detection.high_cpu
+    return rule.sustain + 3 * rule.step
+
+
+def build_metrics(settings: Settings, policy: Policy, inventory: Inventory) -> MetricsSource:
+    """Prometheus when AUTOSRE_PROMETHEUS_URL is set, else this host through psutil."""
+    rule = policy.detection.high_cpu
+    if settings.prometheus_url:
+        return PrometheusSource(
+            url=settings.prometheus_url,
+            query=rule.promql,
+            aliases=inventory.aliases(),
+            lookback=lookback(policy),
+            step=rule.step,
+            label=rule.label,
+            timeout=settings.prometheus_timeout,
+        )
+    host = settings.local_host or inventory.local_host()
+    if host is None or host not in inventory.hosts:
+        raise InventoryError(
+            f"{inventory.path}: no local host to measure (a host with ansible_connection: local); "
+            "set AUTOSRE_LOCAL_HOST, or AUTOSRE_PROMETHEUS_URL to read a fleet from Prometheus"
+        )
+    others = [name for name in inventory.hosts if name != host]
+    return LocalSource(host=host, lookback=lookback(policy), other_hosts=others)
+
+
+def build_engine(
+    components: Components,
+    *,
+    metrics: MetricsSource | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Engine:
+    """An Engine on the loaded components, with the rules planner and the log notifier."""
+    policy = components.policy
+    memory = policy.remediation.failure_memory
+    return Engine(
+        policy=policy,
+        inventory=components.inventory,
+        metrics=metrics or build_metrics(components.settings, policy, components.inventory),
+        planner=RulesPlanner(memory_window=memory.window, max_failures=memory.max_failures),
+        executor=components.executor,
+        recorder=components.recorder,
+        locks=components.locks,
+        notifier=LogNotifier(),
+        playbook_dir=components.settings.playbook_dir,
+        clock=clock,
+    )

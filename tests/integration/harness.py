@@ -1,0 +1,136 @@
+"""Helpers for end-to-end scenarios: the real `autosre` CLI against real services."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.queries import incident_detail, list_incidents, list_runs
+from engine.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+AUTOSRE = Path(sys.executable).parent / "autosre"
+T = TypeVar("T")
+
+LAB_INVENTORY = """\
+all:
+  hosts:
+    web1:
+      ansible_host: 127.0.0.1
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    web2:
+      ansible_host: 127.0.0.2
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+
+def lab_env(tmp_path: Path, prometheus_url: str, **extra: str) -> dict[str, str]:
+    """Environment for an engine on the lab policy, a two-host inventory and its own data."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text(LAB_INVENTORY)
+    env = dict(os.environ)
+    env.update(
+        AUTOSRE_DATA_DIR=str(tmp_path / "data"),
+        AUTOSRE_PROMETHEUS_URL=prometheus_url,
+        AUTOSRE_POLICY=str(ROOT / "policies" / "lab.yaml"),
+        AUTOSRE_INVENTORY=str(inventory),
+        AUTOSRE_PLAYBOOK_DIR=str(ROOT / "playbooks"),
+        AUTOSRE_INTERVAL="1",
+        AUTOSRE_PROMETHEUS_TIMEOUT="2",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
+    """Poll probe until it returns something truthy; fail naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+class Store:
+    """Read access to the engine's store, as the CLI and UI see it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.sessions: sessionmaker[Session] = open_store(f"sqlite:///{data_dir / 'autosre.db'}")
+
+    def incidents(self, host: str | None = None) -> list[dict[str, Any]]:
+        return list_incidents(self.sessions, host=host, limit=100)
+
+    def detail(self, incident_id: int) -> dict[str, Any]:
+        found = incident_detail(self.sessions, incident_id)
+        assert found is not None
+        return found
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list_runs(self.sessions, limit=100)
+
+    def close(self) -> None:
+        bind = self.sessions.kw["bind"]
+        bind.dispose()
+
+
+@contextmanager
+def engine_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`autosre run` in the background; SIGTERM at the end, and it must stop cleanly."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(AUTOSRE), "run"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for("the engine's first tick", lambda: "START ->" in log.read_text() or None, 60)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+@contextmanager
+def chaos(env: dict[str, str], *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`autosre chaos cpu ...` in the background; killed (with its burners) at the end."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(AUTOSRE), "chaos", "cpu", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    """Run an `autosre` command that prints JSON and parse its output."""
+    done = subprocess.run(
+        [str(AUTOSRE), *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stdout)

@@ -1,0 +1,147 @@
+"""The chaos scenarios every release must pass, end to end with real services:
+Prometheus (1 s scrapes) + node_exporter + nginx + ansible-runner + the `autosre` CLI."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import Store, chaos, cli_json, engine_process, lab_env, wait_for
+
+pytestmark = pytest.mark.integration
+
+CPU_QUERY = 'node_cpu_seconds_total{mode="idle"}'
+
+
+@pytest.fixture
+def lab(tmp_path: Path, node_exporter: Any, prometheus_factory: Callable[..., Any]) -> Any:
+    """A Prometheus scraping this host's node_exporter every second, with data flowing."""
+    server = prometheus_factory([node_exporter.address], scrape_interval="1s")
+    server.wait_for_series(CPU_QUERY, timeout=30)
+    return server
+
+
+def _incident(store: Store, host: str, statuses: set[str]) -> dict[str, Any] | None:
+    for incident in store.incidents(host):
+        if incident["status"] in statuses:
+            return incident
+    return None
+
+
+def test_sustained_cpu_cured_by_nginx_restart(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
+    env = lab_env(tmp_path, lab.url)
+    store = Store(tmp_path / "data")
+    old_pid = nginx_service.pid()
+    with engine_process(env, tmp_path / "engine.log"):
+        with chaos(env, "--seconds", "90", log=tmp_path / "chaos.log") as burn:
+            resolved = wait_for(
+                "the incident to be resolved",
+                lambda: _incident(store, "web1", {"resolved", "escalated", "failed"}),
+                timeout=120,
+            )
+            burn.wait(timeout=30)
+        assert resolved["status"] == "resolved", store.detail(resolved["id"])
+        assert resolved["action"] == "restart_nginx"
+        assert resolved["cpu_before"] > 80
+        assert resolved["cpu_after"] < 50
+        assert nginx_service.pid() != old_pid, "nginx's master pid did not change"
+        assert "nginx_restarted" in (tmp_path / "chaos.log").read_text()
+        detail = store.detail(resolved["id"])
+        kinds = [event["kind"] for event in detail["timeline"]]
+        for step in ("detected", "decided", "remediating", "run_ended", "verified", "resolved"):
+            assert step in kinds, kinds
+        assert [r["status"] for r in detail["runs"]] == ["successful"]
+        assert detail["decisions"][0]["verdict"] == "execute"
+        assert detail["decisions"][0]["outcome"] == "recovered"
+        # web2 has no series: UNKNOWN, never an incident, never a run.
+        assert store.incidents("web2") == []
+        assert all(run["hosts"] == ["web1"] for run in store.runs())
+    listed = cli_json(env, "incidents", "list", "--json")
+    assert listed[0]["id"] == resolved["id"]
+    assert set(listed[0]) >= {
+        "id",
+        "host",
+        "kind",
+        "status",
+        "action",
+        "opened_at",
+        "closed_at",
+        "cpu_before",
+        "cpu_after",
+    }
+    assert listed[0]["opened_at"].endswith("Z")
+    audit = (tmp_path / "data" / "audit.jsonl").read_text().splitlines()
+    assert any('"kind": "resolved"' in line for line in audit)
+    assert "stopped" in (tmp_path / "engine.log").read_text()
+    store.close()
+
+
+def test_repeated_failed_recoveries_escalate(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
+    env = lab_env(tmp_path, lab.url)
+    store = Store(tmp_path / "data")
+    with (
+        engine_process(env, tmp_path / "engine.log"),
+        chaos(env, "--stubborn", "--seconds", "150", log=tmp_path / "chaos.log"),
+    ):
+        escalated = wait_for(
+            "the incident to escalate",
+            lambda: _incident(store, "web1", {"escalated", "resolved", "failed"}),
+            timeout=140,
+        )
+        assert escalated["status"] == "escalated", store.detail(escalated["id"])
+        runs_then = len(store.runs())
+        time.sleep(10)  # the burn goes on: the engine must keep its hands off
+        assert len(store.runs()) == runs_then
+        assert _incident(store, "web1", {"open", "remediating"}) is None
+    detail = store.detail(escalated["id"])
+    assert [run["action"] for run in detail["runs"]] == ["restart_nginx", "rollback_nginx"]
+    outcomes = [d["outcome"] for d in detail["decisions"] if d["verdict"] == "execute"]
+    assert all(outcome in {"not_recovered", "run_failed"} for outcome in outcomes), outcomes
+    assert detail["decisions"][-1]["verdict"] == "escalate"
+    assert "ladder exhausted" in detail["decisions"][-1]["rationale"]
+    store.close()
+
+
+def test_prometheus_down_means_no_action(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
+    env = lab_env(tmp_path, lab.url)
+    store = Store(tmp_path / "data")
+    old_pid = nginx_service.pid()
+    log = tmp_path / "engine.log"
+    with engine_process(env, log):
+        with chaos(env, "--stubborn", "--seconds", "60", log=tmp_path / "chaos.log"):
+            time.sleep(4)  # high, but not yet for the whole sustain window (10 s)
+            lab.stop()
+            wait_for(
+                "web1 to become UNKNOWN",
+                lambda: (
+                    "web1 NORMAL -> UNKNOWN" in log.read_text()
+                    or "web1 HIGH_CPU -> UNKNOWN" in log.read_text()
+                    or None
+                ),
+                20,
+            )
+            time.sleep(15)  # far past the sustain window, burning, no data
+        assert store.runs() == []
+        assert all(i["status"] != "remediating" for i in store.incidents())
+        assert nginx_service.pid() == old_pid
+        text = log.read_text()
+        assert text.count("prometheus unreachable") == 1, "outage must be logged once"
+        assert "web2 " in text and "UNKNOWN" in text
+    store.close()
+
+
+def test_host_without_series_is_never_touched(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
+    env = lab_env(tmp_path, lab.url)
+    store = Store(tmp_path / "data")
+    log = tmp_path / "engine.log"
+    with engine_process(env, log):
+        wait_for("web2 UNKNOWN", lambda: "web2 START -> UNKNOWN" in log.read_text() or None, 30)
+        wait_for("web1 NORMAL", lambda: "web1 START -> NORMAL" in log.read_text() or None, 30)
+        time.sleep(3)
+    assert store.incidents("web2") == []
+    assert store.runs() == []
+    store.close()
