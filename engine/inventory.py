@@ -130,9 +130,12 @@ def load_inventory(path: Path, *, timeout: float = 60.0) -> Inventory:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InventoryError(f"{path}: ansible-inventory failed: {exc}") from None
     if done.returncode != 0:
-        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-        reason = lines[0] if lines else f"exit status {done.returncode}"
-        raise InventoryError(f"{path}: {reason.removeprefix('[ERROR]: ').strip()}")
+        lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("[ERROR]")]
+        reason = (errors or lines or [f"exit status {done.returncode}"])[0]
+        for prefix in ("[ERROR]:", "[WARNING]:"):
+            reason = reason.removeprefix(prefix).strip()
+        raise InventoryError(f"{path}: {reason}")
     try:
         listing = json.loads(done.stdout)
     except json.JSONDecodeError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from string import Formatter
 from typing import Annotated, Any, Self
 
 import yaml
@@ -56,7 +57,7 @@ class HighCpuRule(_Strict):
     label: str = "instance"
     trigger: float = Field(80.0, gt=0, le=100, description="percent; above it counts as high")
     clear: float = Field(60.0, ge=0, lt=100, description="percent; below it counts as cleared")
-    window: Seconds = Field(30.0, gt=0, description="PromQL range for the rate")
+    window: Seconds = Field(30.0, ge=0.001, description="PromQL range for the rate")
     sustain: Seconds = Field(300.0, ge=0, description="high for this long before acting")
     step: Seconds = Field(15.0, gt=0, description="scrape interval / query resolution")
     stale_after: Seconds | None = Field(None, description="latest sample older than this: UNKNOWN")
@@ -67,12 +68,7 @@ class HighCpuRule(_Strict):
             raise ValueError(f"clear ({self.clear}) must be below trigger ({self.trigger})")
         if self.stale_after is not None and self.stale_after < self.step:
             raise ValueError("stale_after must be at least one step")
-        try:
-            self.query.format(window=format_duration(self.window))
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"query must use only the {{window}} placeholder (double other braces): {exc}"
-            ) from exc
+        _check_placeholders(self.query)
         return self
 
     @property
@@ -84,6 +80,32 @@ class HighCpuRule(_Strict):
     def staleness(self) -> float:
         """How old the latest sample may be before the host is UNKNOWN."""
         return self.stale_after if self.stale_after is not None else 3 * self.step
+
+
+def _check_placeholders(query: str) -> None:
+    """Allow exactly one kind of placeholder, ``{window}``: anything else is a mistake."""
+    try:
+        fields = [
+            name
+            for _, name, spec, conv in Formatter().parse(query)
+            if name is not None or spec or conv
+        ]
+    except ValueError as exc:
+        raise ValueError(
+            f"query may only use the {{window}} placeholder: {exc} "
+            "(write literal braces doubled: {{ }})"
+        ) from None
+    stray = [name for name in fields if name != "window"]
+    if stray:
+        raise ValueError(
+            f"query may only use the {{window}} placeholder, found {{{stray[0]}}} "
+            "(write literal braces doubled: {{ }})"
+        )
+    for _, name, spec, conv in Formatter().parse(query):
+        if name == "window" and (spec or conv):
+            raise ValueError(
+                "query may only use the {window} placeholder, without format spec or conversion"
+            )
 
 
 class Detection(_Strict):
@@ -170,20 +192,20 @@ class Policy(_Strict):
                 raise ValueError(f"{name!r} is not an allowed action name")
         return value
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Self:
+    def cross_check(self) -> tuple[str, str] | None:
+        """The first (field, reason) that relates two sections wrongly, or None."""
         rule = self.detection.high_cpu
         for rung in self.remediation.ladder:
             if rung not in self.actions:
-                raise ValueError(f"remediation.ladder: {rung!r} is not in actions")
+                return "remediation.ladder", f"{rung!r} is not in actions"
         floor = rule.step + rule.window
         settle = self.remediation.settle
         if settle is not None and settle < floor:
-            raise ValueError(
-                f"remediation.settle: {settle:g}s is shorter than one step plus the query "
-                f"window ({floor:g}s): verification would read data from before the run"
+            return "remediation.settle", (
+                f"{settle:g}s is shorter than one step plus the query window ({floor:g}s): "
+                "verification would read data from before the run"
             )
-        return self
+        return None
 
     @property
     def settle(self) -> float:
@@ -201,11 +223,15 @@ def parse_policy(data: object, *, source: str = "<policy>") -> Policy:
     if not isinstance(data, dict):
         raise PolicyError(source, "", "the file must hold a mapping (key: value) at the top")
     try:
-        return Policy.model_validate(data)
+        policy = Policy.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         reason = str(first["msg"]).removeprefix("Value error, ")
         raise PolicyError(source, _field_path(tuple(first["loc"])), reason) from None
+    problem = policy.cross_check()
+    if problem is not None:
+        raise PolicyError(source, *problem)
+    return policy
 
 
 def load_policy(path: Path, *, playbook_dir: Path | None = None) -> Policy:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.audit import AuditLog
@@ -397,9 +397,18 @@ class Recorder:
             if run_ids:
                 session.execute(
                     update(Decision)
-                    .where(Decision.run_id.in_(run_ids), Decision.outcome.in_(["running", None]))
+                    .where(
+                        Decision.run_id.in_(run_ids),
+                        or_(Decision.outcome == "running", Decision.outcome.is_(None)),
+                    )
                     .values(outcome="interrupted", outcome_at=to_dt(at))
                 )
+            # Runs that ended but were never verified: their effect is unknown too.
+            session.execute(
+                update(Decision)
+                .where(Decision.outcome == "running", Decision.run_id.is_not(None))
+                .values(outcome="unverified", outcome_at=to_dt(at))
+            )
             for incident in session.scalars(
                 select(Incident).where(Incident.status == IncidentStatus.REMEDIATING)
             ).all():

@@ -169,7 +169,10 @@ class RunResult:
     def host_succeeded(self, host: str) -> bool:
         """True when the run finished and this host's recap shows no failure."""
         stats = self.stats.get(host)
-        return self.status == "successful" and stats is not None and stats.succeeded
+        # In a batched run, ansible-playbook exits 2 (a host failed) or 4 (a host was
+        # unreachable) for the whole run; the other hosts' recaps still tell the truth.
+        finished = self.status == "successful" or (self.status == "failed" and self.rc in (2, 4))
+        return finished and stats is not None and stats.succeeded
 
 
 @dataclass(frozen=True, slots=True)

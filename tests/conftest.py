@@ -1,3 +1,3 @@
 """Shared fixtures: real services started on free 127.0.0.1 ports, stopped by pid."""
 
-pytest_plugins = ["tests.fixtures.nginx", "tests.fixtures.prometheus"]
+pytest_plugins = ["tests.fixtures.nginx", "tests.fixtures.postgres", "tests.fixtures.prometheus"]

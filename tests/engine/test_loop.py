@@ -1,0 +1,258 @@
+"""The engine's tick end to end with real Ansible runs and a real SQLite store.
+
+Metrics come through the engine's own MetricsSource seam from a scripted source (the
+real Prometheus path is covered in tests/integration); everything after it is real.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.audit import AuditLog
+from engine.escalate import LogNotifier
+from engine.execute import AnsibleRunnerExecutor
+from engine.inventory import load_inventory
+from engine.locks import HostLocks
+from engine.loop import Engine
+from engine.plan import RulesPlanner
+from engine.policy_file import load_policy
+from engine.queries import incident_detail, list_incidents, list_runs
+from engine.record import Recorder
+from engine.store import open_store
+from engine.types import MetricsBatch, Proposal, RunRequest, Sample, Verdict, VerdictKind
+
+Script = Callable[[str, float], float | None]
+
+PLAYBOOKS = {
+    "ok.yml": "- name: Succeed\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+    "    - name: Say ok\n      ansible.builtin.debug:\n        msg: ok\n",
+    "fail.yml": "- name: Fail\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+    "    - name: Fail on purpose\n      ansible.builtin.fail:\n        msg: broken\n",
+}
+POLICY = """
+detection:
+  high_cpu: {trigger: 80, clear: 50, window: 1s, sustain: 0s, step: 1s, stale_after: 3s}
+actions:
+  first_fix: {playbook: FIRST, description: first rung, timeout: 60s}
+  second_fix: {playbook: ok.yml, description: second rung, timeout: 60s}
+remediation:
+  ladder: [first_fix, second_fix]
+  cooldown: 1h
+  max_attempts: 2
+  max_concurrent: 5
+  verify_timeout: VERIFY
+"""
+INVENTORY = """
+all:
+  hosts:
+    web1: {ansible_connection: local, ansible_python_interpreter: "{{ ansible_playbook_python }}"}
+    web2: {ansible_connection: local, ansible_python_interpreter: "{{ ansible_playbook_python }}"}
+    web3: {ansible_connection: local, ansible_python_interpreter: "{{ ansible_playbook_python }}"}
+"""
+
+
+class ScriptedSource:
+    """Samples from a function of (host, time); None means no data for that host."""
+
+    def __init__(self, script: Script, hosts: tuple[str, ...]) -> None:
+        self.script = script
+        self.hosts = hosts
+
+    def fetch(self, now: float) -> MetricsBatch:
+        windows: dict[str, tuple[Sample, ...]] = {}
+        for host in self.hosts:
+            samples = []
+            for back in range(3, -1, -1):
+                value = self.script(host, now - back)
+                if value is not None:
+                    samples.append(Sample(host, now - back, value))
+            windows[host] = tuple(samples)
+        return MetricsBatch(fetched_at=now, windows=windows)
+
+
+class Lab:
+    """An engine on a temporary store, playbooks and inventory."""
+
+    def __init__(self, tmp_path: Path, *, first: str = "ok.yml", verify_timeout: str = "20s"):
+        books = tmp_path / "playbooks"
+        books.mkdir()
+        for name, text in PLAYBOOKS.items():
+            (books / name).write_text(text)
+        policy_file = tmp_path / "policy.yaml"
+        policy_file.write_text(POLICY.replace("FIRST", first).replace("VERIFY", verify_timeout))
+        inventory_file = tmp_path / "inventory.yml"
+        inventory_file.write_text(INVENTORY)
+        self.tmp_path = tmp_path
+        self.policy = load_policy(policy_file, playbook_dir=books)
+        self.inventory = load_inventory(inventory_file)
+        self.books = books
+        self.sessions = open_store(f"sqlite:///{tmp_path / 'autosre.db'}")
+        self.recorder = Recorder(self.sessions, AuditLog(tmp_path / "audit.jsonl"))
+        self.locks = HostLocks(tmp_path / "locks")
+        self.executor = AnsibleRunnerExecutor(
+            runs_dir=tmp_path / "runs", inventory_path=inventory_file
+        )
+        self.values: dict[str, float | None] = {"web1": 20.0, "web2": 20.0, "web3": 20.0}
+        self.engines: list[Engine] = []
+
+    def engine(self) -> Engine:
+        source = ScriptedSource(lambda host, _t: self.values[host], ("web1", "web2", "web3"))
+        engine = Engine(
+            policy=self.policy,
+            inventory=self.inventory,
+            metrics=source,
+            planner=RulesPlanner(),
+            executor=self.executor,
+            recorder=self.recorder,
+            locks=self.locks,
+            notifier=LogNotifier(),
+            playbook_dir=self.books,
+        )
+        self.engines.append(engine)
+        return engine
+
+    def tick_until(self, engine: Engine, what: str, done: Callable[[], bool], timeout: float = 40):
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            engine.tick()
+            time.sleep(0.2)
+
+    def incidents(self, host: str | None = None) -> list[dict]:
+        return list_incidents(self.sessions, host=host)
+
+    def status(self, host: str) -> str | None:
+        rows = self.incidents(host)
+        return rows[0]["status"] if rows else None
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    made = Lab(tmp_path)
+    yield made
+    for engine in made.engines:
+        engine.shutdown()
+
+
+def test_two_hosts_high_in_one_tick_share_one_run_and_both_resolve(lab: Lab) -> None:
+    engine = lab.engine()
+    lab.values.update(web1=95.0, web2=97.0)
+    engine.tick()
+    runs = list_runs(lab.sessions)
+    assert len(runs) == 1
+    assert sorted(runs[0]["hosts"]) == ["web1", "web2"]
+    assert {lab.status("web1"), lab.status("web2")} == {"remediating"}
+    assert engine.wait_idle(60)
+    lab.values.update(web1=10.0, web2=12.0)
+    lab.tick_until(
+        engine, "both resolved", lambda: lab.status("web1") == lab.status("web2") == "resolved"
+    )
+    incident = lab.incidents("web1")[0]
+    assert incident["cpu_before"] == 95.0
+    assert incident["cpu_after"] == 10.0
+    assert lab.incidents("web3") == []
+
+
+def test_failed_run_climbs_the_ladder_then_escalates_and_stops(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, first="fail.yml")
+    engine = lab.engine()
+    try:
+        lab.values["web1"] = 99.0
+        lab.tick_until(engine, "escalation", lambda: lab.status("web1") == "escalated", 60)
+        detail = incident_detail(lab.sessions, lab.incidents("web1")[0]["id"])
+        assert detail is not None
+        assert [r["action"] for r in detail["runs"]] == ["first_fix", "second_fix"]
+        assert [r["status"] for r in detail["runs"]] == ["failed", "successful"]
+        outcomes = [d["outcome"] for d in detail["decisions"] if d["verdict"] == "execute"]
+        assert outcomes == ["run_failed", "not_recovered"]
+        assert detail["decisions"][-1]["verdict"] == "escalate"
+        for _ in range(10):  # still burning: no more runs, no new incident
+            engine.tick()
+        assert engine.wait_idle(5)
+        assert len(list_runs(lab.sessions)) == 2
+        assert len(lab.incidents("web1")) == 1
+        lab.values["web1"] = 5.0
+        lab.tick_until(engine, "closing", lambda: lab.incidents("web1")[0]["closed_at"] is not None)
+        assert lab.status("web1") == "escalated"
+    finally:
+        engine.shutdown()
+
+
+def test_unknown_host_is_held_not_remediated(lab: Lab) -> None:
+    engine = lab.engine()
+    lab.values["web3"] = None
+    for _ in range(3):
+        engine.tick()
+    assert lab.incidents("web3") == []
+    # An incident whose data disappears is held, with one record of why.
+    lab.values["web1"] = 95.0
+    lab.locks.acquire(["web1"], "test holds the host").release()  # lock is free
+    held = lab.locks.acquire(["web1"], "an operator's manual run")
+    try:
+        engine.tick()  # decides, but the host is busy: waits
+        assert list_runs(lab.sessions) == []
+        lab.values["web1"] = None
+        for _ in range(3):
+            engine.tick()
+    finally:
+        held.release()
+    assert list_runs(lab.sessions) == []
+    detail = incident_detail(lab.sessions, lab.incidents("web1")[0]["id"])
+    assert detail is not None
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds.count("holding") == 1
+    assert "waiting" in kinds
+    assert "an operator's manual run" in " ".join(e["message"] for e in detail["timeline"])
+
+
+def test_no_data_after_a_run_is_not_success(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, verify_timeout="1s")
+    engine = lab.engine()
+    try:
+        lab.values["web2"] = 96.0
+        engine.tick()
+        assert engine.wait_idle(60)
+        lab.values["web2"] = None
+        lab.tick_until(engine, "failure", lambda: lab.status("web2") == "failed")
+        detail = incident_detail(lab.sessions, lab.incidents("web2")[0]["id"])
+        assert detail is not None
+        assert detail["decisions"][0]["outcome"] == "unverified"
+        assert "cannot verify" in detail["summary"]
+    finally:
+        engine.shutdown()
+
+
+def test_restart_after_a_crash_never_reruns_blindly(lab: Lab) -> None:
+    now = time.time()
+    incident = lab.recorder.open_incident("web1", "high_cpu", 97.0, "cpu 97%", at=now, since=now)
+    decision = lab.recorder.record_decision(
+        incident,
+        "web1",
+        Proposal("first_fix", 0.9, "r"),
+        Verdict(VerdictKind.EXECUTE, "first_fix", "allowed", "allowed"),
+        now,
+    )
+    request = RunRequest("first_fix", str(lab.books / "ok.yml"), ("web1",))
+    lab.recorder.begin_run(
+        request,
+        ident="crashed-run",
+        artifact_dir="x",
+        trigger="engine",
+        requested_by="engine",
+        at=now,
+        decisions=[(decision, incident)],
+    )
+    lab.values["web1"] = 97.0
+    engine = lab.engine()  # the "restarted" engine
+    runs = list_runs(lab.sessions)
+    assert runs[0]["status"] == "interrupted"
+    assert lab.status("web1") == "open"
+    engine.tick()
+    assert engine.wait_idle(60)
+    runs = list_runs(lab.sessions)
+    assert [r["action"] for r in reversed(runs)] == ["first_fix", "second_fix"]
