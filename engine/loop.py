@@ -78,6 +78,7 @@ class Engine:
         locks: HostLocks,
         notifier: Notifier,
         playbook_dir: Path,
+        runs_dir: Path,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
@@ -89,6 +90,7 @@ class Engine:
         self.locks = locks
         self.notifier = notifier
         self.playbook_dir = playbook_dir
+        self.runs_dir = runs_dir  # where the executor puts run dirs, for the record
         self.clock = clock
         rule = policy.detection.high_cpu
         self.evaluator = Evaluator(
@@ -411,7 +413,7 @@ class Engine:
                     item.track, f"cannot run {action}: {exc}", now, IncidentStatus.FAILED
                 )
             return None
-        run_dir = self.executor_runs_dir() / ident
+        run_dir = self.runs_dir / ident
         run_id = self.recorder.begin_run(
             request,
             ident=ident,
@@ -429,11 +431,6 @@ class Engine:
         self._futures.add(future)
         future.add_done_callback(self._futures.discard)
         return ident
-
-    def executor_runs_dir(self) -> Path:
-        """Where the executor keeps run directories (for the record)."""
-        runs_dir = getattr(self.executor, "runs_dir", None)
-        return Path(runs_dir) if runs_dir is not None else Path("runs")
 
     def _run(self, request: RunRequest, ident: str, run_id: int, locks: list[HeldLocks]) -> None:
         started = self.clock()

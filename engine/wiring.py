@@ -99,5 +99,6 @@ def build_engine(
         locks=components.locks,
         notifier=LogNotifier(),
         playbook_dir=components.settings.playbook_dir,
+        runs_dir=components.settings.runs_dir,
         clock=clock,
     )

@@ -111,6 +111,7 @@ class Lab:
             locks=self.locks,
             notifier=LogNotifier(),
             playbook_dir=self.books,
+            runs_dir=self.tmp_path / "runs",
         )
         self.engines.append(engine)
         return engine

@@ -1,0 +1,132 @@
+"""The nginx playbooks against this machine's real nginx, run through the real executor."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.execute import AnsibleRunnerExecutor, read_events
+from engine.types import RunRequest, RunResult
+from tests.fixtures.ansible import local_inventory
+from tests.fixtures.nginx import NginxService
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+HOST = "localhost"
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> AnsibleRunnerExecutor:
+    inventory = local_inventory(tmp_path / "inventory.yml", HOST)
+    return AnsibleRunnerExecutor(runs_dir=tmp_path / "runs", inventory_path=inventory)
+
+
+def run_playbook(
+    executor: AnsibleRunnerExecutor, name: str, ident: str, **extra_vars: str
+) -> RunResult:
+    request = RunRequest(
+        action=name,
+        playbook=str(PLAYBOOKS / f"{name}.yml"),
+        hosts=(HOST,),
+        extra_vars=extra_vars,
+        timeout=120,
+    )
+    return executor.run(request, ident=ident)
+
+
+def failed_messages(result: RunResult) -> list[str]:
+    return [
+        str(event["event_data"]["res"].get("msg", ""))
+        for event in read_events(Path(result.artifact_dir))
+        if event.get("event") == "runner_on_failed"
+    ]
+
+
+def test_restart_replaces_the_master_and_snapshots_the_config(
+    nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "known-good"
+    old = nginx_service.pid()
+
+    result = run_playbook(
+        executor, "restart_nginx", "restart-1", nginx_known_good_dir=str(snapshot)
+    )
+
+    assert result.host_succeeded(HOST), result
+    assert nginx_service.wait_for_new_pid(old, timeout=10) != old
+    assert nginx_service.answers()
+    conf = nginx_service.conf_dir
+    assert (snapshot / "nginx.conf").read_bytes() == (conf / "nginx.conf").read_bytes()
+    enabled = snapshot / "sites-enabled" / "default"
+    if (conf / "sites-enabled" / "default").is_symlink():
+        assert enabled.is_symlink()
+
+    # The snapshot is already current: only the restart itself changes anything.
+    again = run_playbook(executor, "restart_nginx", "restart-2", nginx_known_good_dir=str(snapshot))
+    assert again.host_succeeded(HOST), again
+    assert again.stats[HOST].changed == 1
+
+
+def test_rollback_restores_the_snapshot(
+    nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
+) -> None:
+    conf = nginx_service.conf_dir
+    snapshot = tmp_path / "known-good"
+    backups = tmp_path / "backups"
+    shutil.copytree(conf, snapshot, symlinks=True)
+    good = (conf / "nginx.conf").read_bytes()
+    (conf / "nginx.conf").write_bytes(good + b"\n# changed by test_rollback\n")
+    (conf / "conf.d" / "autosre-test-extra.conf").write_text("# added after the snapshot\n")
+    paths = {"nginx_known_good_dir": str(snapshot), "nginx_backup_root": str(backups)}
+
+    result = run_playbook(executor, "rollback_nginx", "rollback-1", **paths)
+
+    assert result.host_succeeded(HOST), result
+    assert (conf / "nginx.conf").read_bytes() == good
+    assert not (conf / "conf.d" / "autosre-test-extra.conf").exists()
+    (backup,) = backups.iterdir()
+    assert (backup / "nginx.conf").read_bytes().endswith(b"# changed by test_rollback\n")
+    nginx_service.wait_until_answering(timeout=10)
+
+    again = run_playbook(executor, "rollback_nginx", "rollback-2", **paths)
+    assert again.host_succeeded(HOST), again
+    assert again.stats[HOST].changed == 0
+    assert len(list(backups.iterdir())) == 1
+
+
+def test_rollback_without_snapshot_fails_clearly(
+    nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-snapshot-here"
+
+    result = run_playbook(
+        executor, "rollback_nginx", "rollback-none", nginx_known_good_dir=str(missing)
+    )
+
+    assert result.status == "failed"
+    assert result.stats[HOST].failures == 1
+    assert any("No known-good nginx config" in msg for msg in failed_messages(result))
+    assert nginx_service.answers()
+
+
+def test_broken_config_is_never_restarted(
+    nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
+) -> None:
+    old = nginx_service.pid()
+    conf = nginx_service.conf_dir / "nginx.conf"
+    conf.write_bytes(conf.read_bytes() + b"\nthis_is_not_a_directive on;\n")
+
+    result = run_playbook(
+        executor, "restart_nginx", "restart-broken", nginx_known_good_dir=str(tmp_path / "kg")
+    )
+
+    assert result.status == "failed"
+    assert result.stats[HOST].failures == 1
+    assert result.stats[HOST].changed == 0
+    assert nginx_service.pid() == old
+    assert nginx_service.running()
+    assert nginx_service.answers()
+    assert not (tmp_path / "kg").exists()
