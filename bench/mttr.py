@@ -59,6 +59,7 @@ def _wait(what: str, probe: Any, timeout: float, every: float = 0.05) -> Any:
 
 def trial(workdir: Path, prometheus_url: str) -> dict[str, float]:
     """One run of the scenario; returns its phases in seconds from burn start."""
+    workdir.mkdir(parents=True, exist_ok=True)
     env = lab_env(workdir, prometheus_url)
     log = workdir / "engine.log"
     with log.open("wb") as out:

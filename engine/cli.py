@@ -82,7 +82,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     _setup_logging(settings)
     components = load_components(settings)
     engine = build_engine(components)
-    source = settings.prometheus_url or f"this host (psutil) as {engine.metrics.__class__.__name__}"
+    local = settings.local_host or components.inventory.local_host()
+    source = settings.prometheus_url or f"this machine (psutil) as host {local}"
     policy = components.policy
     logging.info(
         "AutoSRE %s: %d hosts from %s, policy %s, metrics from %s, store %s, tick every %gs",

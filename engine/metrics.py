@@ -257,6 +257,11 @@ class LocalSource:
         self._samples: deque[Sample] = deque()
         self._primed = False
 
+    def prime(self) -> None:
+        """Take the meaningless first reading now, so the first fetch already has data."""
+        self._cpu_percent()
+        self._primed = True
+
     def fetch(self, now: float) -> MetricsBatch:
         """Sample the CPU at ``now``; other hosts get empty windows (no data)."""
         value = self._cpu_percent()

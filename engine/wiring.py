@@ -77,7 +77,9 @@ def build_metrics(settings: Settings, policy: Policy, inventory: Inventory) -> M
             "set AUTOSRE_LOCAL_HOST, or AUTOSRE_PROMETHEUS_URL to read a fleet from Prometheus"
         )
     others = [name for name in inventory.hosts if name != host]
-    return LocalSource(host=host, lookback=lookback(policy), other_hosts=others)
+    source = LocalSource(host=host, lookback=lookback(policy), other_hosts=others)
+    source.prime()
+    return source
 
 
 def build_engine(

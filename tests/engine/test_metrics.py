@@ -290,3 +290,10 @@ def test_local_source_default_uses_psutil() -> None:
     assert source.fetch(time.time()).windows["here"] == ()
     (sample,) = source.fetch(time.time()).windows["here"]
     assert 0.0 <= sample.value <= 100.0
+
+
+def test_local_source_primed_has_data_on_the_first_fetch() -> None:
+    readings = iter([0.0, 33.0])
+    source = LocalSource(host="web1", lookback=5.0, cpu_percent=lambda: next(readings))
+    source.prime()
+    assert [s.value for s in source.fetch(100.0).windows["web1"]] == [33.0]
