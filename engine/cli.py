@@ -10,23 +10,33 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from engine import __version__
 from engine.guard import RefusedError, parse_extra_vars
 from engine.inventory import InventoryError
 from engine.locks import HostBusyError
 from engine.policy_file import PolicyError, load_policy
-from engine.queries import STATUSES, incident_detail, list_incidents
+from engine.queries import STATUSES, incident_detail, list_approvals, list_incidents
+from engine.record import ApprovalError
 from engine.settings import Settings, SettingsError, load_settings
 from engine.store import StoreError
 
 EXIT_USAGE = 2
 # Errors that mean "the input is wrong": reported in one line, exit status 2.
-INPUT_ERRORS = (PolicyError, InventoryError, SettingsError, RefusedError, HostBusyError, StoreError)
+INPUT_ERRORS = (
+    PolicyError,
+    InventoryError,
+    SettingsError,
+    RefusedError,
+    HostBusyError,
+    StoreError,
+    ApprovalError,
+)
 
 
 class UsageError(Exception):
@@ -46,6 +56,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
+def _record_id(text: str) -> int:
+    value = _positive_int(text)
+    if value > 2**31 - 1:  # the largest id an INTEGER column holds on PostgreSQL
+        raise argparse.ArgumentTypeError(f"no such id: {text!r}")
     return value
 
 
@@ -168,10 +185,20 @@ def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
             f"  #{d['id']} {d['planner']} proposed {d['action']} ({d['confidence']:.2f}): "
             f"{d['rationale']}"
         )
+        if d["model"]:
+            print(f"      model {_call_summary(d)}")
+        if d["call_error"]:
+            print(f"      model reply not used: {d['call_error']}")
+        if d["fallback"]:
+            print(f"      fallback to rules: {d['fallback']}")
         print(
             f"      verdict {d['verdict']} [{d['rule']}]: {d['reason']}; "
             f"outcome {d['outcome'] or '-'}"
         )
+    if detail["approvals"]:
+        print("approvals:")
+        for a in detail["approvals"]:
+            print(f"  #{a['id']} {a['action']}: {_approval_state(a)}")
     print("runs:")
     for run in detail["runs"]:
         print(
@@ -179,6 +206,86 @@ def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
             f"{run['status']} (rc {run['rc']}); artifacts {run['artifact_dir']}"
         )
     return 0
+
+
+def _call_summary(d: dict[str, Any]) -> str:
+    """One line on a decision's model call: who, how long, how many tokens."""
+    parts = [f"{d['provider']}/{d['model']}"]
+    if d["latency_ms"] is not None:
+        parts.append(f"{d['latency_ms']:.0f} ms")
+    if d["attempts"] is not None:
+        parts.append(f"{d['attempts']} attempt{'s' if d['attempts'] != 1 else ''}")
+    if d["input_tokens"] is not None or d["output_tokens"] is not None:
+        tokens_in = "?" if d["input_tokens"] is None else d["input_tokens"]
+        tokens_out = "?" if d["output_tokens"] is None else d["output_tokens"]
+        parts.append(f"tokens {tokens_in} in / {tokens_out} out")
+    if d["cached"]:
+        parts.append("cached")
+    return ", ".join(parts)
+
+
+def _approval_state(a: dict[str, Any]) -> str:
+    """An approval's status in words: who decided when, or until when it waits."""
+    if a["status"] == "pending":
+        return f"pending until {a['expires_at']}"
+    if a["decided_by"]:
+        note = f" ({a['note']})" if a["note"] else ""
+        return f"{a['status']} by {a['decided_by']} at {a['decided_at']}{note}"
+    return f"{a['status']} at {a['decided_at'] or a['expires_at']}"
+
+
+def cmd_approvals_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List approvals: pending ones (oldest first), or all of them (newest first)."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    rows = list_approvals(
+        open_store(settings.database_url), status=None if args.all else "pending", limit=args.limit
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no approvals" if args.all else "no pending approvals")
+        return 0
+    print(f"{'ID':>5}  {'INCIDENT':>8}  {'HOST':<20} {'ACTION':<16} {'STATUS':<9} REQUESTED")
+    for row in rows:
+        print(
+            f"{row['id']:>5}  {row['incident_id']:>8}  {row['host']:<20.20} "
+            f"{row['action']:<16} {row['status']:<9} {row['requested_at']}"
+        )
+        print(f"{'':>7}{_approval_state(row)}")
+        if row["rationale"]:
+            print(f"{'':>7}why: {row['rationale']}")
+    return 0
+
+
+def _decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
+    from engine.audit import AuditLog  # noqa: PLC0415
+    from engine.record import Recorder  # noqa: PLC0415
+    from engine.store import open_store  # noqa: PLC0415
+
+    recorder = Recorder(open_store(settings.database_url), AuditLog(settings.audit_log))
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+    approval = recorder.decide_approval(
+        args.id, approve=approve, by=user, at=time.time(), note=args.note
+    )
+    print(
+        f"approval {approval.id} {approval.status} by {user}: {approval.action} on "
+        f"{approval.host} (incident {approval.incident_id})"
+    )
+    if approve:
+        print("  the engine runs it on its next tick, if the policy still allows it")
+    return 0
+
+
+def cmd_approvals_approve(args: argparse.Namespace, settings: Settings) -> int:
+    """Approve a pending action; the engine carries it out on its next tick."""
+    return _decide(args, settings, approve=True)
+
+
+def cmd_approvals_reject(args: argparse.Namespace, settings: Settings) -> int:
+    """Reject a pending action; the engine will not run it."""
+    return _decide(args, settings, approve=False)
 
 
 def cmd_playbook_list(_args: argparse.Namespace, settings: Settings) -> int:
@@ -277,6 +384,27 @@ def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
 # -- parser ---------------------------------------------------------------------
 
 
+def _add_approvals(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The ``approvals`` subcommands: list, approve, reject."""
+    approvals = sub.add_parser("approvals", help="actions waiting for a human's approval")
+    asub = approvals.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    alist = asub.add_parser("list", help="pending approvals, oldest first")
+    alist.add_argument("--json", action="store_true", help="print a JSON array")
+    alist.add_argument(
+        "--all", action="store_true", help="every approval, newest first, whatever its status"
+    )
+    alist.add_argument("--limit", type=_positive_int, default=50, help="at most N (default 50)")
+    alist.set_defaults(func=cmd_approvals_list)
+    for name, func, verb in (
+        ("approve", cmd_approvals_approve, "approve a pending action (the engine then runs it)"),
+        ("reject", cmd_approvals_reject, "reject a pending action (the engine does not run it)"),
+    ):
+        decide = asub.add_parser(name, help=verb)
+        decide.add_argument("id", type=_record_id, help="the approval's id (approvals list)")
+        decide.add_argument("--note", help="why, recorded with the decision")
+        decide.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(prog="autosre", description="Policy-constrained self-healing for VM fleets.")
@@ -299,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     ishow.add_argument("id", type=_positive_int)
     ishow.add_argument("--json", action="store_true", help="print JSON")
     ishow.set_defaults(func=cmd_incidents_show)
+
+    _add_approvals(sub)
 
     playbook = sub.add_parser("playbook", help="whitelisted playbooks")
     psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)

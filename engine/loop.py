@@ -1,24 +1,23 @@
 """The engine: one tick reads metrics, evaluates every host, and moves each incident on.
 
-Ticks are serial (APScheduler, one instance at a time, see engine/scheduler.py);
-playbook runs happen on a small worker pool so a slow run never stalls detection
-on other hosts. Runs of the same action decided in the same tick are batched
-into one ansible-runner invocation.
+Ticks are serial (APScheduler, one instance at a time, see engine/scheduler.py).
+Planning and playbook runs happen off the tick: a model that is slow to answer
+never holds up detection or the other hosts, and runs of one action decided in
+the same tick are batched into one ansible-runner invocation (engine/dispatch.py).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from engine.dispatch import RunDispatcher
 from engine.escalate import Notifier
 from engine.evaluate import Evaluator, Thresholds
 from engine.execute import Executor
@@ -32,12 +31,14 @@ from engine.policy_file import Policy
 from engine.record import Recorder
 from engine.remediate import Phase, Track
 from engine.types import (
+    Approval,
+    ApprovalStatus,
     HostState,
     HostStatus,
     IncidentStatus,
-    RunRequest,
-    RunResult,
+    Proposal,
     Sample,
+    Verdict,
     VerdictKind,
 )
 from engine.verify import check_recovery, unverifiable
@@ -80,31 +81,30 @@ class Engine:
         playbook_dir: Path,
         runs_dir: Path,
         clock: Callable[[], float] = time.time,
+        plan_wait: float = 0.3,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
         self.metrics = metrics
         self.planner = planner
-        self.executor = executor
         self.recorder = recorder
         self.locks = locks
         self.notifier = notifier
         self.playbook_dir = playbook_dir
         self.runs_dir = runs_dir  # where the executor puts run dirs, for the record
         self.clock = clock
+        self.plan_wait = plan_wait  # how long a tick waits for this tick's proposals
         rule = policy.detection.high_cpu
         self.evaluator = Evaluator(
             Thresholds(rule.trigger, rule.clear, rule.sustain, rule.step, rule.staleness),
             inventory.hosts,
         )
         self.tracks: dict[str, Track] = {}
-        self._finished: queue.SimpleQueue[tuple[str, RunResult]] = queue.SimpleQueue()
-        self._pool = ThreadPoolExecutor(
-            max_workers=policy.remediation.max_concurrent, thread_name_prefix="autosre-run"
+        workers = policy.remediation.max_concurrent
+        self.runs = RunDispatcher(
+            executor=executor, recorder=recorder, workers=workers, clock=clock
         )
-        self._futures: set[Future[None]] = set()
-        self._cancel = threading.Event()
-        self._run_actions: dict[str, str] = {}
+        self._planning = ThreadPoolExecutor(max_workers=4, thread_name_prefix="autosre-plan")
         self._resume()
 
     # -- lifecycle ------------------------------------------------------------
@@ -114,12 +114,20 @@ class Engine:
         interrupted = self.recorder.recover_interrupted(now)
         if interrupted:
             log.warning("recovered %d interrupted run(s); not re-running them", len(interrupted))
+        waiting = {a.incident_id: a for a in self.recorder.pending_approvals()}
         for incident_id, host, status, tried in self.recorder.active_incidents():
             if host not in self.inventory.hosts:
                 continue
-            phase = Phase.DECIDING if status == IncidentStatus.OPEN else Phase.ESCALATED
-            self.tracks[host] = Track(incident_id, host, tried=tried, phase=phase)
-            self.tracks[host].final_status = IncidentStatus(status)
+            track = Track(incident_id, host, tried=tried)
+            track.final_status = IncidentStatus(status)
+            if status == IncidentStatus.AWAITING_APPROVAL:
+                pending = waiting.get(incident_id)
+                if pending is not None:
+                    track.phase = Phase.AWAITING_APPROVAL
+                    track.approval_id = pending.id
+            elif status != IncidentStatus.OPEN:
+                track.phase = Phase.ESCALATED
+            self.tracks[host] = track
             log.info(
                 "%s: resuming incident %d (%s, tried %s)",
                 host,
@@ -130,23 +138,16 @@ class Engine:
 
     def busy(self) -> bool:
         """True while a playbook run is in flight."""
-        return any(not f.done() for f in self._futures)
+        return self.runs.busy()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait (bounded) until no run is in flight; True if idle."""
-        deadline = time.monotonic() + timeout
-        while self.busy():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return self.runs.wait_idle(timeout)
 
     def shutdown(self, *, cancel_runs: bool = True, timeout: float = 30.0) -> None:
-        """Stop the worker pool, cancelling in-flight runs (they are recorded as canceled)."""
-        if cancel_runs:
-            self._cancel.set()
-        self.wait_idle(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the workers, cancelling in-flight runs (they are recorded as canceled)."""
+        self._planning.shutdown(wait=False, cancel_futures=True)
+        self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
         close = getattr(self.metrics, "close", None)
         if callable(close):
             close()
@@ -161,16 +162,21 @@ class Engine:
         evaluation = self.evaluator.update(batch, now)
         self._log_changes(evaluation.changes)
         self._collect_finished()
+        approvals = self._poll_approvals()
         pending: dict[str, list[_Pending]] = defaultdict(list)
         fleet = Counter(state.status for state in evaluation.states.values())
         for host, state in evaluation.states.items():
             track = self.tracks.get(host)
             if track is None:
-                if state.status is HostStatus.HIGH_CPU:
-                    track = self._open(state, now)
-                else:
+                if state.status is not HostStatus.HIGH_CPU:
                     continue
-            self._advance(track, state, batch.windows.get(host, ()), now, fleet, pending)
+                track = self._open(state, now)
+            samples = batch.windows.get(host, ())
+            if track.phase is Phase.AWAITING_APPROVAL:
+                self._on_approval(track, state, samples, approvals, now, fleet, pending)
+            else:
+                self._advance(track, state, samples, now, fleet)
+        self._collect_plans(evaluation.states, now, pending)
         launched = [self._launch(action, items, now) for action, items in pending.items()]
         return TickReport(
             now,
@@ -223,6 +229,11 @@ class Engine:
         log.info("%s: incident %d %s (%s)", track.host, track.incident_id, status, message)
         del self.tracks[track.host]
 
+    def _recovered(self, state: HostState) -> bool:
+        """Below the clear threshold now (not just 'not sustained high')."""
+        clear = self.policy.detection.high_cpu.clear
+        return state.status is HostStatus.NORMAL and state.value is not None and state.value < clear
+
     def _advance(
         self,
         track: Track,
@@ -230,9 +241,8 @@ class Engine:
         samples: Sequence[Sample],
         now: float,
         fleet: Counter[HostStatus],
-        pending: dict[str, list[_Pending]],
     ) -> None:
-        if track.phase is Phase.RUNNING:
+        if track.phase in (Phase.RUNNING, Phase.PLANNING):
             return
         if track.phase is Phase.ESCALATED:
             if state.status is HostStatus.NORMAL:
@@ -248,19 +258,18 @@ class Engine:
         if track.phase is Phase.VERIFYING:
             self._verify(track, state, samples, now)
             return  # whatever comes next is decided on the next tick's data
-        if state.status is HostStatus.NORMAL and state.value is not None:
-            if state.value >= self.policy.detection.high_cpu.clear:
-                return  # not sustained high, but not below clear either: keep watching
-            how = "after remediation" if track.tried else "before any action"
-            self._close(
-                track,
-                IncidentStatus.RESOLVED,
-                "resolved",
-                f"recovered {how}: {state.reason}",
-                now=now,
-                value=state.value,
-            )
-            return
+        if state.status is HostStatus.NORMAL:
+            if self._recovered(state):
+                how = "after remediation" if track.tried else "before any action"
+                self._close(
+                    track,
+                    IncidentStatus.RESOLVED,
+                    "resolved",
+                    f"recovered {how}: {state.reason}",
+                    now=now,
+                    value=state.value,
+                )
+            return  # not sustained high, but not below clear either: keep watching
         if state.status is HostStatus.UNKNOWN:
             if not track.noted_unknown:
                 track.noted_unknown = True
@@ -274,7 +283,7 @@ class Engine:
             return
         track.noted_unknown = False
         if now >= track.retry_at:
-            self._decide(track, state, now, fleet, pending)
+            self._plan(track, state, samples, now, fleet)
 
     def _verify(
         self, track: Track, state: HostState, samples: Sequence[Sample], now: float
@@ -300,15 +309,14 @@ class Engine:
             self._close(
                 track, IncidentStatus.RESOLVED, "resolved", check.reason, now=now, value=check.value
             )
-            return
-        if check.recovered is None:
+        elif check.recovered is None:
             self._escalate(track, f"{check.reason}; a human must look", now, IncidentStatus.FAILED)
-            return
-        track.phase = Phase.DECIDING
-        track.decision_id = None
-        self.recorder.set_status(
-            track.incident_id, IncidentStatus.OPEN, now, "not_recovered", check.reason
-        )
+        else:
+            track.phase = Phase.DECIDING
+            track.decision_id = None
+            self.recorder.set_status(
+                track.incident_id, IncidentStatus.OPEN, now, "not_recovered", check.reason
+            )
 
     def _escalate(
         self,
@@ -331,17 +339,20 @@ class Engine:
                 incident_id=track.incident_id,
             )
 
-    def _decide(
+    # -- planning and the policy gate -----------------------------------------
+
+    def _situation(
         self,
         track: Track,
         state: HostState,
+        samples: Sequence[Sample],
         now: float,
         fleet: Counter[HostStatus],
-        pending: dict[str, list[_Pending]],
-    ) -> None:
+    ) -> Situation:
         memory = self.policy.remediation.failure_memory.window
         history = self.recorder.host_history(track.host, since=now - max(memory, 86400.0))
-        situation = Situation(
+        host = self.inventory.hosts.get(track.host)
+        return Situation(
             host=track.host,
             state=state,
             incident_id=track.incident_id,
@@ -351,41 +362,166 @@ class Engine:
             actions={n: a.description for n, a in self.policy.actions.items()},
             ladder=tuple(self.policy.remediation.ladder),
             now=now,
+            samples=tuple(samples),
+            labels=dict(host.labels) if host else {},
         )
-        proposal = self.planner.propose(situation)
+
+    def _plan(
+        self,
+        track: Track,
+        state: HostState,
+        samples: Sequence[Sample],
+        now: float,
+        fleet: Counter[HostStatus],
+    ) -> None:
+        situation = self._situation(track, state, samples, now, fleet)
+        track.phase = Phase.PLANNING
+        track.situation = situation
+        track.plan = self._planning.submit(self.planner.propose, situation)
+
+    def _collect_plans(
+        self, states: Mapping[str, HostState], now: float, pending: dict[str, list[_Pending]]
+    ) -> None:
+        planning = [t for t in self.tracks.values() if t.phase is Phase.PLANNING and t.plan]
+        if planning:
+            wait([t.plan for t in planning if t.plan], timeout=self.plan_wait)
+        for track in planning:
+            if track.plan is None or not track.plan.done() or track.situation is None:
+                continue
+            try:
+                proposal = track.plan.result()
+            except Exception as exc:  # a planner bug falls back like any planner failure
+                rules = self._rules_fallback(track.situation)
+                proposal = replace(rules, fallback=f"planner failed: {exc}")
+            track.plan = None
+            track.phase = Phase.DECIDING
+            # The gate judges the host as it is now, not as it was when planning began.
+            situation = replace(track.situation, state=states[track.host])
+            self._decide(track, proposal, situation, now, pending)
+
+    def _rules_fallback(self, situation: Situation) -> Proposal:
+        fallback = getattr(self.planner, "fallback", self.planner)
+        proposal: Proposal = fallback.propose(situation)
+        return proposal
+
+    def _decide(
+        self,
+        track: Track,
+        proposal: Proposal,
+        situation: Situation,
+        now: float,
+        pending: dict[str, list[_Pending]],
+    ) -> None:
         verdict = gate(proposal, situation, self.policy)
         key = (verdict.kind.value, verdict.rule)
         if verdict.kind in (VerdictKind.WAIT, VerdictKind.DO_NOTHING) and key == track.last_verdict:
             track.retry_at = verdict.retry_at or now + 30.0
             return
         track.last_verdict = key
-        decision_id = self.recorder.record_decision(
-            track.incident_id, track.host, proposal, verdict, now
-        )
-        log.info(
-            "%s: incident %d: %s proposed %s (%.2f); policy: %s - %s",
-            track.host,
-            track.incident_id,
-            proposal.planner,
-            proposal.action,
-            proposal.confidence,
-            verdict.kind,
-            verdict.reason,
-        )
+        decision_id = self._record(track, proposal, verdict, now)
         if verdict.kind is VerdictKind.EXECUTE and verdict.action is not None:
             track.decision_id = decision_id
             pending[verdict.action].append(_Pending(track.host, track, decision_id))
+        elif verdict.kind is VerdictKind.AWAIT_APPROVAL and verdict.action is not None:
+            expires = now + self.policy.remediation.approval_timeout
+            track.approval_id = self.recorder.request_approval(
+                track.incident_id,
+                decision_id,
+                track.host,
+                verdict.action,
+                proposal.rationale,
+                at=now,
+                expires_at=expires,
+            )
+            track.phase = Phase.AWAITING_APPROVAL
         elif verdict.kind is VerdictKind.ESCALATE:
             self._escalate(track, verdict.reason, now)
         else:
             track.retry_at = verdict.retry_at or now + 30.0
 
+    def _record(self, track: Track, proposal: Proposal, verdict: Verdict, now: float) -> int:
+        decision_id = self.recorder.record_decision(
+            track.incident_id, track.host, proposal, verdict, now
+        )
+        via = f" (fallback: {proposal.fallback})" if proposal.fallback else ""
+        log.info(
+            "%s: incident %d: %s proposed %s (%.2f)%s; policy: %s - %s",
+            track.host,
+            track.incident_id,
+            proposal.planner,
+            proposal.action,
+            proposal.confidence,
+            via,
+            verdict.kind,
+            verdict.reason,
+        )
+        return decision_id
+
+    # -- approvals ------------------------------------------------------------
+
+    def _poll_approvals(self) -> dict[int, Approval]:
+        ids = [
+            t.approval_id
+            for t in self.tracks.values()
+            if t.phase is Phase.AWAITING_APPROVAL and t.approval_id is not None
+        ]
+        return self.recorder.approvals(ids) if ids else {}
+
+    def _on_approval(
+        self,
+        track: Track,
+        state: HostState,
+        samples: Sequence[Sample],
+        approvals: dict[int, Approval],
+        now: float,
+        fleet: Counter[HostStatus],
+        pending: dict[str, list[_Pending]],
+    ) -> None:
+        approval = approvals.get(track.approval_id or -1)
+        if approval is None:
+            self._escalate(track, "the pending approval disappeared from the store", now)
+            return
+        if approval.status is ApprovalStatus.PENDING and self._recovered(state):
+            self.recorder.expire_approval(approval.id, at=now)
+            self._close(
+                track,
+                IncidentStatus.RESOLVED,
+                "resolved",
+                f"recovered while awaiting approval: {state.reason}",
+                now=now,
+                value=state.value,
+            )
+            return
+        if approval.status is ApprovalStatus.PENDING and now < approval.expires_at:
+            return
+        track.approval_id = None
+        if approval.status is ApprovalStatus.APPROVED:
+            track.phase = Phase.DECIDING
+            human = Proposal(
+                approval.action,
+                1.0,
+                f"approved by {approval.decided_by}: {approval.note or 'no note'}",
+                planner="human",
+            )
+            situation = self._situation(track, state, samples, now, fleet)
+            self._decide(track, human, situation, now, pending)  # overrides still apply
+        elif approval.status is ApprovalStatus.REJECTED:
+            self._escalate(
+                track,
+                f"{approval.action} rejected by {approval.decided_by}: "
+                f"{approval.note or 'no note'}",
+                now,
+            )
+        else:
+            if approval.status is ApprovalStatus.PENDING:
+                self.recorder.expire_approval(approval.id, at=now)
+            self._escalate(track, f"approval for {approval.action} expired unanswered", now)
+
     # -- runs -----------------------------------------------------------------
 
     def _launch(self, action: str, items: list[_Pending], now: float) -> str | None:
-        ident = (
-            f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{action}-{uuid.uuid4().hex[:8]}"
-        )
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+        ident = f"{stamp}-{action}-{uuid.uuid4().hex[:8]}"
         held: list[_Pending] = []
         locks: list[HeldLocks] = []
         for item in items:
@@ -413,11 +549,10 @@ class Engine:
                     item.track, f"cannot run {action}: {exc}", now, IncidentStatus.FAILED
                 )
             return None
-        run_dir = self.runs_dir / ident
         run_id = self.recorder.begin_run(
             request,
             ident=ident,
-            artifact_dir=str(run_dir),
+            artifact_dir=str(self.runs_dir / ident),
             trigger="engine",
             requested_by="engine",
             at=now,
@@ -426,42 +561,13 @@ class Engine:
         for item in held:
             item.track.phase = Phase.RUNNING
         log.info("run %s: %s on %s", ident, action, ", ".join(hosts))
-        self._run_actions[ident] = action
-        future = self._pool.submit(self._run, request, ident, run_id, locks)
-        self._futures.add(future)
-        future.add_done_callback(self._futures.discard)
+        self.runs.start(request, ident=ident, run_id=run_id, locks=locks)
         return ident
-
-    def _run(self, request: RunRequest, ident: str, run_id: int, locks: list[HeldLocks]) -> None:
-        started = self.clock()
-        try:
-            result = self.executor.run(request, ident=ident, cancel=self._cancel)
-        except Exception as exc:  # an executor bug must still end the run record
-            ended = self.clock()
-            result = RunResult(ident, "error", None, "", started, ended, {}, error=str(exc))
-        finally:
-            for lock in locks:
-                lock.release()
-        self.recorder.end_run(run_id, result)
-        log.info(
-            "run %s %s (rc %s) in %.1fs",
-            ident,
-            result.status,
-            result.rc,
-            result.ended_at - result.started_at,
-        )
-        for host in request.hosts:
-            self._finished.put((host, result))
 
     def _collect_finished(self) -> None:
         rem = self.policy.remediation
-        while True:
-            try:
-                host, result = self._finished.get_nowait()
-            except queue.Empty:
-                return
+        for host, result, action in self.runs.finished():
             track = self.tracks.get(host)
-            action = self._run_actions.get(result.ident, "")
             if track is None or track.phase is not Phase.RUNNING:
                 continue
             host_ok = result.host_succeeded(host)

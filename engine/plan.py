@@ -8,10 +8,10 @@ behind the same ``Planner`` seam).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.types import ESCALATE_ACTION, HostHistory, HostState, HostStatus, Proposal
+from engine.types import ESCALATE_ACTION, HostHistory, HostState, HostStatus, Proposal, Sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,8 @@ class Situation:
     actions: Mapping[str, str]  # whitelisted action name -> description
     ladder: tuple[str, ...]
     now: float
+    samples: tuple[Sample, ...] = ()  # the host's metric window this tick
+    labels: Mapping[str, str] = field(default_factory=dict)  # inventory autosre_labels
 
 
 class Planner(Protocol):

@@ -91,12 +91,21 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
         )
     # Written as 'not >=' so that a NaN confidence (from a sloppy planner) never executes.
     if not proposal.confidence >= rem.auto_execute_confidence:
-        return _escalate(
-            f"confidence {proposal.confidence:.2f} below auto_execute_confidence "
-            f"{rem.auto_execute_confidence:.2f}",
-            "confidence",
-            overridden=True,
+        if proposal.confidence >= rem.approval_confidence:
+            return Verdict(
+                VerdictKind.AWAIT_APPROVAL,
+                action,
+                f"confidence {proposal.confidence:.2f} is below auto_execute_confidence "
+                f"{rem.auto_execute_confidence:.2f}: {action} waits for a human's approval",
+                "approval",
+            )
+        reason = (
+            f"confidence {proposal.confidence:.2f} below approval_confidence "
+            f"{rem.approval_confidence:.2f}"
         )
+        if rem.low_confidence == "do_nothing":
+            return Verdict(VerdictKind.DO_NOTHING, None, reason, "confidence", overridden=True)
+        return _escalate(reason, "confidence", overridden=True)
     return Verdict(
         VerdictKind.EXECUTE,
         action,

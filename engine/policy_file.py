@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from string import Formatter
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -171,6 +171,11 @@ class Remediation(_Strict):
     max_attempts: int = Field(3, ge=1, le=20)
     max_concurrent: int = Field(5, ge=1)
     auto_execute_confidence: float = Field(0.8, ge=0, le=1)
+    # Between approval_confidence and auto_execute_confidence a human must approve;
+    # below it the policy's low_confidence choice applies.
+    approval_confidence: float = Field(0.5, ge=0, le=1)
+    approval_timeout: Seconds = Field(900.0, gt=0)
+    low_confidence: Literal["escalate", "do_nothing"] = "escalate"
     failure_memory: FailureMemory = FailureMemory()
     settle: Seconds | None = None
     verify_timeout: Seconds = 120.0
@@ -198,6 +203,12 @@ class Policy(_Strict):
         for rung in self.remediation.ladder:
             if rung not in self.actions:
                 return "remediation.ladder", f"{rung!r} is not in actions"
+        rem = self.remediation
+        if rem.approval_confidence > rem.auto_execute_confidence:
+            return "remediation.approval_confidence", (
+                f"{rem.approval_confidence:g} is above auto_execute_confidence "
+                f"{rem.auto_execute_confidence:g}"
+            )
         floor = rule.step + rule.window
         settle = self.remediation.settle
         if settle is not None and settle < floor:

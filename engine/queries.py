@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import Decision, Event, Incident, PlaybookRun
+from engine.store.models import ApprovalRow, Decision, Event, Incident, PlaybookRun
 from engine.timeutil import iso
-from engine.types import IncidentStatus
+from engine.types import ApprovalStatus, IncidentStatus
 
 STATUSES = tuple(s.value for s in IncidentStatus)
+APPROVAL_STATUSES = tuple(s.value for s in ApprovalStatus)
 
 
 def incident_dict(incident: Incident) -> dict[str, Any]:
@@ -53,6 +56,86 @@ def run_dict(run: PlaybookRun) -> dict[str, Any]:
     }
 
 
+def approval_dict(row: ApprovalRow, now: datetime) -> dict[str, Any]:
+    """The documented JSON shape of one approval; a pending one past its time shows expired."""
+    status = row.status
+    if status == ApprovalStatus.PENDING and row.expires_at <= now:
+        status = ApprovalStatus.EXPIRED
+    return {
+        "id": row.id,
+        "incident_id": row.incident_id,
+        "host": row.host,
+        "action": row.action,
+        "status": str(status),
+        "rationale": row.rationale,
+        "requested_at": iso(row.requested_at),
+        "expires_at": iso(row.expires_at),
+        "decided_at": iso(row.decided_at),
+        "decided_by": row.decided_by,
+        "note": row.note,
+    }
+
+
+def decision_dict(decision: Decision) -> dict[str, Any]:
+    """One decision: the proposal, the model call behind it (if any), the verdict, the outcome."""
+    return {
+        "id": decision.id,
+        "at": iso(decision.created_at),
+        "planner": decision.planner,
+        "action": decision.action,
+        "confidence": decision.confidence,
+        "rationale": decision.rationale,
+        "verdict": decision.verdict,
+        "verdict_action": decision.verdict_action,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "overridden": decision.overridden,
+        "run_id": decision.run_id,
+        "outcome": decision.outcome,
+        "provider": decision.provider,
+        "model": decision.model,
+        "latency_ms": decision.latency_ms,
+        "attempts": decision.attempts,
+        "input_tokens": decision.input_tokens,
+        "output_tokens": decision.output_tokens,
+        "prompt": decision.prompt,
+        "reply": decision.reply,
+        "call_error": decision.call_error,
+        "cached": decision.cached,
+        "fallback": decision.fallback,
+    }
+
+
+def list_approvals(
+    sessions: sessionmaker[Session],
+    *,
+    status: str | None = ApprovalStatus.PENDING,
+    limit: int = 50,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """Approvals by their status as of now (None: all); pending oldest first, others newest first.
+
+    Each is an ``approval_dict``: id, incident_id, host, action, status, rationale,
+    requested_at, expires_at, decided_at, decided_by, note (times ISO 8601 with a Z).
+    """
+    at = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
+    query = select(ApprovalRow).limit(limit)
+    overdue = and_(ApprovalRow.status == ApprovalStatus.PENDING, ApprovalRow.expires_at <= at)
+    if status == ApprovalStatus.PENDING:
+        query = query.where(ApprovalRow.status == status, ApprovalRow.expires_at > at)
+    elif status == ApprovalStatus.EXPIRED:
+        query = query.where(or_(ApprovalRow.status == status, overdue))
+    elif status is not None:
+        query = query.where(ApprovalRow.status == status)
+    if status == ApprovalStatus.PENDING:
+        # The queue a human works through: the longest waiting first.
+        query = query.order_by(ApprovalRow.requested_at, ApprovalRow.id)
+    else:
+        query = query.order_by(ApprovalRow.id.desc())
+    with sessions() as session:
+        return [approval_dict(row, at) for row in session.scalars(query)]
+
+
 def list_incidents(
     sessions: sessionmaker[Session],
     *,
@@ -74,7 +157,7 @@ def list_incidents(
 
 
 def incident_detail(sessions: sessionmaker[Session], incident_id: int) -> dict[str, Any] | None:
-    """One incident with its decisions, runs and timeline, or None if there is no such id."""
+    """One incident with its decisions, approvals, runs and timeline, or None if no such id."""
     with sessions() as session:
         incident = session.get(Incident, incident_id)
         if incident is None:
@@ -89,25 +172,15 @@ def incident_detail(sessions: sessionmaker[Session], incident_id: int) -> dict[s
         events = session.scalars(
             select(Event).where(Event.incident_id == incident_id).order_by(Event.at, Event.id)
         ).all()
+        approvals = session.scalars(
+            select(ApprovalRow)
+            .where(ApprovalRow.incident_id == incident_id)
+            .order_by(ApprovalRow.id)
+        ).all()
         detail = incident_dict(incident)
-        detail["decisions"] = [
-            {
-                "id": d.id,
-                "at": iso(d.created_at),
-                "planner": d.planner,
-                "action": d.action,
-                "confidence": d.confidence,
-                "rationale": d.rationale,
-                "verdict": d.verdict,
-                "verdict_action": d.verdict_action,
-                "rule": d.rule,
-                "reason": d.reason,
-                "overridden": d.overridden,
-                "run_id": d.run_id,
-                "outcome": d.outcome,
-            }
-            for d in decisions
-        ]
+        detail["decisions"] = [decision_dict(d) for d in decisions]
+        now = datetime.now(tz=UTC)
+        detail["approvals"] = [approval_dict(a, now) for a in approvals]
         detail["runs"] = [run_dict(r) for r in runs]
         detail["timeline"] = [
             {"at": iso(e.at), "kind": e.kind, "message": e.message, "run_id": e.run_id}

@@ -7,6 +7,10 @@ again after it ends, so a crash never loses an incident and never hides a run.
       │            │
       │            └──► resolved (verified below the clear threshold)
       └──► resolved (recovered before any action)        failed: could not carry on
+    open ──► awaiting_approval ──► remediating (approved) or open (rejected, expired)
+
+An approval is pending until a human approves or rejects it, or it expires; only a
+pending, unexpired approval can be decided, and only once (a conditional UPDATE).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Update, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.audit import AuditLog
-from engine.store.models import Decision, Event, Incident, PlaybookRun
+from engine.store.models import ApprovalRow, Decision, Event, Incident, PlaybookRun
 from engine.timeutil import iso, to_dt, to_ts
 from engine.types import (
     ACTIVE_STATUSES,
+    Approval,
+    ApprovalStatus,
     Attempt,
     HostHistory,
     IncidentStatus,
@@ -34,6 +40,10 @@ from engine.types import (
 )
 
 RUNNING_RUN = ("pending", "running")
+
+
+class ApprovalError(ValueError):
+    """An approval that cannot be decided: unknown, already decided, or expired."""
 
 
 class Recorder:
@@ -151,7 +161,8 @@ class Recorder:
     def record_decision(
         self, incident_id: int, host: str, proposal: Proposal, verdict: Verdict, at: float
     ) -> int:
-        """Store a proposal and the policy's verdict over it."""
+        """Store a proposal (with its model call, if any) and the policy's verdict over it."""
+        call = proposal.call
         with self.sessions() as session:
             decision = Decision(
                 incident_id=incident_id,
@@ -166,24 +177,206 @@ class Recorder:
                 rule=verdict.rule,
                 reason=verdict.reason,
                 overridden=verdict.overridden,
+                fallback=proposal.fallback,
             )
+            if call is not None:
+                decision.provider = call.provider
+                decision.model = call.model
+                decision.latency_ms = call.latency * 1000.0
+                decision.attempts = call.attempts
+                decision.input_tokens = call.input_tokens
+                decision.output_tokens = call.output_tokens
+                decision.prompt = call.prompt
+                decision.reply = call.reply
+                decision.call_error = call.error
+                decision.cached = call.cached
             session.add(decision)
             session.flush()
+            fallback = f" (fallback: {proposal.fallback})" if proposal.fallback else ""
             message = (
                 f"{proposal.planner} proposed {proposal.action} "
-                f"({proposal.confidence:.2f}); policy: {verdict.kind} - {verdict.reason}"
+                f"({proposal.confidence:.2f}){fallback}; policy: {verdict.kind} - {verdict.reason}"
             )
+            data: dict[str, Any] = {"decision_id": decision.id, "rule": verdict.rule}
+            if call is not None:
+                # Prompt and reply stay in the store: the audit line names the call only.
+                data["call"] = {
+                    "provider": call.provider,
+                    "model": call.model,
+                    "latency_ms": decision.latency_ms,
+                    "cached": call.cached,
+                }
+            if proposal.fallback:
+                data["fallback"] = proposal.fallback
             row = self._event(
-                session,
-                at,
-                "decided",
-                message,
-                host=host,
-                incident_id=incident_id,
-                data={"decision_id": decision.id, "rule": verdict.rule},
+                session, at, "decided", message, host=host, incident_id=incident_id, data=data
             )
             self._commit(session, [row])
             return decision.id
+
+    # -- approvals ------------------------------------------------------------
+
+    def request_approval(
+        self,
+        incident_id: int,
+        decision_id: int,
+        host: str,
+        action: str,
+        rationale: str,
+        *,
+        at: float,
+        expires_at: float,
+    ) -> int:
+        """Hold an action for a human: a pending approval, the incident awaiting_approval."""
+        if expires_at <= at:
+            raise ApprovalError(f"approval for {action} on {host} would expire before it starts")
+        with self.sessions() as session:
+            approval = ApprovalRow(
+                incident_id=incident_id,
+                decision_id=decision_id,
+                host=host,
+                action=action,
+                status=ApprovalStatus.PENDING,
+                rationale=rationale,
+                requested_at=to_dt(at),
+                expires_at=to_dt(expires_at),
+            )
+            session.add(approval)
+            session.flush()
+            incident = session.get_one(Incident, incident_id)
+            message = (
+                f"{action} on {host} awaits approval {approval.id} until {iso(approval.expires_at)}"
+            )
+            incident.status = IncidentStatus.AWAITING_APPROVAL
+            incident.updated_at = to_dt(at)
+            incident.summary = message
+            row = self._event(
+                session,
+                at,
+                "awaiting_approval",
+                message,
+                host=host,
+                incident_id=incident_id,
+                data={
+                    "approval_id": approval.id,
+                    "decision_id": decision_id,
+                    "action": action,
+                    "expires_at": iso(approval.expires_at),
+                },
+            )
+            self._commit(session, [row])
+            return approval.id
+
+    def approvals(self, ids: Sequence[int]) -> dict[int, Approval]:
+        """The approvals with these ids, as stored (the caller compares expires_at to its clock)."""
+        if not ids:
+            return {}
+        with self.sessions() as session:
+            rows = session.scalars(select(ApprovalRow).where(ApprovalRow.id.in_(set(ids)))).all()
+            return {row.id: _approval(row) for row in rows}
+
+    def pending_approvals(self) -> list[Approval]:
+        """Every pending approval, oldest first (for the engine to resume after a restart)."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(ApprovalRow)
+                .where(ApprovalRow.status == ApprovalStatus.PENDING)
+                .order_by(ApprovalRow.requested_at, ApprovalRow.id)
+            ).all()
+            return [_approval(row) for row in rows]
+
+    def decide_approval(
+        self, approval_id: int, *, approve: bool, by: str, at: float, note: str | None = None
+    ) -> Approval:
+        """Approve or reject a pending, unexpired approval; anything else is an ApprovalError."""
+        status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        with self.sessions() as session:
+            row = session.get(ApprovalRow, approval_id)
+            if row is None:
+                raise ApprovalError(f"no approval with id {approval_id}")
+            if row.status != ApprovalStatus.PENDING:
+                raise ApprovalError(_settled(row))
+            current = _approval(row)
+            if at >= current.expires_at:
+                expired = self._expire(session, row, at)
+                if expired is None:  # settled by someone else in the meantime
+                    session.rollback()
+                    session.refresh(row)
+                    raise ApprovalError(_settled(row))
+                self._commit(session, [expired])
+                raise ApprovalError(_expired(row))
+            # Two people deciding at once: the row lock (PostgreSQL) or the write lock
+            # (SQLite) serialises the UPDATEs, and only the first still finds it pending.
+            won = _rowcount(
+                session,
+                update(ApprovalRow)
+                .where(ApprovalRow.id == approval_id, ApprovalRow.status == ApprovalStatus.PENDING)
+                .values(status=status, decided_at=to_dt(at), decided_by=by, note=note),
+            )
+            if won != 1:
+                session.rollback()
+                session.refresh(row)
+                raise ApprovalError(_settled(row))
+            verb = "approved" if approve else "rejected"
+            event = self._event(
+                session,
+                at,
+                verb,
+                f"{by} {verb} {row.action} on {row.host} (approval {approval_id})"
+                + (f": {note}" if note else ""),
+                host=row.host,
+                incident_id=row.incident_id,
+                data={"approval_id": approval_id, "by": by, "note": note},
+            )
+            self._commit(session, [event])
+            return Approval(
+                id=current.id,
+                incident_id=current.incident_id,
+                decision_id=current.decision_id,
+                host=current.host,
+                action=current.action,
+                status=status,
+                requested_at=current.requested_at,
+                expires_at=current.expires_at,
+                rationale=current.rationale,
+                decided_at=at,
+                decided_by=by,
+                note=note,
+            )
+
+    def expire_approval(self, approval_id: int, *, at: float) -> bool:
+        """Mark a pending approval expired (timed out, or no longer wanted); False if it was not."""
+        with self.sessions() as session:
+            row = session.get(ApprovalRow, approval_id)
+            if row is None:
+                raise ApprovalError(f"no approval with id {approval_id}")
+            event = self._expire(session, row, at)
+            if event is None:
+                session.rollback()
+                return False
+            self._commit(session, [event])
+            return True
+
+    def _expire(self, session: Session, row: ApprovalRow, at: float) -> Event | None:
+        """Conditionally move a row from pending to expired; the event, or None if it was not."""
+        done = _rowcount(
+            session,
+            update(ApprovalRow)
+            .where(ApprovalRow.id == row.id, ApprovalRow.status == ApprovalStatus.PENDING)
+            .values(status=ApprovalStatus.EXPIRED, decided_at=to_dt(at)),
+        )
+        if done != 1:
+            return None
+        return self._event(
+            session,
+            at,
+            "approval_expired",
+            f"approval {row.id} for {row.action} on {row.host} expired unanswered "
+            f"(it was due by {iso(row.expires_at)})",
+            host=row.host,
+            incident_id=row.incident_id,
+            data={"approval_id": row.id},
+        )
 
     # -- runs -----------------------------------------------------------------
 
@@ -352,7 +545,10 @@ class Recorder:
         return HostHistory(host=host, attempts=attempts, remediating_hosts=busy)
 
     def active_incidents(self) -> list[tuple[int, str, str, list[str]]]:
-        """Open, remediating and not-yet-closed escalated incidents: (id, host, status, tried)."""
+        """Active (open, awaiting approval, remediating) and unclosed escalated or failed ones.
+
+        Each as (id, host, status, tried).
+        """
         with self.sessions() as session:
             incidents = session.scalars(
                 select(Incident)
@@ -375,7 +571,11 @@ class Recorder:
             return found
 
     def recover_interrupted(self, at: float) -> list[int]:
-        """After a crash: mark runs still 'running' as interrupted; never re-run them blindly."""
+        """After a crash: mark runs still 'running' as interrupted; never re-run them blindly.
+
+        Pending approvals and awaiting_approval incidents are left as they are: a human
+        may still answer.
+        """
         with self.sessions() as session:
             runs = session.scalars(select(PlaybookRun).where(PlaybookRun.status.in_(RUNNING_RUN)))
             events = []
@@ -426,6 +626,42 @@ class Recorder:
                 )
             self._commit(session, events)
             return run_ids
+
+
+def _rowcount(session: Session, statement: Update) -> int:
+    """Run an UPDATE in the session's transaction; how many rows it changed."""
+    # Core execution: rowcount is what the conditional UPDATE's caller needs, and the
+    # ORM's session synchronisation would only refresh objects the caller re-reads anyway.
+    return session.connection().execute(statement).rowcount
+
+
+def _approval(row: ApprovalRow) -> Approval:
+    return Approval(
+        id=row.id,
+        incident_id=row.incident_id,
+        decision_id=row.decision_id,
+        host=row.host,
+        action=row.action,
+        status=ApprovalStatus(row.status),
+        requested_at=to_ts(row.requested_at),
+        expires_at=to_ts(row.expires_at),
+        rationale=row.rationale,
+        decided_at=to_ts(row.decided_at) if row.decided_at else None,
+        decided_by=row.decided_by,
+        note=row.note,
+    )
+
+
+def _expired(row: ApprovalRow) -> str:
+    return f"approval {row.id} expired at {iso(row.expires_at)}: the engine will decide again"
+
+
+def _settled(row: ApprovalRow) -> str:
+    """Why an approval that is no longer pending cannot be decided."""
+    if row.status == ApprovalStatus.EXPIRED:
+        return _expired(row)
+    by = row.decided_by or "someone"
+    return f"approval {row.id} was already {row.status} by {by} at {iso(row.decided_at)}"
 
 
 def _stats_dict(stats: Any) -> dict[str, int]:

@@ -6,15 +6,19 @@ The engine's tick (engine/loop.py) drives these; the store holds the record.
 from __future__ import annotations
 
 import enum
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from engine.types import IncidentStatus
+from engine.plan import Situation
+from engine.types import IncidentStatus, Proposal
 
 
 class Phase(enum.StrEnum):
     """Where an incident's remediation stands between ticks."""
 
     DECIDING = "deciding"  # high and not being worked on: decide at the next chance
+    PLANNING = "planning"  # a planner is working on a proposal (off the tick)
+    AWAITING_APPROVAL = "awaiting_approval"  # a human must approve the proposed action
     RUNNING = "running"  # a playbook run is in flight
     VERIFYING = "verifying"  # the run ended; waiting for fresh data to judge it
     ESCALATED = "escalated"  # a human was told; no more actions until the host recovers
@@ -35,6 +39,9 @@ class Track:
     retry_at: float = 0.0
     last_verdict: tuple[str, str] | None = None
     noted_unknown: bool = False
+    plan: Future[Proposal] | None = None
+    situation: Situation | None = None  # what the running plan was asked about
+    approval_id: int | None = None
     final_status: IncidentStatus = IncidentStatus.ESCALATED  # kept when the host recovers
 
     def after_run(

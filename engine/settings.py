@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.durations import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+PLANNERS = ("rules", "gemini", "openai")
+DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "openai": "gpt-4o-mini"}
 
 
 class SettingsError(ValueError):
@@ -44,6 +48,18 @@ class Settings:
     interval: float
     local_host: str | None
     log_level: str
+    planner: str = "rules"
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    llm_timeout: float = 10.0
+    # Keys stay out of repr() so a logged or printed Settings never shows them.
+    gemini_api_key: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value the engine knows, for redaction."""
+        return tuple(k for k in (self.gemini_api_key, self.openai_api_key) if k)
 
     @property
     def runs_dir(self) -> Path:
@@ -93,7 +109,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     level = (env.get("AUTOSRE_LOG_LEVEL") or "INFO").upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError("AUTOSRE_LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+    planner = (env.get("AUTOSRE_PLANNER") or "rules").strip().lower()
+    if planner not in PLANNERS:
+        raise SettingsError(
+            "AUTOSRE_PLANNER", f"must be one of {', '.join(PLANNERS)}, got {planner!r}"
+        )
+    if planner == "gemini" and not env.get("GEMINI_API_KEY"):
+        raise SettingsError("GEMINI_API_KEY", "must be set when AUTOSRE_PLANNER=gemini")
+    if (
+        planner == "openai"
+        and not env.get("OPENAI_API_KEY")
+        and not env.get("AUTOSRE_LLM_BASE_URL")
+    ):
+        raise SettingsError(
+            "OPENAI_API_KEY", "must be set when AUTOSRE_PLANNER=openai without AUTOSRE_LLM_BASE_URL"
+        )
     return Settings(
+        planner=planner,
+        llm_model=(env.get("AUTOSRE_LLM_MODEL") or "").strip() or DEFAULT_MODELS.get(planner),
+        llm_base_url=_url(env, "AUTOSRE_LLM_BASE_URL"),
+        llm_timeout=_seconds(env, "AUTOSRE_LLM_TIMEOUT", 10.0, 0.1),
+        gemini_api_key=env.get("GEMINI_API_KEY") or None,
+        openai_api_key=env.get("OPENAI_API_KEY") or None,
         data_dir=data_dir,
         database_url=database_url,
         prometheus_url=_url(env, "AUTOSRE_PROMETHEUS_URL"),

@@ -23,19 +23,25 @@ class IncidentStatus(enum.StrEnum):
     """The incident state machine's states (see engine/record.py)."""
 
     OPEN = "open"
+    AWAITING_APPROVAL = "awaiting_approval"
     REMEDIATING = "remediating"
     RESOLVED = "resolved"
     ESCALATED = "escalated"
     FAILED = "failed"
 
 
-ACTIVE_STATUSES = (IncidentStatus.OPEN, IncidentStatus.REMEDIATING)
+ACTIVE_STATUSES = (
+    IncidentStatus.OPEN,
+    IncidentStatus.AWAITING_APPROVAL,
+    IncidentStatus.REMEDIATING,
+)
 
 
 class VerdictKind(enum.StrEnum):
     """What the policy gate allows."""
 
     EXECUTE = "execute"
+    AWAIT_APPROVAL = "await_approval"  # allowed, but only once a human approves
     ESCALATE = "escalate"
     WAIT = "wait"  # do nothing for now (cooldown, concurrency limit); decide again later
     DO_NOTHING = "do_nothing"  # nothing to do on this basis (no data, not whitelisted)
@@ -81,13 +87,36 @@ class HostState:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannerCall:
+    """What one model call cost and said, as stored with the decision (already redacted)."""
+
+    provider: str  # gemini | openai
+    model: str
+    latency: float  # seconds, all attempts included
+    attempts: int
+    prompt: str
+    reply: str | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error: str | None = None  # why the reply was not used, when it was not
+    cached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Proposal:
-    """A planner's advice: one action, a confidence in [0, 1], and why."""
+    """A planner's advice: one action, a confidence in [0, 1], and why.
+
+    ``planner`` names who decided in the end ("rules" when a model call fell back);
+    ``call`` carries the model call behind it, if any; ``fallback`` says why the rules
+    planner stood in for the model.
+    """
 
     action: str
     confidence: float
     rationale: str
     planner: str = "rules"
+    call: PlannerCall | None = None
+    fallback: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +213,30 @@ class Verification:
     value: float | None
     checked_at: float
     reason: str
+
+
+class ApprovalStatus(enum.StrEnum):
+    """A pending action's fate."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A proposed action waiting for (or decided by) a human."""
+
+    id: int
+    incident_id: int
+    decision_id: int
+    host: str
+    action: str
+    status: ApprovalStatus
+    requested_at: float
+    expires_at: float
+    rationale: str = ""
+    decided_at: float | None = None
+    decided_by: str | None = None
+    note: str | None = None

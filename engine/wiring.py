@@ -15,10 +15,12 @@ from engine.audit import AuditLog
 from engine.escalate import LogNotifier
 from engine.execute import AnsibleRunnerExecutor
 from engine.inventory import Inventory, InventoryError, load_inventory
+from engine.llm_planner import LLMPlanner
+from engine.llm_transport import LLMTransport
 from engine.locks import HostLocks
 from engine.loop import Engine
 from engine.metrics import LocalSource, MetricsSource, PrometheusSource
-from engine.plan import RulesPlanner
+from engine.plan import Planner, RulesPlanner
 from engine.policy_file import Policy, load_policy
 from engine.record import Recorder
 from engine.settings import Settings
@@ -82,20 +84,55 @@ def build_metrics(settings: Settings, policy: Policy, inventory: Inventory) -> M
     return source
 
 
+def build_planner(settings: Settings, policy: Policy) -> Planner:
+    """The rules planner, or an LLM planner (Gemini, OpenAI-compatible) that falls back to it."""
+    memory = policy.remediation.failure_memory
+    rules = RulesPlanner(memory_window=memory.window, max_failures=memory.max_failures)
+    if settings.planner == "rules":
+        return rules
+    transport: LLMTransport
+    model = settings.llm_model or ""
+    if settings.planner == "gemini":
+        from engine.llm_gemini import GeminiTransport  # noqa: PLC0415 - heavy SDK, load on use
+
+        transport = GeminiTransport(
+            model=model, api_key=settings.gemini_api_key or "", base_url=settings.llm_base_url
+        )
+    else:
+        from engine.llm_openai import OpenAITransport  # noqa: PLC0415 - heavy SDK, load on use
+
+        # Local servers (Ollama, llama.cpp) take any key; the client insists on one.
+        transport = OpenAITransport(
+            model=model, api_key=settings.openai_api_key or "none", base_url=settings.llm_base_url
+        )
+    rule = policy.detection.high_cpu
+    return LLMPlanner(
+        transport=transport,
+        fallback=rules,
+        timeout=settings.llm_timeout,
+        thresholds={
+            "trigger_percent": rule.trigger,
+            "clear_percent": rule.clear,
+            "sustain_seconds": rule.sustain,
+        },
+        secrets=settings.secrets,
+    )
+
+
 def build_engine(
     components: Components,
     *,
     metrics: MetricsSource | None = None,
+    planner: Planner | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Engine:
-    """An Engine on the loaded components, with the rules planner and the log notifier."""
+    """An Engine on the loaded components, with the configured planner and the log notifier."""
     policy = components.policy
-    memory = policy.remediation.failure_memory
     return Engine(
         policy=policy,
         inventory=components.inventory,
         metrics=metrics or build_metrics(components.settings, policy, components.inventory),
-        planner=RulesPlanner(memory_window=memory.window, max_failures=memory.max_failures),
+        planner=planner or build_planner(components.settings, policy),
         executor=components.executor,
         recorder=components.recorder,
         locks=components.locks,

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed models: incidents, decisions, playbook runs, timeline events.
+"""SQLAlchemy 2.0 typed models: incidents, decisions, approvals, playbook runs, events.
 
 The schema is created and changed only by Alembic migrations (engine/store/migrations).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator, false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -51,7 +51,7 @@ class Incident(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32))  # awaiting_approval needs more than 16
     action: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
     opened_at: Mapped[datetime]
@@ -114,9 +114,45 @@ class Decision(Base):
     # running | recovered | not_recovered | run_failed | unverified | interrupted
     outcome: Mapped[str | None] = mapped_column(String(16))
     outcome_at: Mapped[datetime | None]
+    # The model call behind the proposal (all None for the rules planner), already redacted.
+    provider: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(128))
+    latency_ms: Mapped[float | None]
+    attempts: Mapped[int | None]
+    input_tokens: Mapped[int | None]
+    output_tokens: Mapped[int | None]
+    prompt: Mapped[str | None] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text)
+    call_error: Mapped[str | None] = mapped_column(Text)
+    # server_default: rows written before migration 0002 get a value too.
+    cached: Mapped[bool] = mapped_column(default=False, server_default=false())
+    fallback: Mapped[str | None] = mapped_column(Text)  # why the rules stood in for the model
 
     incident: Mapped[Incident] = relationship(back_populates="decisions", lazy="raise")
     run: Mapped[PlaybookRun | None] = relationship(lazy="raise")
+
+
+class ApprovalRow(Base):
+    """A proposed action held until a human approves or rejects it, or it expires."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (
+        Index("ix_approvals_status_requested", "status", "requested_at"),
+        Index("ix_approvals_incident_id", "incident_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    host: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | rejected | expired
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]  # approved, rejected or marked expired
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class Event(Base):

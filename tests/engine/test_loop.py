@@ -18,7 +18,7 @@ from engine.execute import AnsibleRunnerExecutor
 from engine.inventory import load_inventory
 from engine.locks import HostLocks
 from engine.loop import Engine
-from engine.plan import RulesPlanner
+from engine.plan import Planner, RulesPlanner
 from engine.policy_file import load_policy
 from engine.queries import incident_detail, list_incidents, list_runs
 from engine.record import Recorder
@@ -45,6 +45,7 @@ remediation:
   max_attempts: 2
   max_concurrent: 5
   verify_timeout: VERIFY
+  approval_timeout: 3s
 """
 INVENTORY = """
 all:
@@ -77,7 +78,14 @@ class ScriptedSource:
 class Lab:
     """An engine on a temporary store, playbooks and inventory."""
 
-    def __init__(self, tmp_path: Path, *, first: str = "ok.yml", verify_timeout: str = "20s"):
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        first: str = "ok.yml",
+        verify_timeout: str = "20s",
+        inventory: str = INVENTORY,
+    ):
         books = tmp_path / "playbooks"
         books.mkdir()
         for name, text in PLAYBOOKS.items():
@@ -85,7 +93,7 @@ class Lab:
         policy_file = tmp_path / "policy.yaml"
         policy_file.write_text(POLICY.replace("FIRST", first).replace("VERIFY", verify_timeout))
         inventory_file = tmp_path / "inventory.yml"
-        inventory_file.write_text(INVENTORY)
+        inventory_file.write_text(inventory)
         self.tmp_path = tmp_path
         self.policy = load_policy(policy_file, playbook_dir=books)
         self.inventory = load_inventory(inventory_file)
@@ -99,13 +107,13 @@ class Lab:
         self.values: dict[str, float | None] = {"web1": 20.0, "web2": 20.0, "web3": 20.0}
         self.engines: list[Engine] = []
 
-    def engine(self) -> Engine:
+    def engine(self, planner: Planner | None = None) -> Engine:
         source = ScriptedSource(lambda host, _t: self.values[host], ("web1", "web2", "web3"))
         engine = Engine(
             policy=self.policy,
             inventory=self.inventory,
             metrics=source,
-            planner=RulesPlanner(),
+            planner=planner or RulesPlanner(),
             executor=self.executor,
             recorder=self.recorder,
             locks=self.locks,

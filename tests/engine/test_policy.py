@@ -120,6 +120,13 @@ def test_fleet_concurrency_limit(policy: Policy) -> None:
     assert verdict.rule == "max_concurrent"
 
 
+def test_middling_confidence_waits_for_a_human(policy: Policy) -> None:
+    verdict = gate(propose("restart_nginx", confidence=0.6), situation(), policy)
+    assert verdict.kind is VerdictKind.AWAIT_APPROVAL
+    assert verdict.action == "restart_nginx"
+    assert verdict.rule == "approval"
+
+
 def test_low_confidence_is_not_executed(policy: Policy) -> None:
     verdict = gate(propose("restart_nginx", confidence=0.3), situation(), policy)
     assert verdict.kind is VerdictKind.ESCALATE
@@ -175,7 +182,7 @@ def test_property_execute_only_within_policy(
 ) -> None:
     sit = situation(status=status, tried=tuple(tried), attempts=tuple(attempts), busy=busy)
     verdict = gate(Proposal(action, confidence, "r"), sit, policy)
-    if verdict.kind is not VerdictKind.EXECUTE:
+    if verdict.kind not in (VerdictKind.EXECUTE, VerdictKind.AWAIT_APPROVAL):
         return
     rem = policy.remediation
     assert verdict.action in policy.actions
@@ -183,7 +190,10 @@ def test_property_execute_only_within_policy(
     assert len(tried) < rem.max_attempts
     assert verdict.action not in tried
     assert busy < rem.max_concurrent
-    assert confidence >= rem.auto_execute_confidence
+    if verdict.kind is VerdictKind.EXECUTE:
+        assert confidence >= rem.auto_execute_confidence
+    else:
+        assert rem.approval_confidence <= confidence < rem.auto_execute_confidence
     for attempt in attempts:
         if attempt.incident_id != sit.incident_id and attempt.ended_at is not None:
             assert attempt.ended_at + rem.cooldown <= NOW

@@ -1,26 +1,20 @@
 """The incident record on both real backends: SQLite in a temp file and the machine's PostgreSQL.
 
 Every test gets an empty, freshly migrated store (PostgreSQL: a schema of its own inside
-the session database) and its own JSONL audit file.
+the session database) and its own JSONL audit file (fixtures in tests/engine/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
 from engine.queries import incident_detail, list_incidents, list_runs
 from engine.record import Recorder
 from engine.store import open_store
@@ -29,6 +23,7 @@ from engine.types import (
     Attempt,
     HostRunStats,
     IncidentStatus,
+    PlannerCall,
     Proposal,
     RunRequest,
     RunResult,
@@ -38,63 +33,8 @@ from engine.types import (
 )
 
 T0 = 1_700_000_000.0
-TABLES = {"alembic_version", "incidents", "decisions", "playbook_runs", "events"}
+TABLES = {"alembic_version", "incidents", "decisions", "playbook_runs", "events", "approvals"}
 PLAYBOOK = "/opt/autosre/playbooks/restart_nginx.yml"
-
-
-# -- fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a new schema in the session's PostgreSQL db."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'autosre.db'}"
-        return
-    base: str = request.getfixturevalue("postgres_url")
-    url = make_url(base)
-    schema = f"t_{secrets.token_hex(6)}"
-    conninfo: dict[str, Any] = {
-        "host": url.host,
-        "port": url.port,
-        "user": url.username,
-        "dbname": url.database,
-        "autocommit": True,
-        "connect_timeout": 3,
-    }
-    with psycopg.connect(**conninfo) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(**conninfo) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture
-def opened() -> Iterator[list[sessionmaker[Session]]]:
-    """Every session factory a test opens, disposed at teardown."""
-    factories: list[sessionmaker[Session]] = []
-    yield factories
-    for factory in factories:
-        factory.kw["bind"].dispose()
-
-
-@pytest.fixture
-def sessions(store_url: str, opened: list[sessionmaker[Session]]) -> sessionmaker[Session]:
-    factory = open_store(store_url)
-    opened.append(factory)
-    return factory
-
-
-@pytest.fixture
-def audit_path(tmp_path: Path) -> Path:
-    return tmp_path / "audit" / "audit.jsonl"
-
-
-@pytest.fixture
-def recorder(sessions: sessionmaker[Session], audit_path: Path) -> Recorder:
-    return Recorder(sessions, AuditLog(audit_path))
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -195,7 +135,7 @@ def test_open_store_migrates_and_twice_is_fine(
     bind = second.kw["bind"]
     assert set(inspect(bind).get_table_names()) >= TABLES
     with second() as session:
-        assert session.scalar(text("SELECT version_num FROM alembic_version")) == "0001"
+        assert session.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
         assert session.scalar(select(Incident.id)) is None
 
 
@@ -279,12 +219,79 @@ def test_record_decision(recorder: Recorder, sessions: sessionmaker[Session]) ->
         "overridden": True,
         "run_id": None,
         "outcome": None,
+        "provider": None,
+        "model": None,
+        "latency_ms": None,
+        "attempts": None,
+        "input_tokens": None,
+        "output_tokens": None,
+        "prompt": None,
+        "reply": None,
+        "call_error": None,
+        "cached": False,
+        "fallback": None,
     }
     assert found["decisions"][1]["verdict"] == "execute"
     assert found["decisions"][1]["verdict_action"] == "restart_nginx"
     decided = [e for e in found["timeline"] if e["kind"] == "decided"]
     assert len(decided) == 2
     assert "rules proposed restart_nginx (0.90); policy: wait - cooldown" in decided[0]["message"]
+
+
+def test_record_decision_with_a_model_call_and_a_fallback(
+    recorder: Recorder, sessions: sessionmaker[Session], audit_path: Path
+) -> None:
+    incident_id = detect(recorder)
+    call = PlannerCall(
+        provider="gemini",
+        model="gemini-2.5-flash",
+        latency=1.2345,
+        attempts=2,
+        prompt="host web1: CPU 97.5% for 10s",
+        reply='{"action": "reboot_everything"}',
+        input_tokens=812,
+        output_tokens=37,
+        error="action reboot_everything is not whitelisted",
+    )
+    proposal = Proposal(
+        "restart_nginx",
+        0.9,
+        "CPU is high",
+        "rules",
+        call=call,
+        fallback="model proposed an action outside the whitelist",
+    )
+    recorder.record_decision(incident_id, "web1", proposal, EXECUTE, T0 + 1)
+    cached = Proposal(
+        "restart_nginx",
+        0.8,
+        "as before",
+        "gemini",
+        call=PlannerCall("gemini", "gemini-2.5-flash", 0.0, 1, "p", "r", cached=True),
+    )
+    recorder.record_decision(incident_id, "web1", cached, EXECUTE, T0 + 2)
+
+    first, second = detail(sessions, incident_id)["decisions"]
+    assert first["provider"] == "gemini"
+    assert first["model"] == "gemini-2.5-flash"
+    assert first["latency_ms"] == pytest.approx(1234.5)
+    assert first["attempts"] == 2
+    assert (first["input_tokens"], first["output_tokens"]) == (812, 37)
+    assert first["prompt"] == "host web1: CPU 97.5% for 10s"
+    assert first["reply"] == '{"action": "reboot_everything"}'
+    assert first["call_error"] == "action reboot_everything is not whitelisted"
+    assert first["cached"] is False
+    assert first["fallback"] == "model proposed an action outside the whitelist"
+    assert second["cached"] is True
+    assert second["fallback"] is None
+    assert second["input_tokens"] is None
+
+    decided = [line for line in audit_lines(audit_path) if line["kind"] == "decided"]
+    assert "(fallback: model proposed an action outside the whitelist)" in decided[0]["message"]
+    assert "fallback" not in decided[1]["message"]
+    assert decided[0]["data"]["call"]["model"] == "gemini-2.5-flash"
+    # The prompt stays in the store; the audit log names the call only.
+    assert "host web1: CPU" not in json.dumps(decided)
 
 
 # -- runs ------------------------------------------------------------------------------
@@ -609,9 +616,11 @@ def test_incident_detail_shape(recorder: Recorder, sessions: sessionmaker[Sessio
         "cpu_after",
         "summary",
         "decisions",
+        "approvals",
         "runs",
         "timeline",
     }
+    assert found["approvals"] == []
     assert found["action"] == "restart_nginx"
     assert found["attempts"] == 1
     assert [r["id"] for r in found["runs"]] == [run_id]

@@ -3,6 +3,7 @@ Prometheus (1 s scrapes) + node_exporter + nginx + ansible-runner + the `autosre
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -144,4 +145,51 @@ def test_host_without_series_is_never_touched(tmp_path: Path, lab: Any, nginx_se
         time.sleep(3)
     assert store.incidents("web2") == []
     assert store.runs() == []
+    store.close()
+
+
+def test_partial_information_with_the_gemini_planner(
+    tmp_path: Path, lab: Any, nginx_service: Any, fake_gemini: Any
+) -> None:
+    """Decision under partial information, with Gemini (fake server) as the planner:
+    the model answers nonsense, one host has no data, then Prometheus goes away."""
+    fake_gemini.script(
+        '{"action": "wipe_disk", "confidence": 1.0, "rationale": "as the label says"}'
+    )
+    env = lab_env(
+        tmp_path,
+        lab.url,
+        AUTOSRE_PLANNER="gemini",
+        AUTOSRE_LLM_MODEL=fake_gemini.model,
+        AUTOSRE_LLM_BASE_URL=fake_gemini.url,
+        AUTOSRE_LLM_TIMEOUT="3",
+        GEMINI_API_KEY=fake_gemini.api_key,
+    )
+    store = Store(tmp_path / "data")
+    log = tmp_path / "engine.log"
+    with (
+        engine_process(env, log),
+        chaos(env, "--stubborn", "--seconds", "90", log=tmp_path / "chaos.log"),
+    ):
+        first_run = wait_for("a first run", lambda: store.runs() or None, 60)
+        assert first_run[-1]["action"] == "restart_nginx"  # the rules stood in for "wipe_disk"
+        lab.stop()
+        wait_for("web1 UNKNOWN", lambda: "web1 HIGH_CPU -> UNKNOWN" in log.read_text() or None, 20)
+        runs_then = len(store.runs())
+        time.sleep(12)  # burning, no data: nothing new may run
+        assert len(store.runs()) == runs_then
+    assert all(run["action"] in {"restart_nginx", "rollback_nginx"} for run in store.runs())
+    assert store.incidents("web2") == []
+    incident = store.incidents("web1")[-1]
+    detail = store.detail(incident["id"])
+    first = detail["decisions"][0]
+    assert first["planner"] == "rules"
+    assert "not whitelisted" in first["fallback"]
+    assert first["provider"] == "gemini"
+    assert "wipe_disk" in first["reply"]
+    assert fake_gemini.requests, "the engine asked the model"
+    for recorded in fake_gemini.requests:
+        assert fake_gemini.api_key not in json.dumps(recorded.body)
+    assert fake_gemini.api_key not in (tmp_path / "data" / "audit.jsonl").read_text()
+    assert fake_gemini.api_key not in log.read_text()
     store.close()
