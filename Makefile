@@ -55,6 +55,7 @@ test: $(VENV)/.dev-stamp
 bench: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 	$(BIN)/python -m bench.mttr
+	$(BIN)/python -m bench.planner
 
 clean:
 	rm -rf $(VENV) data test-output .mypy_cache .ruff_cache

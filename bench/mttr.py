@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,10 @@ def _wait(what: str, probe: Any, timeout: float, every: float = 0.05) -> Any:
     raise SystemExit(f"bench: timed out after {timeout:.0f}s waiting for {what}")
 
 
-def trial(workdir: Path, prometheus_url: str) -> dict[str, float]:
+def trial(workdir: Path, prometheus_url: str, extra_env: Mapping[str, str]) -> dict[str, float]:
     """One run of the scenario; returns its phases in seconds from burn start."""
     workdir.mkdir(parents=True, exist_ok=True)
-    env = lab_env(workdir, prometheus_url)
+    env = lab_env(workdir, prometheus_url, **extra_env)
     log = workdir / "engine.log"
     with log.open("wb") as out:
         engine = subprocess.Popen([str(AUTOSRE), "run"], env=env, stdout=out, stderr=out)
@@ -108,18 +109,13 @@ def trial(workdir: Path, prometheus_url: str) -> dict[str, float]:
         sessions.kw["bind"].dispose()
 
 
-def main() -> int:
-    """Run the trials and print the comparison with the floor."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mttr.json")
-    args = parser.parse_args()
-    if os.geteuid() != 0 or _nginx_pid() is None:
+def run_trials(trials: int, *, envs: Sequence[Mapping[str, str]]) -> list[list[dict[str, float]]]:
+    """Start Prometheus once; run ``trials`` trials per environment, alternating them."""
+    if _nginx_pid() is None:
         subprocess.run(["service", "nginx", "start"], check=False, capture_output=True)
     if _nginx_pid() is None:
         raise SystemExit("bench: nginx must be running (service nginx start) as root")
-    policy = load_policy(ROOT / "policies" / "lab.yaml")
-    rule = policy.detection.high_cpu
+    results: list[list[dict[str, float]]] = [[] for _ in envs]
     with tempfile.TemporaryDirectory(prefix="autosre-bench-") as tmp:
         root = Path(tmp)
         exporter = start_node_exporter(root)
@@ -129,18 +125,32 @@ def main() -> int:
         prom.start()
         try:
             prom.wait_for_series('node_cpu_seconds_total{mode="idle"}', timeout=60)
-            results = []
-            for number in range(args.trials):
-                time.sleep(8)  # let CPU and the rate window settle between trials
-                result = trial(root / f"trial{number}", prom.url)
-                results.append(result)
-                print(
-                    f"trial {number + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.items()),
-                    flush=True,
-                )
+            for number in range(trials):
+                for which, env in enumerate(envs):
+                    time.sleep(8)  # let CPU and the rate window settle between trials
+                    result = trial(root / f"trial{number}-{which}", prom.url, env)
+                    results[which].append(result)
+                    label = env.get("AUTOSRE_PLANNER", "rules")
+                    print(
+                        f"trial {number + 1} ({label}): "
+                        + ", ".join(f"{k} {v:.1f}s" for k, v in result.items()),
+                        flush=True,
+                    )
         finally:
             prom.stop()
             _stop(exporter.proc)
+    return results
+
+
+def main() -> int:
+    """Run the trials and print the comparison with the floor."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mttr.json")
+    args = parser.parse_args()
+    policy = load_policy(ROOT / "policies" / "lab.yaml")
+    rule = policy.detection.high_cpu
+    (results,) = run_trials(args.trials, envs=[{}])
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     floor = rule.sustain + median["playbook"] + policy.settle
     report = {

@@ -12,11 +12,11 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from engine.decide import Decider
 from engine.dispatch import RunDispatcher
 from engine.escalate import Notifier
 from engine.evaluate import Evaluator, Thresholds
@@ -25,21 +25,15 @@ from engine.guard import RefusedError, build_request
 from engine.inventory import Inventory
 from engine.locks import HeldLocks, HostBusyError, HostLocks
 from engine.metrics import MetricsSource
-from engine.plan import Planner, Situation
-from engine.policy import gate
+from engine.plan import Planner
 from engine.policy_file import Policy
 from engine.record import Recorder
-from engine.remediate import Phase, Track
+from engine.remediate import Pending, Phase, Track
 from engine.types import (
-    Approval,
-    ApprovalStatus,
     HostState,
     HostStatus,
     IncidentStatus,
-    Proposal,
     Sample,
-    Verdict,
-    VerdictKind,
 )
 from engine.verify import check_recovery, unverifiable
 
@@ -55,13 +49,6 @@ class TickReport:
     duration: float
     states: dict[str, HostState]
     launched: tuple[str, ...]  # run idents started this tick
-
-
-@dataclass(slots=True)
-class _Pending:
-    host: str
-    track: Track
-    decision_id: int
 
 
 class Engine:
@@ -93,7 +80,6 @@ class Engine:
         self.playbook_dir = playbook_dir
         self.runs_dir = runs_dir  # where the executor puts run dirs, for the record
         self.clock = clock
-        self.plan_wait = plan_wait  # how long a tick waits for this tick's proposals
         rule = policy.detection.high_cpu
         self.evaluator = Evaluator(
             Thresholds(rule.trigger, rule.clear, rule.sustain, rule.step, rule.staleness),
@@ -101,10 +87,19 @@ class Engine:
         )
         self.tracks: dict[str, Track] = {}
         workers = policy.remediation.max_concurrent
+        self.plan_wait = plan_wait  # how long a tick waits for its own proposals
         self.runs = RunDispatcher(
             executor=executor, recorder=recorder, workers=workers, clock=clock
         )
-        self._planning = ThreadPoolExecutor(max_workers=4, thread_name_prefix="autosre-plan")
+        self.decider = Decider(
+            policy=policy,
+            inventory=inventory,
+            planner=planner,
+            recorder=recorder,
+            escalate=self._escalate,
+            close=self._close,
+            recovered=self._recovered,
+        )
         self._resume()
 
     # -- lifecycle ------------------------------------------------------------
@@ -146,7 +141,7 @@ class Engine:
 
     def shutdown(self, *, cancel_runs: bool = True, timeout: float = 30.0) -> None:
         """Stop the workers, cancelling in-flight runs (they are recorded as canceled)."""
-        self._planning.shutdown(wait=False, cancel_futures=True)
+        self.decider.shutdown()
         self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
         close = getattr(self.metrics, "close", None)
         if callable(close):
@@ -162,8 +157,8 @@ class Engine:
         evaluation = self.evaluator.update(batch, now)
         self._log_changes(evaluation.changes)
         self._collect_finished()
-        approvals = self._poll_approvals()
-        pending: dict[str, list[_Pending]] = defaultdict(list)
+        approvals = self.decider.poll_approvals(self.tracks)
+        pending: dict[str, list[Pending]] = defaultdict(list)
         fleet = Counter(state.status for state in evaluation.states.values())
         for host, state in evaluation.states.items():
             track = self.tracks.get(host)
@@ -173,11 +168,20 @@ class Engine:
                 track = self._open(state, now)
             samples = batch.windows.get(host, ())
             if track.phase is Phase.AWAITING_APPROVAL:
-                self._on_approval(track, state, samples, approvals, now, fleet, pending)
+                self.decider.on_approval(track, state, samples, approvals, now, fleet, pending)
             else:
                 self._advance(track, state, samples, now, fleet)
-        self._collect_plans(evaluation.states, now, pending)
+        # What is decided already (the rules planner answers at once) launches first, so a
+        # slow model never holds up an action the policy allows; then a short, bounded
+        # wait lets a fast model's proposals act in this same tick.
+        self.decider.collect_plans(self.tracks, evaluation.states, now, pending)
         launched = [self._launch(action, items, now) for action, items in pending.items()]
+        if self.decider.planning(self.tracks):
+            pending = defaultdict(list)
+            self.decider.collect_plans(
+                self.tracks, evaluation.states, now, pending, wait_for=self.plan_wait
+            )
+            launched += [self._launch(action, items, now) for action, items in pending.items()]
         return TickReport(
             now,
             time.monotonic() - started,
@@ -283,7 +287,7 @@ class Engine:
             return
         track.noted_unknown = False
         if now >= track.retry_at:
-            self._plan(track, state, samples, now, fleet)
+            self.decider.plan(track, state, samples, now, fleet)
 
     def _verify(
         self, track: Track, state: HostState, samples: Sequence[Sample], now: float
@@ -339,190 +343,12 @@ class Engine:
                 incident_id=track.incident_id,
             )
 
-    # -- planning and the policy gate -----------------------------------------
-
-    def _situation(
-        self,
-        track: Track,
-        state: HostState,
-        samples: Sequence[Sample],
-        now: float,
-        fleet: Counter[HostStatus],
-    ) -> Situation:
-        memory = self.policy.remediation.failure_memory.window
-        history = self.recorder.host_history(track.host, since=now - max(memory, 86400.0))
-        host = self.inventory.hosts.get(track.host)
-        return Situation(
-            host=track.host,
-            state=state,
-            incident_id=track.incident_id,
-            tried=tuple(track.tried),
-            history=history,
-            fleet=dict(fleet),
-            actions={n: a.description for n, a in self.policy.actions.items()},
-            ladder=tuple(self.policy.remediation.ladder),
-            now=now,
-            samples=tuple(samples),
-            labels=dict(host.labels) if host else {},
-        )
-
-    def _plan(
-        self,
-        track: Track,
-        state: HostState,
-        samples: Sequence[Sample],
-        now: float,
-        fleet: Counter[HostStatus],
-    ) -> None:
-        situation = self._situation(track, state, samples, now, fleet)
-        track.phase = Phase.PLANNING
-        track.situation = situation
-        track.plan = self._planning.submit(self.planner.propose, situation)
-
-    def _collect_plans(
-        self, states: Mapping[str, HostState], now: float, pending: dict[str, list[_Pending]]
-    ) -> None:
-        planning = [t for t in self.tracks.values() if t.phase is Phase.PLANNING and t.plan]
-        if planning:
-            wait([t.plan for t in planning if t.plan], timeout=self.plan_wait)
-        for track in planning:
-            if track.plan is None or not track.plan.done() or track.situation is None:
-                continue
-            try:
-                proposal = track.plan.result()
-            except Exception as exc:  # a planner bug falls back like any planner failure
-                rules = self._rules_fallback(track.situation)
-                proposal = replace(rules, fallback=f"planner failed: {exc}")
-            track.plan = None
-            track.phase = Phase.DECIDING
-            # The gate judges the host as it is now, not as it was when planning began.
-            situation = replace(track.situation, state=states[track.host])
-            self._decide(track, proposal, situation, now, pending)
-
-    def _rules_fallback(self, situation: Situation) -> Proposal:
-        fallback = getattr(self.planner, "fallback", self.planner)
-        proposal: Proposal = fallback.propose(situation)
-        return proposal
-
-    def _decide(
-        self,
-        track: Track,
-        proposal: Proposal,
-        situation: Situation,
-        now: float,
-        pending: dict[str, list[_Pending]],
-    ) -> None:
-        verdict = gate(proposal, situation, self.policy)
-        key = (verdict.kind.value, verdict.rule)
-        if verdict.kind in (VerdictKind.WAIT, VerdictKind.DO_NOTHING) and key == track.last_verdict:
-            track.retry_at = verdict.retry_at or now + 30.0
-            return
-        track.last_verdict = key
-        decision_id = self._record(track, proposal, verdict, now)
-        if verdict.kind is VerdictKind.EXECUTE and verdict.action is not None:
-            track.decision_id = decision_id
-            pending[verdict.action].append(_Pending(track.host, track, decision_id))
-        elif verdict.kind is VerdictKind.AWAIT_APPROVAL and verdict.action is not None:
-            expires = now + self.policy.remediation.approval_timeout
-            track.approval_id = self.recorder.request_approval(
-                track.incident_id,
-                decision_id,
-                track.host,
-                verdict.action,
-                proposal.rationale,
-                at=now,
-                expires_at=expires,
-            )
-            track.phase = Phase.AWAITING_APPROVAL
-        elif verdict.kind is VerdictKind.ESCALATE:
-            self._escalate(track, verdict.reason, now)
-        else:
-            track.retry_at = verdict.retry_at or now + 30.0
-
-    def _record(self, track: Track, proposal: Proposal, verdict: Verdict, now: float) -> int:
-        decision_id = self.recorder.record_decision(
-            track.incident_id, track.host, proposal, verdict, now
-        )
-        via = f" (fallback: {proposal.fallback})" if proposal.fallback else ""
-        log.info(
-            "%s: incident %d: %s proposed %s (%.2f)%s; policy: %s - %s",
-            track.host,
-            track.incident_id,
-            proposal.planner,
-            proposal.action,
-            proposal.confidence,
-            via,
-            verdict.kind,
-            verdict.reason,
-        )
-        return decision_id
-
-    # -- approvals ------------------------------------------------------------
-
-    def _poll_approvals(self) -> dict[int, Approval]:
-        ids = [
-            t.approval_id
-            for t in self.tracks.values()
-            if t.phase is Phase.AWAITING_APPROVAL and t.approval_id is not None
-        ]
-        return self.recorder.approvals(ids) if ids else {}
-
-    def _on_approval(
-        self,
-        track: Track,
-        state: HostState,
-        samples: Sequence[Sample],
-        approvals: dict[int, Approval],
-        now: float,
-        fleet: Counter[HostStatus],
-        pending: dict[str, list[_Pending]],
-    ) -> None:
-        approval = approvals.get(track.approval_id or -1)
-        if approval is None:
-            self._escalate(track, "the pending approval disappeared from the store", now)
-            return
-        if approval.status is ApprovalStatus.PENDING and self._recovered(state):
-            self.recorder.expire_approval(approval.id, at=now)
-            self._close(
-                track,
-                IncidentStatus.RESOLVED,
-                "resolved",
-                f"recovered while awaiting approval: {state.reason}",
-                now=now,
-                value=state.value,
-            )
-            return
-        if approval.status is ApprovalStatus.PENDING and now < approval.expires_at:
-            return
-        track.approval_id = None
-        if approval.status is ApprovalStatus.APPROVED:
-            track.phase = Phase.DECIDING
-            human = Proposal(
-                approval.action,
-                1.0,
-                f"approved by {approval.decided_by}: {approval.note or 'no note'}",
-                planner="human",
-            )
-            situation = self._situation(track, state, samples, now, fleet)
-            self._decide(track, human, situation, now, pending)  # overrides still apply
-        elif approval.status is ApprovalStatus.REJECTED:
-            self._escalate(
-                track,
-                f"{approval.action} rejected by {approval.decided_by}: "
-                f"{approval.note or 'no note'}",
-                now,
-            )
-        else:
-            if approval.status is ApprovalStatus.PENDING:
-                self.recorder.expire_approval(approval.id, at=now)
-            self._escalate(track, f"approval for {approval.action} expired unanswered", now)
-
     # -- runs -----------------------------------------------------------------
 
-    def _launch(self, action: str, items: list[_Pending], now: float) -> str | None:
+    def _launch(self, action: str, items: list[Pending], now: float) -> str | None:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
         ident = f"{stamp}-{action}-{uuid.uuid4().hex[:8]}"
-        held: list[_Pending] = []
+        held: list[Pending] = []
         locks: list[HeldLocks] = []
         for item in items:
             try:

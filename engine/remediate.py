@@ -57,3 +57,12 @@ class Track:
         else:
             self.phase = Phase.DECIDING
             self.decision_id = None
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decided run waiting for this tick's batch launch."""
+
+    host: str
+    track: Track
+    decision_id: int
