@@ -24,10 +24,18 @@ $(VENV)/.dev-stamp: $(VENV)/.setup-stamp requirements-dev.txt
 ## setup: create .venv and install the project (editable) with pinned dependencies
 setup: $(VENV)/.setup-stamp
 
-## run: the engine on embedded defaults (SQLite, this host via psutil, rules planner)
+WEB_HOST ?= 127.0.0.1
+WEB_PORT ?= 8080
+
+## run: engine + web UI on embedded defaults (SQLite, this host via psutil, rules planner)
 run: setup
 	@if [ "$$(id -u)" = 0 ] && ! command -v nginx >/dev/null; then \
 		$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_RUN_PACKAGES)"; fi
+	@$(BIN)/autosre db upgrade
+	@if ! $(BIN)/autosre users list --json | grep -q '"name"'; then \
+		echo "no users yet: create one with  $(BIN)/autosre users add admin --role admin"; fi
+	@$(BIN)/autosre web --host $(WEB_HOST) --port $(WEB_PORT) & web=$$!; \
+	trap 'kill $$web 2>/dev/null; wait $$web 2>/dev/null' EXIT; \
 	$(BIN)/autosre run
 
 ## system-packages: install Debian packages (root only; skipped when all are present)

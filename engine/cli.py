@@ -11,10 +11,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from engine import __version__
 from engine.guard import RefusedError, parse_extra_vars
@@ -25,6 +26,10 @@ from engine.queries import STATUSES, incident_detail, list_approvals, list_incid
 from engine.record import ApprovalError
 from engine.settings import Settings, SettingsError, load_settings
 from engine.store import StoreError
+from engine.users import ROLES, UserError, create_token, create_user, disable_user, list_users
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 EXIT_USAGE = 2
 # Errors that mean "the input is wrong": reported in one line, exit status 2.
@@ -36,6 +41,7 @@ INPUT_ERRORS = (
     HostBusyError,
     StoreError,
     ApprovalError,
+    UserError,
 )
 
 
@@ -381,6 +387,125 @@ def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def _accounts_store(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """The store for one command, its connections closed at the end (they hold no state)."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    sessions = open_store(settings.database_url)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()
+
+
+def _read_password() -> str:
+    """The new password: stdin's first line when piped, else typed twice at the terminal."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    password = getpass.getpass("password: ")
+    if getpass.getpass("password again: ") != password:
+        raise UsageError("the two passwords differ")
+    return password
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a web UI account."""
+    password = _read_password()
+    with _accounts_store(settings) as sessions:
+        user = create_user(sessions, args.name, password, args.role)
+    print(f"user {user.name} created with role {user.role}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List web UI accounts by name."""
+    with _accounts_store(settings) as sessions:
+        rows = list_users(sessions)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no users")
+        return 0
+    print(f"{'NAME':<24} {'ROLE':<9} {'STATE':<9} {'TOKENS':>6}  CREATED")
+    for row in rows:
+        state = "disabled" if row["disabled"] else "enabled"
+        print(
+            f"{row['name']:<24} {row['role']:<9} {state:<9} {row['tokens']:>6}  {row['created_at']}"
+        )
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
+    """Disable an account: signed-in sessions end, tokens stop working."""
+    with _accounts_store(settings) as sessions:
+        disable_user(sessions, args.name)
+    print(f"user {args.name} disabled")
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Issue an API token; it is printed once and only its hash is kept."""
+    with _accounts_store(settings) as sessions:
+        token = create_token(sessions, args.user, args.name)
+    print(f"token {args.name!r} for {args.user} (shown once, store it now):", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the web UI with werkzeug's threaded server until Ctrl-C or SIGTERM."""
+    from werkzeug.serving import make_server  # noqa: PLC0415
+
+    # The CLI is where the parts are put together: the engine's own modules never do this.
+    from webui import create_app  # noqa: PLC0415
+
+    _setup_logging(settings)
+    app = create_app(settings=settings)
+    try:
+        server = make_server(args.host, args.port, app, threaded=True)
+    except (OSError, SystemExit):
+        # werkzeug prints why (port in use, no such address) and exits: name what was asked.
+        app.extensions["autosre"].kw["bind"].dispose()
+        raise UsageError(f"cannot listen on {args.host}:{args.port}") from None
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"AutoSRE web UI on http://{host}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
+    if args.host not in {"127.0.0.1", "localhost", "::1"}:
+        logging.warning("session cookies are Secure: serve this through HTTPS (a reverse proxy)")
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    thread = threading.Thread(target=server.serve_forever, name="autosre-web", daemon=True)
+    thread.start()
+    try:
+        while not stop.wait(timeout=0.5) and thread.is_alive():
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        app.extensions["autosre"].kw["bind"].dispose()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        logging.info("web UI stopped")
+    if not stop.is_set():
+        logging.error("the web server stopped by itself")
+        return 1
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535: {text!r}")
+    return value
+
+
 # -- parser ---------------------------------------------------------------------
 
 
@@ -403,6 +528,36 @@ def _add_approvals(sub: argparse._SubParsersAction[_Parser]) -> None:
         decide.add_argument("id", type=_record_id, help="the approval's id (approvals list)")
         decide.add_argument("--note", help="why, recorded with the decision")
         decide.set_defaults(func=func)
+
+
+def _add_accounts(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """The ``users``, ``tokens`` and ``web`` commands: web UI accounts and the server."""
+    users = sub.add_parser("users", help="web UI accounts")
+    usub = users.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    uadd = usub.add_parser(
+        "add", help="create an account (password: stdin's first line, or typed twice)"
+    )
+    uadd.add_argument("name", help="lowercase letters, digits, '_', '.', '-'")
+    uadd.add_argument("--role", required=True, choices=ROLES, help="what the account may do")
+    uadd.set_defaults(func=cmd_users_add)
+    ulist = usub.add_parser("list", help="every account, by name")
+    ulist.add_argument("--json", action="store_true", help="print a JSON array")
+    ulist.set_defaults(func=cmd_users_list)
+    udisable = usub.add_parser("disable", help="disable an account and its tokens")
+    udisable.add_argument("name")
+    udisable.set_defaults(func=cmd_users_disable)
+
+    tokens = sub.add_parser("tokens", help="API tokens (Authorization: Bearer ...)")
+    tsub = tokens.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    tcreate = tsub.add_parser("create", help="issue a token for a user; printed once")
+    tcreate.add_argument("user", help="the account the token acts as")
+    tcreate.add_argument("--name", default="default", help="what the token is for")
+    tcreate.set_defaults(func=cmd_tokens_create)
+
+    web = sub.add_parser("web", help="serve the web UI (it never runs the engine)")
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    web.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0: any)")
+    web.set_defaults(func=cmd_web)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -429,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     ishow.set_defaults(func=cmd_incidents_show)
 
     _add_approvals(sub)
+    _add_accounts(sub)
 
     playbook = sub.add_parser("playbook", help="whitelisted playbooks")
     psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)

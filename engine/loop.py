@@ -23,6 +23,7 @@ from engine.evaluate import Evaluator, Thresholds
 from engine.execute import Executor
 from engine.guard import RefusedError, build_request
 from engine.inventory import Inventory
+from engine.live import LivePublisher
 from engine.locks import HeldLocks, HostBusyError, HostLocks
 from engine.metrics import MetricsSource
 from engine.plan import Planner
@@ -69,6 +70,7 @@ class Engine:
         runs_dir: Path,
         clock: Callable[[], float] = time.time,
         plan_wait: float = 0.3,
+        publisher: LivePublisher | None = None,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
@@ -80,6 +82,7 @@ class Engine:
         self.playbook_dir = playbook_dir
         self.runs_dir = runs_dir  # where the executor puts run dirs, for the record
         self.clock = clock
+        self.publisher = publisher  # the live view for the web UI and /metrics
         rule = policy.detection.high_cpu
         self.evaluator = Evaluator(
             Thresholds(rule.trigger, rule.clear, rule.sustain, rule.step, rule.staleness),
@@ -182,6 +185,8 @@ class Engine:
                 self.tracks, evaluation.states, now, pending, wait_for=self.plan_wait
             )
             launched += [self._launch(action, items, now) for action, items in pending.items()]
+        if self.publisher:
+            self.publisher.publish(evaluation.states, batch.windows, time.monotonic() - started)
         return TickReport(
             now,
             time.monotonic() - started,

@@ -17,6 +17,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 PLANNERS = ("rules", "gemini", "openai")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "openai": "gpt-4o-mini"}
+MIN_SECRET_KEY_LENGTH = 32  # a short key lets anyone forge a session cookie
 
 
 class SettingsError(ValueError):
@@ -55,11 +56,14 @@ class Settings:
     # Keys stay out of repr() so a logged or printed Settings never shows them.
     gemini_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
+    # Signs the web UI's session cookies; None: a key generated once in the data dir.
+    secret_key: str | None = field(default=None, repr=False)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every secret value the engine knows, for redaction."""
-        return tuple(k for k in (self.gemini_api_key, self.openai_api_key) if k)
+        keys = (self.gemini_api_key, self.openai_api_key, self.secret_key)
+        return tuple(k for k in keys if k)
 
     @property
     def runs_dir(self) -> Path:
@@ -99,6 +103,17 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return raw.rstrip("/")
 
 
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    raw = env.get("AUTOSRE_SECRET_KEY") or None
+    if raw is not None and len(raw) < MIN_SECRET_KEY_LENGTH:
+        # The value itself stays out of the message: it is a secret, even when too short.
+        raise SettingsError(
+            "AUTOSRE_SECRET_KEY",
+            f"must be at least {MIN_SECRET_KEY_LENGTH} characters, got {len(raw)}",
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (or the mapping given), with documented defaults."""
     env = os.environ if env is None else env
@@ -131,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_timeout=_seconds(env, "AUTOSRE_LLM_TIMEOUT", 10.0, 0.1),
         gemini_api_key=env.get("GEMINI_API_KEY") or None,
         openai_api_key=env.get("OPENAI_API_KEY") or None,
+        secret_key=_secret_key(env),
         data_dir=data_dir,
         database_url=database_url,
         prometheus_url=_url(env, "AUTOSRE_PROMETHEUS_URL"),

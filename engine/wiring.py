@@ -15,6 +15,7 @@ from engine.audit import AuditLog
 from engine.escalate import LogNotifier
 from engine.execute import AnsibleRunnerExecutor
 from engine.inventory import Inventory, InventoryError, load_inventory
+from engine.live import LivePublisher
 from engine.llm_planner import LLMPlanner
 from engine.llm_transport import LLMTransport
 from engine.locks import HostLocks
@@ -140,4 +141,5 @@ def build_engine(
         playbook_dir=components.settings.playbook_dir,
         runs_dir=components.settings.runs_dir,
         clock=clock,
+        publisher=LivePublisher(components.sessions),
     )

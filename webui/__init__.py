@@ -1,5 +1,87 @@
-"""The Flask web UI (incident browser, artifacts, approvals) — not built yet.
+"""The Flask web UI: an app factory with one blueprint per area, reading the engine's store.
 
-It will be an app factory with blueprints reading the same store as the engine;
-``webui`` may import ``engine``, never the reverse.
+``webui`` may import ``engine``, never the reverse; the web UI never starts the scheduler.
 """
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from engine.settings import MIN_SECRET_KEY_LENGTH, Settings, load_settings
+from engine.store import open_store
+from webui import auth, health, home, security
+
+SECRET_KEY_FILE = "web_secret_key"  # noqa: S105 - a file name
+
+
+def create_app(
+    test_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None
+) -> Flask:
+    """Build the app: defaults, then the deployment's settings, then the test's config."""
+    settings = load_settings() if settings is None else settings
+    app = Flask(__name__)
+    app.jinja_env.trim_blocks = True  # readable page source: no blank line per {% tag %}
+    app.jinja_env.lstrip_blocks = True
+    app.config.from_mapping(security.DEFAULTS)
+    app.config.from_mapping(
+        AUTOSRE_DATA_DIR=str(settings.data_dir),
+        AUTOSRE_DATABASE_URL=settings.database_url,
+    )
+    if settings.secret_key:
+        app.config["SECRET_KEY"] = settings.secret_key
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = stored_secret_key(Path(app.config["AUTOSRE_DATA_DIR"]))
+
+    app.extensions["autosre"] = open_store(app.config["AUTOSRE_DATABASE_URL"])
+    app.extensions["autosre_settings"] = settings
+    security.init_app(app)
+    app.register_error_handler(HTTPException, render_error)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(home.bp)
+    app.register_blueprint(health.bp)
+    return app
+
+
+def render_error(error: HTTPException) -> ResponseReturnValue:
+    """Every HTTP error, unhandled exceptions (500) included: a page, or JSON under /api/."""
+    code = error.code or 500
+    # Keep what the error adds (Allow on 405, Retry-After on 429), not its HTML body's type.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+    if request.path.startswith("/api/"):
+        response = security.api_error(code, error.description or error.name)
+        response.headers.extend(headers)
+        return response
+    page = render_template("error.html", code=code, name=error.name, description=error.description)
+    return page, code, headers
+
+
+def stored_secret_key(data_dir: Path) -> str:
+    """The key kept in ``<data_dir>/web_secret_key`` (mode 0600), created on first use."""
+    path = data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=data_dir, prefix=".web_secret_key.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+            # link() fails if the file exists: two processes starting at once share one key.
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            Path(temp).unlink()
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise RuntimeError(f"{path} holds no usable key: delete it to have a new one made")
+    return key

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed models: incidents, decisions, approvals, playbook runs, events.
+"""SQLAlchemy 2.0 typed models: incidents, decisions, approvals, runs, events, users, host states.
 
 The schema is created and changed only by Alembic migrations (engine/store/migrations).
 """
@@ -169,3 +169,55 @@ class Event(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("playbook_runs.id"), index=True)
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class User(Base):
+    """A person who may sign in to the web UI; the role bounds what they may do."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class ApiToken(Base):
+    """A bearer token for /api, stored only as the SHA-256 hex of its value."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class HostStateRow(Base):
+    """The engine's latest view of one host, published each tick for the web UI."""
+
+    __tablename__ = "host_states"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None]
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime]
+    sample_ts: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    # [[unix_ts, value], ...]: the last ~30 samples, enough for a sparkline.
+    recent: Mapped[list[list[float]]] = mapped_column(JSON, default=list)
+
+
+class EngineStat(Base):
+    """One counter or gauge the engine process publishes (ticks_total, ...)."""
+
+    __tablename__ = "engine_stats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,217 @@
+"""The engine's live view: every host's latest state and the tick counters, for the UI and /metrics.
+
+The engine process owns these rows; the web UI only reads them. Writes are bulk upserts,
+throttled so a fleet of thousands of hosts costs one transaction every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
+
+from engine.store.models import Base, EngineStat, HostStateRow
+from engine.timeutil import iso, to_dt
+from engine.types import HostState, HostStatus, Sample
+
+log = logging.getLogger("autosre.live")
+
+HOSTS: Table = Base.metadata.tables[HostStateRow.__tablename__]
+STATS: Table = Base.metadata.tables[EngineStat.__tablename__]
+
+# The names under which the engine's counters are stored in engine_stats.
+TICKS_TOTAL = "ticks_total"
+TICK_DURATION_LAST = "tick_duration_seconds_last"
+TICK_DURATION_SUM = "tick_duration_seconds_sum"
+LAST_TICK = "last_tick_timestamp_seconds"
+PUBLISH_EVERY = "publish_interval_seconds"  # how stale the stats may be, for /healthz
+
+
+def describe_error(exc: BaseException, limit: int = 200) -> str:
+    """A short, one-line account of a database error (no SQL, no parameters)."""
+    # SQLAlchemy's message appends the statement and its parameters (host data):
+    # the driver's own message says what went wrong.
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    summary = f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+    return summary[:limit]
+
+
+def _upsert(dialect: str, table: Table, key: str) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO UPDATE every other column, for SQLite or PostgreSQL."""
+    columns = [c.name for c in table.columns if c.name != key]
+    if dialect == "postgresql":
+        pg = postgresql.insert(table)
+        return pg.on_conflict_do_update(
+            index_elements=[key], set_={name: pg.excluded[name] for name in columns}
+        )
+    if dialect == "sqlite":
+        lite = sqlite.insert(table)
+        return lite.on_conflict_do_update(
+            index_elements=[key], set_={name: lite.excluded[name] for name in columns}
+        )
+    raise ValueError(f"live view: no upsert for the {dialect} dialect (SQLite or PostgreSQL)")
+
+
+class LivePublisher:
+    """Publishes host states and tick counters; never raises into the tick."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        every: float = 5.0,
+        keep: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.every = every
+        self.keep = keep
+        self.clock = clock
+        self.ticks = 0
+        self.duration_sum = 0.0
+        self.duration_last = 0.0
+        self.last_tick: float | None = None
+        self.written: dict[str, HostStatus] = {}  # status per host as last written
+        self.full_at: float | None = None  # when every host was last written (or tried)
+        self.failures = 0  # consecutive failed writes; > 0 during an outage
+
+    def publish(
+        self,
+        states: Mapping[str, HostState],
+        windows: Mapping[str, Sequence[Sample]],
+        tick_duration: float,
+    ) -> None:
+        """Count the tick; write every host when due, or the hosts whose status changed."""
+        now = self.clock()
+        self.ticks += 1
+        self.duration_sum += tick_duration
+        self.duration_last = tick_duration
+        self.last_tick = now
+        full = self.full_at is None or now - self.full_at >= self.every
+        if full:
+            hosts = list(states)
+        elif self.failures:
+            return  # in an outage, retry on the timer only: a down database must not slow ticks
+        else:
+            hosts = [h for h, s in states.items() if self.written.get(h) is not s.status]
+            if not hosts:
+                return
+        try:
+            self._write(states, windows, hosts, now, prune=full)
+        except Exception as exc:  # the tick must go on whatever the store does
+            self._failed(exc, now)
+            return
+        if self.failures:
+            log.info("live view written again after %d failed attempt(s)", self.failures)
+            self.failures = 0
+        if full:
+            self.full_at = now
+            self.written = {h: s.status for h, s in states.items()}
+        else:
+            self.written.update((h, states[h].status) for h in hosts)
+
+    def _failed(self, exc: Exception, now: float) -> None:
+        if not self.failures:
+            log.warning(
+                "live view not written (%s); retrying every %gs", describe_error(exc), self.every
+            )
+        self.failures += 1
+        # The next write must be a full one: what is on disk is unknown now.
+        self.full_at = now
+        self.written = {}
+
+    def _write(
+        self,
+        states: Mapping[str, HostState],
+        windows: Mapping[str, Sequence[Sample]],
+        hosts: Sequence[str],
+        now: float,
+        *,
+        prune: bool,
+    ) -> None:
+        at = to_dt(now)
+        keep = self.keep
+        rows: list[dict[str, Any]] = []
+        for host in hosts:
+            state = states[host]
+            window = windows.get(host, ())
+            recent = window[-keep:] if keep > 0 else ()
+            rows.append(
+                {
+                    "host": host,
+                    "status": state.status.value,
+                    "value": state.value,
+                    "reason": state.reason,
+                    "since": to_dt(state.since),
+                    "sample_ts": to_dt(state.sample_ts) if state.sample_ts is not None else None,
+                    "updated_at": at,
+                    "recent": [(s.ts, s.value) for s in recent],
+                }
+            )
+        stats = [
+            {"name": name, "value": float(value), "updated_at": at}
+            for name, value in (
+                (TICKS_TOTAL, self.ticks),
+                (TICK_DURATION_LAST, self.duration_last),
+                (TICK_DURATION_SUM, self.duration_sum),
+                (LAST_TICK, now),
+                (PUBLISH_EVERY, self.every),
+            )
+        ]
+        with self.sessions() as session, session.begin():
+            dialect = session.get_bind().dialect.name
+            if rows:
+                session.execute(_upsert(dialect, HOSTS, "host"), rows)
+            if prune:
+                # Every current host was just stamped with `at`: older rows are hosts that
+                # left the inventory.
+                session.execute(delete(HOSTS).where(HOSTS.c.updated_at < at))
+            session.execute(_upsert(dialect, STATS, "name"), stats)
+
+
+def _host_dict(row: HostStateRow) -> dict[str, Any]:
+    return {
+        "host": row.host,
+        "status": row.status,
+        "value": row.value,
+        "reason": row.reason,
+        "since": iso(row.since),
+        "sample_ts": iso(row.sample_ts),
+        "updated_at": iso(row.updated_at),
+        "recent": row.recent,
+    }
+
+
+def read_host_states(
+    sessions: sessionmaker[Session], *, limit: int | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Published host states, high CPU first, then unknown, then normal; by host within each."""
+    rank = case(
+        (HostStateRow.status == HostStatus.HIGH_CPU.value, 0),
+        (HostStateRow.status == HostStatus.UNKNOWN.value, 1),
+        else_=2,
+    )
+    query = select(HostStateRow).order_by(rank, HostStateRow.host)
+    if status is not None:
+        query = query.where(HostStateRow.status == status)
+    if limit is not None:
+        query = query.limit(limit)
+    with sessions() as session:
+        return [_host_dict(row) for row in session.scalars(query)]
+
+
+def read_engine_stats(sessions: sessionmaker[Session]) -> dict[str, tuple[float, datetime]]:
+    """Every published engine stat: name -> (value, when it was written)."""
+    with sessions() as session:
+        rows = session.execute(select(EngineStat.name, EngineStat.value, EngineStat.updated_at))
+        return {name: (value, updated_at) for name, value, updated_at in rows}

@@ -1,0 +1,160 @@
+"""Fixtures for web UI tests: an app on a store of its own, users of each role, signed-in clients.
+
+- ``app``: ``create_app(TEST_CONFIG, settings=settings)`` on a fresh SQLite file in the
+  test's data dir. For PostgreSQL, parametrize ``database_url`` indirectly:
+  ``@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)``.
+- ``client``: a signed-out test client. ``sessions``: the app's session factory.
+- ``make_user(role, name=None, password=PASSWORD)``: a user in the store (a UserInfo).
+- ``csrf_token(client)``: the client's session CSRF token, read from a page like a browser.
+- ``login(client, name, password=PASSWORD, next=None)``: POST /login (not followed).
+- ``signed_in(role)``: a new client signed in as a new user of that role; ``viewer_client``,
+  ``operator_client`` and ``admin_client`` are the usual ones (users named after the role).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from psycopg import sql
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.test import TestResponse
+
+from engine.settings import Settings, load_settings
+from engine.users import UserInfo, create_user
+from webui import create_app
+
+PASSWORD = "correct horse battery staple"
+TEST_CONFIG = {"TESTING": True, "SECRET_KEY": "test-secret-key-" + "x" * 32}
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+MakeUser = Callable[..., UserInfo]
+Login = Callable[..., TestResponse]
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """SQLite in the test's data dir; with param "postgresql", a schema of its own."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'autosre.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    url = make_url(base)
+    schema = f"w_{secrets.token_hex(6)}"
+    conninfo: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "dbname": url.database,
+        "autocommit": True,
+    }
+    with psycopg.connect(**conninfo) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(**conninfo) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for a temporary data dir and database, from an explicit environment."""
+    return load_settings(
+        {"AUTOSRE_DATA_DIR": str(tmp_path / "data"), "AUTOSRE_DATABASE_URL": database_url}
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(TEST_CONFIG, settings=settings)
+    yield application
+    application.extensions["autosre"].kw["bind"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def sessions(app: Flask) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = app.extensions["autosre"]
+    return factory
+
+
+@pytest.fixture
+def make_user(sessions: sessionmaker[Session]) -> MakeUser:
+    """Create a user: ``make_user("operator")`` or ``make_user("admin", "ada", "pw...")``."""
+    numbers = itertools.count(1)
+
+    def make(role: str = "viewer", name: str | None = None, password: str = PASSWORD) -> UserInfo:
+        return create_user(sessions, name or f"{role}{next(numbers)}", password, role)
+
+    return make
+
+
+@pytest.fixture
+def csrf_token() -> Callable[[FlaskClient], str]:
+    """The CSRF token of the client's session, as a page's <meta name="csrf-token"> shows it."""
+
+    def read(client: FlaskClient) -> str:
+        page = client.get("/login", follow_redirects=True)  # signed in: lands on the home page
+        found = CSRF_META.search(page.text)
+        assert found, page.text
+        return found.group(1)
+
+    return read
+
+
+@pytest.fixture
+def login(csrf_token: Callable[[FlaskClient], str]) -> Login:
+    """Sign the client in through the form; returns the (unfollowed) response."""
+
+    def post(
+        client: FlaskClient, name: str, password: str = PASSWORD, next: str | None = None
+    ) -> TestResponse:
+        data = {"name": name, "password": password, "csrf_token": csrf_token(client)}
+        if next is not None:
+            data["next"] = next
+        return client.post("/login", data=data)
+
+    return post
+
+
+@pytest.fixture
+def signed_in(app: Flask, make_user: MakeUser, login: Login) -> Callable[..., FlaskClient]:
+    """A new client signed in as a new user: ``signed_in("operator", name="otto")``."""
+
+    def sign_in(role: str, name: str | None = None) -> FlaskClient:
+        user = make_user(role, name)
+        client = app.test_client()
+        response = login(client, user.name)
+        assert response.status_code == 302, response.text
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
+def viewer_client(signed_in: Callable[..., FlaskClient]) -> FlaskClient:
+    return signed_in("viewer", "viewer")
+
+
+@pytest.fixture
+def operator_client(signed_in: Callable[..., FlaskClient]) -> FlaskClient:
+    return signed_in("operator", "operator")
+
+
+@pytest.fixture
+def admin_client(signed_in: Callable[..., FlaskClient]) -> FlaskClient:
+    return signed_in("admin", "admin")
