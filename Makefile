@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_TEST_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager nginx stress-ng
+DEBIAN_TEST_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager nginx stress-ng \
+	chromium chromium-driver
 DEBIAN_RUN_PACKAGES := nginx
 
 .PHONY: setup run test lint unit bench system-packages clean

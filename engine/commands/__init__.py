@@ -1,0 +1,1 @@
+"""The ``autosre`` subcommands, grouped by what they touch; engine/cli.py wires them."""

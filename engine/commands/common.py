@@ -1,0 +1,75 @@
+"""Shared pieces of the CLI: argument types, the usage error, logging set-up."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import NoReturn
+
+from engine.settings import Settings
+
+EXIT_USAGE = 2  # bad input: a one-line message, never a traceback
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"autosre: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
+def record_id(text: str) -> int:
+    value = positive_int(text)
+    if value > 2**31 - 1:  # the largest id an INTEGER column holds on PostgreSQL
+        raise argparse.ArgumentTypeError(f"no such id: {text!r}")
+    return value
+
+
+def seconds_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds: {text!r}")
+    return value
+
+
+def port_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535: {text!r}")
+    return value
+
+
+def setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)-7s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
+    # Migration chatter and per-task runner logs drown the one line per state change.
+    for noisy in ("alembic", "ansible_runner"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
