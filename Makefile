@@ -60,11 +60,12 @@ test: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-## bench: MTTR of the CPU scenario against its floor (real Prometheus, nginx, Ansible)
+## bench: MTTR vs its floor, planner overhead, web server times on 100,000 incidents
 bench: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 	$(BIN)/python -m bench.mttr
 	$(BIN)/python -m bench.planner
+	$(BIN)/python -m bench.web
 
 clean:
 	rm -rf $(VENV) data test-output .mypy_cache .ruff_cache

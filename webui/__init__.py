@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from engine.settings import MIN_SECRET_KEY_LENGTH, Settings, load_settings
 from engine.store import open_store
-from webui import auth, health, home, security
+from webui import api, approvals, auth, dashboard, health, incidents, playbooks, security, users
 
 SECRET_KEY_FILE = "web_secret_key"  # noqa: S105 - a file name
 
@@ -49,8 +49,13 @@ def create_app(
     security.init_app(app)
     app.register_error_handler(HTTPException, render_error)
     app.register_blueprint(auth.bp)
-    app.register_blueprint(home.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(incidents.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(playbooks.bp)
+    app.register_blueprint(approvals.bp)
+    app.register_blueprint(users.bp)
     return app
 
 

@@ -16,7 +16,7 @@ bp = Blueprint("auth", __name__)
 
 
 def _next_page() -> str:
-    return safe_next(request.values.get("next")) or url_for("home.index")
+    return safe_next(request.values.get("next")) or url_for("dashboard.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])

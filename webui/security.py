@@ -178,9 +178,10 @@ def check_csrf() -> None:
     """Refuse a state-changing request without this session's CSRF token (400)."""
     if request.method not in UNSAFE_METHODS:
         return
-    bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
-    if bearer and request.path.startswith("/api/"):
-        return  # a bearer token is no ambient credential that another site could ride on
+    if request.path.startswith("/api/"):
+        # The API takes bearer tokens only and ignores cookies: there is no ambient
+        # credential another site could ride on, and a missing token must say 401.
+        return
     expected = session.get(CSRF_KEY)
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), sent.encode()):

@@ -46,6 +46,9 @@ class Incident(Base):
         Index("ix_incidents_host_status", "host", "status"),
         Index("ix_incidents_status_opened", "status", "opened_at"),
         Index("ix_incidents_opened_at", "opened_at"),
+        # Newest-first pages filtered by status or by host (the UI's and API's lists).
+        Index("ix_incidents_status_id", "status", "id"),
+        Index("ix_incidents_host_id", "host", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,517 @@
+"""The JSON API under /api/v1: tokens and roles, filters and keyset pages, approvals, errors.
+
+Rows are inserted directly (a handful per table) so each check knows what to expect;
+responses are checked against the OpenAPI document's schemas by ``conforms`` below.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.store.models import (
+    ApprovalRow,
+    Decision,
+    Event,
+    HostStateRow,
+    Incident,
+    PlaybookRun,
+)
+from engine.users import create_token
+from tests.webui.conftest import MakeUser
+from webui.openapi import OPENAPI
+
+NOW = datetime.now(tz=UTC).replace(microsecond=0)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+Headers = dict[str, str]
+
+
+# -- a tiny schema checker: types, required keys, enums, $ref -------------------------
+
+TYPES: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+}
+
+
+def conforms(value: Any, schema: dict[str, Any], where: str = "$") -> None:
+    """Assert the value fits the schema (the subset of JSON Schema the document uses)."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        conforms(value, OPENAPI["components"]["schemas"][name], where)
+        return
+    if "type" in schema:
+        kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        assert any(TYPES[k](value) for k in kinds), f"{where}: {value!r} is not {kinds}"
+    if "enum" in schema and value is not None:
+        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
+    if isinstance(value, dict):
+        missing = set(schema.get("required", ())) - set(value)
+        assert not missing, f"{where}: missing {sorted(missing)}"
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                conforms(value[key], sub, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            conforms(item, schema["items"], f"{where}[{i}]")
+
+
+def documented(path: str, method: str = "get", code: int = 200) -> dict[str, Any]:
+    op = OPENAPI["paths"][path][method]
+    schema: dict[str, Any] = op["responses"][str(code)]["content"]["application/json"]["schema"]
+    return schema
+
+
+# -- fixtures --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded(sessions: sessionmaker[Session]) -> dict[str, int]:
+    """Six incidents (ids 1-6), a run with its decision and events, three approvals, hosts."""
+    with sessions.begin() as s:
+        for i, (host, kind, status) in enumerate(
+            [
+                ("web1", "cpu", "resolved"),
+                ("web2", "cpu", "open"),
+                ("web1", "memory", "escalated"),
+                ("web3", "cpu", "awaiting_approval"),
+                ("web1", "cpu", "open"),
+                ("web2", "cpu", "awaiting_approval"),
+            ]
+        ):
+            at = T0 + timedelta(days=i)
+            s.add(
+                Incident(
+                    host=host,
+                    kind=kind,
+                    status=status,
+                    attempts=0,
+                    opened_at=at,
+                    updated_at=at,
+                    cpu_before=97.5,
+                    summary=f"incident {i + 1}",
+                )
+            )
+        s.flush()
+        run = PlaybookRun(
+            ident="r1",
+            action="restart_nginx",
+            playbook="restart_nginx.yml",
+            hosts=["web1"],
+            trigger="engine",
+            requested_by="engine",
+            extra_var_names=[],
+            status="successful",
+            rc=0,
+            stats={"web1": {"ok": 3}},
+            artifact_dir="/tmp/r1",
+            created_at=T0,
+            started_at=T0,
+            ended_at=T0 + timedelta(seconds=9),
+        )
+        s.add(run)
+        s.flush()
+        decisions = [
+            Decision(
+                incident_id=incident_id,
+                host="web1",
+                created_at=T0,
+                planner="rules",
+                action="restart_nginx",
+                confidence=1.0,
+                rationale="hot",
+                verdict="execute",
+                rule="r",
+                reason="ok",
+                run_id=run_id,
+            )
+            for incident_id, run_id in [(1, run.id), (4, None), (6, None), (6, None)]
+        ]
+        s.add_all(decisions)
+        s.add(Event(at=T0, kind="opened", host="web1", incident_id=1, message="opened", data={}))
+        s.flush()
+        hour = timedelta(hours=1)
+        pending, expired, approved = (
+            ApprovalRow(
+                incident_id=incident_id,
+                decision_id=decision.id,
+                host="web3",
+                action="restart_nginx",
+                status=status,
+                rationale="why",
+                requested_at=requested,
+                expires_at=requested + hour,
+            )
+            for incident_id, decision, status, requested in [
+                (4, decisions[1], "pending", NOW),
+                (6, decisions[2], "pending", NOW - 2 * hour),
+                (6, decisions[3], "approved", NOW - 3 * hour),
+            ]
+        )
+        s.add_all([pending, expired, approved])
+        for host, status in [("web1", "NORMAL"), ("web2", "HIGH_CPU"), ("web3", "UNKNOWN")]:
+            s.add(
+                HostStateRow(
+                    host=host,
+                    status=status,
+                    value=50.0,
+                    reason="r",
+                    since=NOW,
+                    updated_at=NOW,
+                    recent=[[1.0, 2.0]],
+                )
+            )
+        s.flush()
+        return {
+            "run": run.id,
+            "pending": pending.id,
+            "expired": expired.id,
+            "approved": approved.id,
+        }
+
+
+@pytest.fixture
+def token(sessions: sessionmaker[Session], make_user: MakeUser) -> Any:
+    def issue(role: str) -> Headers:
+        user = make_user(role)
+        return {"Authorization": f"Bearer {create_token(sessions, user.name, 'test')}"}
+
+    return issue
+
+
+@pytest.fixture
+def viewer(token: Any) -> Headers:
+    headers: Headers = token("viewer")
+    return headers
+
+
+@pytest.fixture
+def operator(token: Any) -> Headers:
+    headers: Headers = token("operator")
+    return headers
+
+
+def get(client: FlaskClient, url: str, headers: Headers, status: int = 200) -> Any:
+    response = client.get(url, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.mimetype == "application/json"
+    if status >= 400:
+        conforms(response.json, {"$ref": "#/components/schemas/Error"})
+        assert response.json is not None and response.json["status"] == status
+    return response.json
+
+
+# -- the document ------------------------------------------------------------------------
+
+
+def test_every_route_is_documented_and_the_document_is_public(
+    app: Flask, client: FlaskClient
+) -> None:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1/"):
+            path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+            routes |= {
+                (path, m.lower()) for m in rule.methods or () if m not in {"HEAD", "OPTIONS"}
+            }
+    paths = OPENAPI["paths"]
+    assert routes == {(p, m) for p, ops in paths.items() for m in ops}
+    for path, ops in paths.items():
+        for op in ops.values():
+            names = {p["name"] for p in op.get("parameters", ()) if p["in"] == "path"}
+            assert names == set(re.findall(r"{(\w+)}", path)), path
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.json == json.loads(json.dumps(OPENAPI))
+    assert response.json["openapi"] == "3.1.0"
+
+
+# -- authentication ----------------------------------------------------------------------
+
+READS = ["/api/v1/incidents", "/api/v1/incidents/1", "/api/v1/runs", "/api/v1/runs/1"]
+READS += ["/api/v1/hosts", "/api/v1/approvals"]
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize("url", READS)
+def test_reads_need_a_valid_token(client: FlaskClient, viewer: Headers, url: str) -> None:
+    response = get(client, url, {}, 401)
+    assert "Bearer" in response["error"]
+    assert client.get(url).headers["WWW-Authenticate"].startswith("Bearer")
+    get(client, url, {"Authorization": "Bearer asr_nope"}, 401)
+    get(client, url, {"Authorization": viewer["Authorization"].replace("Bearer", "Basic")}, 401)
+    get(client, url, viewer)
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_browser_session_does_not_authenticate_the_api(
+    viewer_client: FlaskClient, operator_client: FlaskClient, seeded: dict[str, int]
+) -> None:
+    get(viewer_client, "/api/v1/incidents", {}, 401)
+    page = operator_client.get("/", follow_redirects=True).text
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert found
+    url = f"/api/v1/approvals/{seeded['pending']}/approve"
+    response = operator_client.post(url, headers={"X-CSRF-Token": found.group(1)})
+    assert response.status_code == 401, response.text
+    # Without a bearer header the CSRF check answers first; still JSON, still refused.
+    response = operator_client.post(url)
+    assert response.status_code == 401 and response.json is not None
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_every_read_with_viewer_and_operator_tokens_fits_the_document(
+    client: FlaskClient, viewer: Headers, operator: Headers, seeded: dict[str, int]
+) -> None:
+    for headers in (viewer, operator):
+        page = get(client, "/api/v1/incidents", headers)
+        conforms(page, documented("/api/v1/incidents"))
+        assert [i["id"] for i in page["items"]] == [6, 5, 4, 3, 2, 1]
+        assert page["next_before"] is None
+        detail = get(client, "/api/v1/incidents/1", headers)
+        conforms(detail, documented("/api/v1/incidents/{incident_id}"))
+        assert [r["ident"] for r in detail["runs"]] == ["r1"]
+        assert len(detail["decisions"]) == 1 and len(detail["timeline"]) == 1
+        conforms(
+            get(client, "/api/v1/incidents/6", headers),
+            documented("/api/v1/incidents/{incident_id}"),
+        )
+        runs = get(client, "/api/v1/runs", headers)
+        conforms(runs, documented("/api/v1/runs"))
+        assert [r["id"] for r in runs["items"]] == [seeded["run"]]
+        run = get(client, f"/api/v1/runs/{seeded['run']}", headers)
+        conforms(run, documented("/api/v1/runs/{run_id}"))
+        assert run["stats"] == {"web1": {"ok": 3}}
+        hosts = get(client, "/api/v1/hosts", headers)
+        conforms(hosts, documented("/api/v1/hosts"))
+        assert [h["host"] for h in hosts["items"]] == ["web2", "web3", "web1"]
+        approvals = get(client, "/api/v1/approvals?status=all", headers)
+        conforms(approvals, documented("/api/v1/approvals"))
+        assert len(approvals["items"]) == 3
+
+
+@pytest.mark.usefixtures("seeded")
+def test_incident_filters_and_keyset_pages(client: FlaskClient, viewer: Headers) -> None:
+    def ids(query: str) -> list[int]:
+        return [i["id"] for i in get(client, f"/api/v1/incidents?{query}", viewer)["items"]]
+
+    assert ids("status=open") == [5, 2]
+    assert ids("host=web1") == [5, 3, 1]
+    assert ids("host=web1&kind=cpu") == [5, 1]
+    assert ids("kind=memory") == [3]
+    assert ids("host=nowhere") == []
+    assert ids("since=2026-01-03") == [6, 5, 4, 3]
+    assert ids("until=2026-01-03T00:00:00Z") == [2, 1]
+    assert ids("since=2026-01-02T00:00:00%2B00:00&until=2026-01-04") == [3, 2]
+    assert ids("since=2026-01-02T01:00:00%2B01:00&until=2026-01-02T00:00:01") == [2]
+    seen, before = [], ""
+    while True:
+        page = get(client, f"/api/v1/incidents?limit=4{before}", viewer)
+        seen += [i["id"] for i in page["items"]]
+        if page["next_before"] is None:
+            break
+        assert page["next_before"] == seen[-1]
+        before = f"&before={page['next_before']}"
+    assert seen == [6, 5, 4, 3, 2, 1]
+    assert get(client, "/api/v1/incidents?limit=3", viewer)["next_before"] == 4
+    assert get(client, "/api/v1/incidents?limit=2&before=3&status=open", viewer) == {
+        "items": [get(client, "/api/v1/incidents?status=open", viewer)["items"][1]],
+        "next_before": None,
+    }
+
+
+def test_runs_hosts_and_approvals_filters(
+    client: FlaskClient, viewer: Headers, seeded: dict[str, int]
+) -> None:
+    page = get(client, "/api/v1/runs?limit=1", viewer)
+    assert page["next_before"] is None and len(page["items"]) == 1
+    assert get(client, f"/api/v1/runs?before={seeded['run']}", viewer)["items"] == []
+    hosts = get(client, "/api/v1/hosts?status=HIGH_CPU", viewer)["items"]
+    assert [h["host"] for h in hosts] == ["web2"]
+    full = get(client, "/api/v1/hosts?recent=true", viewer)["items"]
+    brief = get(client, "/api/v1/hosts?recent=false", viewer)
+    conforms(brief, documented("/api/v1/hosts"))
+    assert brief["items"] == [{k: v for k, v in h.items() if k != "recent"} for h in full]
+    assert [h["host"] for h in full] == ["web2", "web3", "web1"]
+    assert full[0]["recent"] == [[1.0, 2.0]]
+    brief = get(client, "/api/v1/hosts?recent=false&status=UNKNOWN&limit=1", viewer)["items"]
+    assert [h["host"] for h in brief] == ["web3"]
+    assert len(get(client, "/api/v1/hosts?limit=2", viewer)["items"]) == 2
+
+    def approvals(query: str) -> list[int]:
+        return [a["id"] for a in get(client, f"/api/v1/approvals{query}", viewer)["items"]]
+
+    assert approvals("") == [seeded["pending"]]
+    assert approvals("?status=pending") == [seeded["pending"]]
+    assert approvals("?status=expired") == [seeded["expired"]]
+    assert approvals("?status=approved") == [seeded["approved"]]
+    assert approvals("?status=rejected") == []
+    assert approvals("?status=all&limit=2") == [seeded["approved"], seeded["expired"]]
+
+
+BAD_READS = [
+    ("/api/v1/incidents?limit=0", "limit"),
+    ("/api/v1/incidents?limit=501", "limit"),
+    ("/api/v1/incidents?limit=ten", "limit"),
+    ("/api/v1/incidents?limit=1_0", "limit"),
+    ("/api/v1/incidents?before=-3", "before"),
+    ("/api/v1/incidents?before=99999999999999999999", "before"),
+    ("/api/v1/incidents?status=closed", "status"),
+    ("/api/v1/incidents?since=yesterday", "since"),
+    ("/api/v1/incidents?until=2026-13-01", "until"),
+    ("/api/v1/incidents?since=2026-01-05&until=2026-01-01", "since"),
+    ("/api/v1/incidents?host=", "host"),
+    ("/api/v1/incidents?kind=" + "x" * 33, "kind"),
+    ("/api/v1/incidents?sort=id", "sort"),
+    ("/api/v1/incidents/1?verbose=1", "verbose"),
+    ("/api/v1/runs?limit=-1", "limit"),
+    ("/api/v1/runs?before=x", "before"),
+    ("/api/v1/hosts?status=normal", "status"),
+    ("/api/v1/hosts?limit=10001", "limit"),
+    ("/api/v1/hosts?recent=no", "recent"),
+    ("/api/v1/approvals?status=done", "status"),
+    ("/api/v1/approvals?limit=1000", "limit"),
+]
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(("url", "named"), BAD_READS)
+def test_bad_query_parameters_are_400_naming_them(
+    client: FlaskClient, viewer: Headers, url: str, named: str
+) -> None:
+    assert named in get(client, url, viewer, 400)["error"]
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/incidents/999",
+        "/api/v1/incidents/abc",
+        "/api/v1/incidents/-1",
+        f"/api/v1/incidents/{2**64}",
+        "/api/v1/runs/999",
+        "/api/v1/runs/1.5",
+        "/api/v1/nothing",
+    ],
+)
+def test_unknown_ids_and_paths_are_json_404(client: FlaskClient, viewer: Headers, url: str) -> None:
+    get(client, url, viewer, 404)
+
+
+def test_wrong_method_is_json_405(client: FlaskClient, viewer: Headers) -> None:
+    response = client.delete("/api/v1/incidents", headers=viewer)
+    assert response.status_code == 405 and response.json == {
+        "error": response.json["error"],
+        "status": 405,
+    }
+    assert "GET" in response.headers["Allow"]
+
+
+# -- deciding approvals --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_operator_approves_and_rejects_once(
+    client: FlaskClient, operator: Headers, seeded: dict[str, int]
+) -> None:
+    url = f"/api/v1/approvals/{seeded['pending']}"
+    response = client.post(f"{url}/approve", headers=operator, json={"note": "  go ahead "})
+    assert response.status_code == 200, response.text
+    conforms(response.json, documented("/api/v1/approvals/{approval_id}/approve", "post"))
+    assert response.json is not None
+    assert response.json["status"] == "approved" and response.json["note"] == "go ahead"
+    assert response.json["decided_by"].startswith("operator")
+    again = client.post(f"{url}/reject", headers=operator)
+    assert again.status_code == 409 and again.json is not None
+    assert again.json["status"] == 409 and "approved" in again.json["error"]
+    expired = client.post(f"/api/v1/approvals/{seeded['expired']}/reject", headers=operator)
+    assert expired.status_code == 409, expired.text
+    assert get(client, "/api/v1/approvals?status=expired", operator)["items"][0]["status"] == (
+        "expired"
+    )
+
+
+def test_reject_with_no_body_and_an_admin_token(
+    client: FlaskClient, token: Any, seeded: dict[str, int]
+) -> None:
+    response = client.post(f"/api/v1/approvals/{seeded['pending']}/reject", headers=token("admin"))
+    assert response.status_code == 200, response.text
+    assert response.json is not None
+    assert response.json["status"] == "rejected" and response.json["note"] is None
+
+
+def test_viewer_may_not_decide(
+    client: FlaskClient, viewer: Headers, seeded: dict[str, int]
+) -> None:
+    for verb in ("approve", "reject"):
+        response = client.post(f"/api/v1/approvals/{seeded['pending']}/{verb}", headers=viewer)
+        assert response.status_code == 403 and response.json is not None
+        assert "operator" in response.json["error"]
+    assert get(client, "/api/v1/approvals", viewer)["items"][0]["status"] == "pending"
+    response = client.post(
+        f"/api/v1/approvals/{seeded['pending']}/approve", headers={"Authorization": "Bearer x"}
+    )
+    assert response.status_code == 401
+
+
+BAD_BODIES: list[tuple[dict[str, Any], int, str]] = [
+    ({"data": "{not json", "content_type": "application/json"}, 400, "malformed"),
+    ({"json": ["note"]}, 400, "object"),
+    ({"json": {"note": 5}}, 400, "note"),
+    ({"json": {"note": "x" * 501}}, 400, "500"),
+    ({"json": {"note": "ok", "by": "someone else"}}, 400, "'by'"),
+    ({"data": "note=hi", "content_type": "application/x-www-form-urlencoded"}, 415, "json"),
+    ({"data": '{"note": "hi"}', "content_type": "text/plain"}, 415, "text/plain"),
+    ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "malformed"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "status", "named"), BAD_BODIES)
+def test_bad_bodies_are_4xx_and_change_nothing(
+    client: FlaskClient,
+    operator: Headers,
+    seeded: dict[str, int],
+    kwargs: dict[str, Any],
+    status: int,
+    named: str,
+) -> None:
+    url = f"/api/v1/approvals/{seeded['pending']}/approve"
+    response = client.post(url, headers=operator, **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json is not None and response.json["status"] == status
+    assert named in response.json["error"]
+    assert get(client, "/api/v1/approvals", operator)["items"][0]["status"] == "pending"
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/api/v1/approvals/999/approve", 404),
+        ("/api/v1/approvals/abc/approve", 404),
+        (f"/api/v1/approvals/{2**63}/reject", 404),
+        ("/api/v1/approvals/1/approve?force=1", 400),
+    ],
+)
+def test_decide_bad_ids_and_parameters(
+    client: FlaskClient, operator: Headers, url: str, status: int
+) -> None:
+    response = client.post(url, headers=operator, json={})
+    assert response.status_code == status, response.text
+    assert response.json is not None and response.json["status"] == status

@@ -1,0 +1,67 @@
+"""Approvals: actions the policy holds for a human, decided here (operator and up)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from engine.audit import AuditLog
+from engine.queries import list_approvals
+from engine.record import ApprovalError, Recorder
+from engine.types import ApprovalStatus
+from webui.db import get_sessions, get_settings
+from webui.security import login_required, role_required
+
+bp = Blueprint("approvals", __name__)
+
+MAX_NOTE = 500
+RECENT = 20
+
+
+@bp.get("/approvals")
+@login_required
+def index() -> ResponseReturnValue:
+    """Pending approvals (oldest first), expired ones, and the recent decisions."""
+    sessions = get_sessions()
+    pending = list_approvals(sessions, status=ApprovalStatus.PENDING)
+    expired = list_approvals(sessions, status=ApprovalStatus.EXPIRED, limit=RECENT)
+    decided = [
+        a
+        for a in list_approvals(sessions, status=None, limit=4 * RECENT)
+        if a["status"] in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED)
+    ][:RECENT]
+    return render_template(
+        "approvals/index.html", pending=pending, expired=expired, decided=decided
+    )
+
+
+def _decide(approval_id: int, *, approve: bool) -> ResponseReturnValue:
+    recorder = Recorder(get_sessions(), AuditLog(get_settings().audit_log))
+    if approval_id not in recorder.approvals([approval_id]):
+        abort(404, description=f"No approval with id {approval_id}.")
+    note = request.form.get("note", "").strip()[:MAX_NOTE] or None
+    try:
+        decided = recorder.decide_approval(
+            approval_id, approve=approve, by=g.user.name, at=time.time(), note=note
+        )
+    except ApprovalError as exc:
+        abort(409, description=str(exc))
+    verb = "Approved" if approve else "Rejected"
+    flash(f"{verb} {decided.action} on {decided.host} (approval {approval_id}).", "info")
+    return redirect(url_for("approvals.index"))
+
+
+@bp.post("/approvals/<int:approval_id>/approve")
+@role_required("operator")
+def approve(approval_id: int) -> ResponseReturnValue:
+    """Approve: the engine runs the action at its next tick."""
+    return _decide(approval_id, approve=True)
+
+
+@bp.post("/approvals/<int:approval_id>/reject")
+@role_required("operator")
+def reject(approval_id: int) -> ResponseReturnValue:
+    """Reject: the action does not run."""
+    return _decide(approval_id, approve=False)

@@ -1,0 +1,183 @@
+"""The dashboard at "/": every host's state with a CPU sparkline, the fleet's numbers, and
+the open incidents. The host table and the summary are fragments the page polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+
+from engine.inventory import Inventory, InventoryError, load_inventory
+from engine.stats import (
+    active_incident_status,
+    fleet_summary,
+    host_samples,
+    host_statuses,
+    open_incidents,
+)
+from engine.types import HostStatus, IncidentStatus
+from webui.db import get_sessions, get_settings
+from webui.security import login_required
+
+log = logging.getLogger("autosre.webui")
+
+bp = Blueprint("dashboard", __name__)
+
+INVENTORY_KEY = "autosre_inventory"
+HOSTS_PER_PAGE = 100
+POLL_SECONDS = 5
+MAX_PAGE = 100_000
+# Problem hosts first: high CPU, then those with a run or an approval in flight, then no data.
+ACTIVE_LABELS = {
+    IncidentStatus.REMEDIATING.value: "remediating",
+    IncidentStatus.AWAITING_APPROVAL.value: "awaiting approval",
+}
+
+
+class InventoryCache:
+    """The inventory's host names, loaded at most every ``ttl`` seconds (a failure: ``retry``).
+
+    Loading spawns ansible-inventory (about a second), so pages share one cached list.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ttl: float = 300.0,
+        retry: float = 60.0,
+        loader: Callable[[Path], Inventory] = load_inventory,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = path
+        self.ttl = ttl
+        self.retry = retry
+        self.loader = loader
+        self.clock = clock
+        self._hosts: tuple[str, ...] | None = None
+        self._due = float("-inf")
+        self._lock = threading.Lock()
+
+    def hosts(self) -> tuple[str, ...] | None:
+        """The host names, or None when the inventory cannot be read."""
+        with self._lock:
+            now = self.clock()
+            if now >= self._due:
+                try:
+                    self._hosts = tuple(sorted(self.loader(self.path).hosts))
+                    self._due = now + self.ttl
+                except InventoryError as exc:
+                    log.warning(
+                        "dashboard: inventory not loaded (%s); showing published hosts", exc
+                    )
+                    self._hosts = None
+                    self._due = now + self.retry
+            return self._hosts
+
+
+def inventory_hosts() -> tuple[str, ...] | None:
+    """The app's cached inventory host names (made on first use), or None."""
+    cache = current_app.extensions.get(INVENTORY_KEY)
+    if cache is None:
+        cache = current_app.extensions.setdefault(
+            INVENTORY_KEY, InventoryCache(get_settings().inventory)
+        )
+    hosts: tuple[str, ...] | None = cache.hosts()
+    return hosts
+
+
+def _rank(state: str, active: str | None) -> int:
+    if state == HostStatus.HIGH_CPU:
+        return 0
+    if active in ACTIVE_LABELS:
+        return 1
+    return 2 if state == HostStatus.UNKNOWN else 3
+
+
+def host_page(page: int) -> dict[str, Any]:
+    """One page of the host table: rows (problem hosts first), the page and page count."""
+    sessions = get_sessions()
+    states = host_statuses(sessions)
+    active = active_incident_status(sessions)
+    names = inventory_hosts()
+    from_inventory = names is not None
+    hosts = names if names is not None else tuple(states)
+    unknown = (HostStatus.UNKNOWN.value, None)
+    ranks = {h: _rank(states.get(h, unknown)[0], active.get(h)) for h in hosts}
+    ordered = sorted(hosts, key=lambda h: (ranks[h], h))
+    pages = max(1, -(-len(ordered) // HOSTS_PER_PAGE))
+    page = min(page, pages)
+    shown = ordered[(page - 1) * HOSTS_PER_PAGE : page * HOSTS_PER_PAGE]
+    samples = host_samples(sessions, shown)
+    rows = []
+    for host in shown:
+        state, value = states.get(host, unknown)
+        rows.append(
+            {
+                "host": host,
+                "state": state,
+                "value": value,
+                "activity": ACTIVE_LABELS.get(active.get(host, "")),
+                "activity_status": active.get(host),
+                "samples": samples.get(host, []),
+                "published": host in states,
+            }
+        )
+    return {
+        "rows": rows,
+        "page": page,
+        "pages": pages,
+        "total": len(ordered),
+        "problems": sum(
+            1 for h in ordered if _rank(states.get(h, ("", None))[0], active.get(h)) < 2
+        ),
+        "from_inventory": from_inventory,
+    }
+
+
+def _page() -> int:
+    text = request.args.get("page", "1").strip() or "1"
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        abort(400, description="page must be a whole number from 1.")
+    return int(text)
+
+
+def summary() -> dict[str, Any]:
+    """The fleet's numbers and the open incidents."""
+    sessions = get_sessions()
+    return {
+        "summary": fleet_summary(sessions, now=datetime.now(tz=UTC)),
+        "open_rows": open_incidents(sessions, limit=20),
+    }
+
+
+@bp.get("/")
+@login_required
+def index() -> ResponseReturnValue:
+    """The whole dashboard; the fragments below refresh themselves every few seconds."""
+    page = _page()
+    return render_template(
+        "dashboard/index.html", hosts=host_page(page), poll_every=POLL_SECONDS, **summary()
+    )
+
+
+@bp.get("/dashboard/hosts")
+@login_required
+def hosts() -> ResponseReturnValue:
+    """The host table alone (HTML fragment), for polling."""
+    return render_template("dashboard/_hosts.html", hosts=host_page(_page()))
+
+
+@bp.get("/dashboard/summary")
+@login_required
+def summary_fragment() -> ResponseReturnValue:
+    """The summary numbers, incidents per day and open incidents (HTML fragment)."""
+    return render_template("dashboard/_summary.html", **summary())

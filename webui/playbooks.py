@@ -1,0 +1,258 @@
+"""Playbooks: the policy's whitelist, runs by hand (form, confirmation, live progress).
+
+A run by hand goes through ``engine.manual.run_by_hand`` in a background thread, so it
+passes the same guard, per-host locks and records as ``autosre playbook run``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from werkzeug.exceptions import GatewayTimeout
+
+from engine.audit import AuditLog
+from engine.execute import AnsibleRunnerExecutor, read_events
+from engine.guard import RefusedError, build_request
+from engine.inventory import InventoryError, load_inventory
+from engine.locks import HostBusyError, HostLocks
+from engine.manual import run_by_hand
+from engine.policy_file import ActionSpec, PolicyError, load_policy
+from engine.queries import list_runs, run_dict
+from engine.record import Recorder
+from engine.store.models import PlaybookRun
+from engine.wiring import Components
+from webui.artifacts import runner_artifacts, strip_ansi
+from webui.db import get_sessions, get_settings
+from webui.security import login_required, role_required
+
+bp = Blueprint("playbooks", __name__)
+
+COMPONENTS_KEY = "autosre_playbook_components"
+START_TIMEOUT = 30.0  # seconds to wait for a run to be recorded before redirecting
+STDOUT_TAIL = 16_000  # characters of output shown
+EVENTS_SHOWN = 60
+TASK_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_skipped": "skipped",
+    "runner_on_unreachable": "unreachable",
+}
+_lock = threading.Lock()
+
+
+def components() -> Components:
+    """The policy, inventory, recorder and executor of this app, loaded once (503 if broken)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    with _lock:
+        found: Components | None = app.extensions.get(COMPONENTS_KEY)
+        if found is not None:
+            return found
+        settings = get_settings()
+        try:
+            policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
+            inventory = load_inventory(settings.inventory)
+        except (PolicyError, InventoryError) as exc:
+            abort(503, description=f"The policy or inventory cannot be used: {exc}")
+        sessions = get_sessions()
+        found = Components(
+            settings,
+            policy,
+            inventory,
+            sessions,
+            Recorder(sessions, AuditLog(settings.audit_log)),
+            AnsibleRunnerExecutor(runs_dir=settings.runs_dir, inventory_path=settings.inventory),
+            HostLocks(settings.locks_dir),
+        )
+        app.extensions[COMPONENTS_KEY] = found
+        return found
+
+
+def _action(name: str) -> ActionSpec:
+    spec = components().policy.actions.get(name)
+    if spec is None:
+        abort(404, description=f"{name!r} is not a whitelisted action.")
+    return spec
+
+
+@bp.get("/playbooks")
+@login_required
+def index() -> ResponseReturnValue:
+    """The whitelisted actions with their descriptions and vars, and the recent runs."""
+    actions = components().policy.actions
+    return render_template(
+        "playbooks/index.html", actions=actions, runs=list_runs(get_sessions(), limit=20)
+    )
+
+
+def _form_values() -> tuple[list[str], dict[str, str], bool]:
+    hosts = [h for h in request.form.getlist("hosts") if h]
+    extra = {
+        key.removeprefix("var_"): value
+        for key, value in request.form.items()
+        if key.startswith("var_") and value != ""
+    }
+    return hosts, extra, "check" in request.form
+
+
+def _form(
+    name: str, hosts: list[str], extra: dict[str, str], check: bool, error: str | None = None
+) -> ResponseReturnValue:
+    page = render_template(
+        "playbooks/run.html",
+        name=name,
+        spec=_action(name),
+        inventory=sorted(components().inventory.hosts),
+        chosen=set(hosts),
+        values=extra,
+        check=check,
+        error=error,
+    )
+    return page, 400 if error else 200
+
+
+@bp.route("/playbooks/<name>/run", methods=["GET", "POST"])
+@role_required("operator")
+def run(name: str) -> ResponseReturnValue:
+    """GET: the form. POST: validate and confirm; POST with confirm=yes: start the run."""
+    spec = _action(name)
+    if request.method == "GET":
+        return _form(name, [], {}, check=True)
+    hosts, extra, check = _form_values()
+    parts = components()
+    try:
+        build_request(
+            parts.policy,
+            parts.inventory,
+            parts.settings.playbook_dir,
+            action=name,
+            hosts=hosts,
+            extra_vars=extra,
+            check=check,
+        )
+    except RefusedError as exc:
+        return _form(name, hosts, extra, check, error=str(exc))
+    if request.form.get("confirm") != "yes":
+        secret = {var for var, v in spec.vars.items() if v.secret}
+        return render_template(
+            "playbooks/confirm.html",
+            name=name,
+            spec=spec,
+            hosts=hosts,
+            extra=extra,
+            secret=secret,
+            check=check,
+        )
+    try:
+        ident = _start(parts, name, hosts, extra, check, requested_by=g.user.name)
+    except RefusedError as exc:
+        return _form(name, hosts, extra, check, error=str(exc))
+    except HostBusyError as exc:
+        abort(409, description=str(exc))
+    return redirect(url_for("playbooks.run_page", ident=ident))
+
+
+def _start(
+    parts: Components,
+    name: str,
+    hosts: list[str],
+    extra: dict[str, str],
+    check: bool,
+    *,
+    requested_by: str,
+) -> str:
+    """Run in a thread; return the run's ident once recorded, or raise what refused it."""
+    started = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def on_start(ident: str, _run_dir: str) -> None:
+        outcome["ident"] = ident
+        started.set()
+
+    def work() -> None:
+        try:
+            run_by_hand(
+                parts,
+                action=name,
+                hosts=hosts,
+                extra_vars=extra,
+                check=check,
+                requested_by=requested_by,
+                on_start=on_start,
+            )
+        except Exception as exc:  # reported to the request below if before the start
+            outcome["error"] = exc
+        finally:
+            started.set()
+
+    threading.Thread(target=work, name=f"manual-run-{name}", daemon=True).start()
+    started.wait(START_TIMEOUT)
+    if "ident" in outcome:
+        return str(outcome["ident"])
+    error = outcome.get("error")
+    if isinstance(error, Exception):
+        raise error
+    raise GatewayTimeout(description="The run did not start in time; see the recent runs.")
+
+
+def _find_run(ident: str) -> dict[str, Any]:
+    with get_sessions()() as session:
+        row = session.scalar(select(PlaybookRun).where(PlaybookRun.ident == ident))
+        if row is None:
+            abort(404, description=f"No playbook run {ident!r}.")
+        return run_dict(row)
+
+
+def _artifacts(found: dict[str, Any]) -> Path:
+    return runner_artifacts(Path(found["artifact_dir"]), found["ident"])
+
+
+def progress_view(found: dict[str, Any]) -> dict[str, Any]:
+    """What the progress fragment shows: the run, per-host tallies, task events, output tail."""
+    artifacts = _artifacts(found)
+    events = read_events(artifacts) if artifacts.is_dir() else []
+    tallies: dict[str, Counter[str]] = {}
+    tasks = []
+    for event in events:
+        outcome = TASK_EVENTS.get(str(event.get("event")))
+        data = event.get("event_data") or {}
+        if outcome is None or not isinstance(data, dict):
+            continue
+        host = str(data.get("host", "?"))
+        res = data.get("res")
+        changed = isinstance(res, dict) and bool(res.get("changed"))
+        tally = tallies.setdefault(host, Counter())
+        tally[outcome] += 1
+        tally["changed"] += int(changed)
+        tasks.append({"host": host, "task": data.get("task", ""), "outcome": outcome})
+    stdout_file = artifacts / "stdout"
+    try:
+        text = stdout_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = "".join(str(e.get("stdout", "")) + "\n" for e in events if e.get("stdout"))
+    return {
+        "run": found,
+        "running": found["status"] in ("pending", "running"),
+        "tallies": {h: dict(t) for h, t in sorted(tallies.items())},
+        "tasks": tasks[-EVENTS_SHOWN:],
+        "stdout": strip_ansi(text)[-STDOUT_TAIL:],
+    }
+
+
+@bp.get("/playbooks/runs/<ident>")
+@login_required
+def run_page(ident: str) -> ResponseReturnValue:
+    """One run's page; polls its progress fragment while it runs."""
+    return render_template("playbooks/run_page.html", **progress_view(_find_run(ident)))
+
+
+@bp.get("/playbooks/runs/<ident>/progress")
+@login_required
+def progress(ident: str) -> ResponseReturnValue:
+    """The progress fragment: status, per-host stats, task events, output tail."""
+    return render_template("playbooks/_progress.html", **progress_view(_find_run(ident)))
