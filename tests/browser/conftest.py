@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -63,10 +64,16 @@ STOP_TIMEOUT = 10.0  # seconds
 
 POLICY = f"""\
 version: 1
+detection:
+  high_cpu: {{trigger: 80, clear: 50, window: 1s, sustain: 0s, step: 1s, stale_after: 3s}}
 actions:
   {ACTION}:
     playbook: hello.yml
     description: Print a greeting; changes nothing.
+    timeout: 1m
+  restart_nginx:
+    playbook: restart_nginx.yml
+    description: Check the nginx config, restart nginx, and confirm it answers HTTP.
     timeout: 1m
 remediation:
   ladder: [{ACTION}]
@@ -123,6 +130,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     (config / "playbooks").mkdir(parents=True)
     (config / "policy.yaml").write_text(POLICY)
     (config / "playbooks" / "hello.yml").write_text(PLAYBOOK)
+    shutil.copy(ROOT / "playbooks" / "restart_nginx.yml", config / "playbooks")
     (config / "inventory.yml").write_text(INVENTORY)
     data = tmp_path / "data"
     settings = load_settings(

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -427,3 +428,77 @@ def test_run_a_playbook_by_hand_in_check_mode(live_server: LiveServer, page: Pag
         run = session.query(PlaybookRun).filter_by(ident=ident).one()
         assert (run.status, run.check_mode, run.requested_by) == ("successful", True, "otto")
     _assert_clean(page, "playbook run")
+
+
+def test_restart_nginx_by_hand_in_check_mode(
+    live_server: LiveServer, page: Page, nginx_service: Any
+) -> None:
+    """The real restart_nginx playbook, by hand in check mode: recorded, nginx untouched."""
+    old_pid = nginx_service.pid()
+    signed_in(page, live_server, "operator", "olga")
+    page.goto("/playbooks/restart_nginx/run")
+    page.locator("input[name=hosts][value=localhost]").check()
+    page.locator("input[name=check]").check()
+    with page.expect_navigation():
+        page.locator("main form button[type=submit]").first.click()
+    expect(page.locator("main")).to_contain_text("check mode")
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile("Run restart_nginx")).click()
+    expect(page.locator("main")).to_contain_text("successful", timeout=RUN_TIMEOUT)
+    expect(page.locator("main")).to_contain_text("Restart nginx")
+    screenshot(page, "restart-nginx-check-mode")
+    assert nginx_service.pid() == old_pid, "check mode must not restart nginx"
+    _assert_clean(page, "restart_nginx check mode")
+
+
+def test_incident_made_by_a_real_engine_run(live_server: LiveServer, page: Page) -> None:
+    """A real engine tick opens the incident and runs Ansible; the page shows all of it."""
+    from engine.escalate import LogNotifier
+    from engine.execute import AnsibleRunnerExecutor
+    from engine.inventory import load_inventory
+    from engine.locks import HostLocks
+    from engine.loop import Engine
+    from engine.plan import RulesPlanner
+    from engine.policy_file import load_policy
+    from tests.engine.test_loop import ScriptedSource
+
+    settings = live_server.settings
+    values = {"localhost": 96.0}
+    engine = Engine(
+        policy=load_policy(settings.policy, playbook_dir=settings.playbook_dir),
+        inventory=load_inventory(settings.inventory),
+        metrics=ScriptedSource(lambda host, _t: values[host], ("localhost",)),
+        planner=RulesPlanner(),
+        executor=AnsibleRunnerExecutor(
+            runs_dir=settings.runs_dir, inventory_path=settings.inventory
+        ),
+        recorder=live_server.recorder,
+        locks=HostLocks(settings.locks_dir),
+        notifier=LogNotifier(),
+        playbook_dir=settings.playbook_dir,
+        runs_dir=settings.runs_dir,
+    )
+    try:
+        engine.tick()
+        assert engine.wait_idle(60)
+        values["localhost"] = 8.0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            engine.tick()
+            found = live_server.recorder.active_incidents()
+            if not found:
+                break
+            time.sleep(0.3)
+    finally:
+        engine.shutdown()
+    from engine.queries import list_incidents
+
+    (incident,) = list_incidents(live_server.sessions)
+    assert incident["status"] == "resolved"
+    signed_in(page, live_server, "viewer", "vicky")
+    page.goto(f"/incidents/{incident['id']}")
+    main = page.locator("main")
+    for text in ("detected", "rules", ACTION, "resolved", "hello from the browser test"):
+        expect(main).to_contain_text(text)
+    screenshot(page, "incident-from-engine-run")
+    _assert_clean(page, "incident from an engine run")
