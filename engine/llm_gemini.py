@@ -18,8 +18,8 @@ from engine.llm_transport import (
     LLMError,
     LLMErrorKind,
     LLMReply,
-    clean_message,
     parse_retry_after,
+    transport_error,
 )
 
 # Pinned, so GOOGLE_GENAI_API_VERSION in the environment cannot silently move the
@@ -148,8 +148,14 @@ class GeminiTransport:
         status: int | None = None,
         retry_after: float | None = None,
     ) -> LLMError:
-        message = clean_message(f"gemini {self.model}: {text}", self._api_key)
-        return LLMError(kind, message, status=status, retry_after=retry_after)
+        return transport_error(
+            f"gemini {self.model}",
+            self._api_key,
+            kind,
+            text,
+            status=status,
+            retry_after=retry_after,
+        )
 
 
 def _millis(timeout: float) -> int:

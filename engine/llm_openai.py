@@ -15,8 +15,8 @@ from engine.llm_transport import (
     LLMError,
     LLMErrorKind,
     LLMReply,
-    clean_message,
     parse_retry_after,
+    transport_error,
 )
 
 SCHEMA_NAME = "proposal"
@@ -110,8 +110,14 @@ class OpenAITransport:
         status: int | None = None,
         retry_after: float | None = None,
     ) -> LLMError:
-        message = clean_message(f"openai {self.model}: {text}", self._api_key)
-        return LLMError(kind, message, status=status, retry_after=retry_after)
+        return transport_error(
+            f"openai {self.model}",
+            self._api_key,
+            kind,
+            text,
+            status=status,
+            retry_after=retry_after,
+        )
 
 
 def _retry_after(headers: Any) -> float | None:

@@ -84,6 +84,20 @@ def clean_message(text: str, *secrets: str) -> str:
     return text
 
 
+def transport_error(
+    label: str,
+    api_key: str,
+    kind: LLMErrorKind,
+    text: str,
+    *,
+    status: int | None = None,
+    retry_after: float | None = None,
+) -> LLMError:
+    """An LLMError whose message names the provider and model and never shows the key."""
+    message = clean_message(f"{label}: {text}", api_key)
+    return LLMError(kind, message, status=status, retry_after=retry_after)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
     if value is None or not value.strip():

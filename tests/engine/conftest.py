@@ -7,20 +7,16 @@ JSONL audit file of the test's own.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.audit import AuditLog
 from engine.record import Recorder
 from engine.store import open_store
+from tests.fixtures.postgres import own_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -29,24 +25,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'data' / 'autosre.db'}"
         return
-    base: str = request.getfixturevalue("postgres_url")
-    url = make_url(base)
-    schema = f"t_{secrets.token_hex(6)}"
-    conninfo: dict[str, Any] = {
-        "host": url.host,
-        "port": url.port,
-        "user": url.username,
-        "dbname": url.database,
-        "autocommit": True,
-        "connect_timeout": 3,
-    }
-    with psycopg.connect(**conninfo) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(**conninfo) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with own_schema(request.getfixturevalue("postgres_url"), "t") as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import itertools
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from psycopg import sql
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
 from engine.settings import Settings, load_settings
 from engine.users import UserInfo, create_user
+from tests.fixtures.postgres import own_schema
 from webui import create_app
 
 PASSWORD = "correct horse battery staple"
@@ -47,23 +43,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'data' / 'autosre.db'}"
         return
-    base: str = request.getfixturevalue("postgres_url")
-    url = make_url(base)
-    schema = f"w_{secrets.token_hex(6)}"
-    conninfo: dict[str, Any] = {
-        "host": url.host,
-        "port": url.port,
-        "user": url.username,
-        "dbname": url.database,
-        "autocommit": True,
-    }
-    with psycopg.connect(**conninfo) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(**conninfo) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with own_schema(request.getfixturevalue("postgres_url"), "w") as url:
+        yield url
 
 
 @pytest.fixture
