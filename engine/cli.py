@@ -22,6 +22,7 @@ from engine.commands.common import (
     UsageError,
     port_arg,
     positive_int,
+    printable,
     record_id,
     seconds_arg,
 )
@@ -195,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args, load_settings())
     except (*INPUT_ERRORS, UsageError) as exc:
-        print(f"autosre: error: {exc}", file=sys.stderr)
+        # Errors may quote a host, a playbook or a file: never a terminal escape.
+        print(printable(f"autosre: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

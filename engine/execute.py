@@ -2,45 +2,75 @@
 
 Each run gets its own private data dir ``runs_dir/<ident>/`` in ansible-runner's
 layout; artifacts (``command``, ``job_events/``, ``stdout``, ``status``, ``rc``)
-land in ``runs_dir/<ident>/artifacts/<ident>/``. Extra vars reach Ansible through a
-0600 file outside that dir, and secret values are scrubbed from every artifact
-after the run, so the UI can show artifacts as they are.
+land in ``runs_dir/<ident>/artifacts/<ident>/``. The run dir never holds a secret,
+even while the run is live:
+
+- Ansible gets an allow-listed environment (``_child_env``), never the engine's own.
+- Extra vars reach Ansible through a 0600 YAML file outside the run dir, every value
+  tagged ``!unsafe`` so that Ansible never templates it.
+- Each event is redacted before ansible-runner writes it; ``stdout`` is written here
+  from the redacted events. The callback's raw ``*-partial.json`` event data goes to
+  a private dir outside the run dir, and is merged into the event here.
+- After the run, every file is scrubbed again (a second line of defence).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import ansible_runner
 import psutil
+import yaml
+from ansible_runner.interface import init_runner
 
+from engine.redact import REDACTED, Redactor
+from engine.settings import child_environment, environment_additions, is_engine_variable
 from engine.types import HostRunStats, RunRequest, RunResult
 
-REDACTED = "********"
+__all__ = ["REDACTED", "AnsibleRunnerExecutor", "Executor", "read_events", "scrub_dir"]
 
 # An ident becomes a directory name: keep it to one safe path component.
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-# Environment variables that look like credentials: ansible-runner copies the whole
-# process environment into the `command` artifact, so their values are scrubbed too.
-_SECRET_NAME = re.compile(r"API_?KEY|TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE_?KEY", re.IGNORECASE)
+_EVENT_UUID = re.compile(r"[0-9a-fA-F-]{1,64}")
 # ansible-runner's recap keys -> HostRunStats fields ("dark" means unreachable).
 _STAT_FIELDS = {"dark": "unreachable"} | {
     key: key for key in ("ok", "changed", "failures", "skipped", "rescued", "ignored")
 }
-# ansible-runner checks cancel and timeout once per pexpect wait (5 s by default);
-# a short wait makes both take effect promptly.
-_RUNNER_SETTINGS = {"pexpect_timeout": 0.2}
+_RUNNER_SETTINGS = {
+    # ansible-runner checks cancel and timeout once per pexpect wait (5 s by default);
+    # a short wait makes both take effect promptly.
+    "pexpect_timeout": 0.2,
+    # stdout is written by _LiveRedaction from redacted events, never raw.
+    "suppress_output_file": True,
+}
+# Keys ansible-runner's event stream needs, kept even when the engine's own
+# environment happens to hold the same value.
+_RUNNER_KEYS = (
+    "ANSIBLE_CALLBACK_PLUGINS",
+    "ANSIBLE_STDOUT_CALLBACK",
+    "ANSIBLE_CACHE_PLUGIN",
+    "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+    "RUNNER_OMIT_EVENTS",
+    "RUNNER_ONLY_FAILED_EVENTS",
+)
+# Settings the engine gives every run.
+_ANSIBLE_SETTINGS = {
+    "ANSIBLE_NOCOLOR": "1",
+    "ANSIBLE_HOST_KEY_CHECKING": "False",
+    "ANSIBLE_RETRY_FILES_ENABLED": "False",
+}
 
 
 class Executor(Protocol):
@@ -61,10 +91,16 @@ class AnsibleRunnerExecutor:
         runs_dir: Path,
         inventory_path: Path,
         envvars: Mapping[str, str] | None = None,
+        redactor: Redactor | None = None,
+        action_env: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """``envvars``: extra settings for Ansible; ``action_env``: per action, the names
+        passed through from the engine's environment (the policy's ``env:``)."""
         self._runs_dir = runs_dir
         self._inventory_path = inventory_path
         self._envvars = dict(envvars or {})
+        self._redactor = redactor or Redactor()
+        self._action_env = {name: tuple(names) for name, names in (action_env or {}).items()}
 
     @property
     def runs_dir(self) -> Path:
@@ -78,6 +114,8 @@ class AnsibleRunnerExecutor:
         started = time.time()
         private_dir = self._runs_dir / ident
         artifact_dir = private_dir / "artifacts" / ident
+        redactor = self._redactor.with_secrets(_secret_values(request))
+        stats: dict[str, HostRunStats] = {}
 
         def finish(status: str, rc: int | None = None, error: str | None = None) -> RunResult:
             return RunResult(
@@ -88,11 +126,9 @@ class AnsibleRunnerExecutor:
                 started_at=started,
                 ended_at=time.time(),
                 stats=stats,
-                error=None if error is None else _replace_all(error, secrets),
+                error=None if error is None else redactor.text(error),
             )
 
-        secrets = _secret_values(request)
-        stats: dict[str, HostRunStats] = {}
         problem = _check_request(request, ident)
         if problem is not None:
             return finish("error", error=problem)
@@ -103,7 +139,9 @@ class AnsibleRunnerExecutor:
         except OSError as exc:
             return finish("error", error=f"cannot create run dir {private_dir}: {exc}")
 
-        vars_file = _write_vars_file(request.extra_vars)
+        # Private to this run and outside the run dir: the vars file and the raw event data.
+        scratch = Path(tempfile.mkdtemp(prefix="autosre-run-"))
+        vars_file = scratch / "vars.yml"
         workers = _WorkerWatch(marker=f"@{vars_file}")
 
         def should_cancel() -> bool:
@@ -112,7 +150,8 @@ class AnsibleRunnerExecutor:
 
         status, rc, error = "error", None, None  # until runner says otherwise
         try:
-            runner = ansible_runner.run(
+            _write_vars_file(vars_file, request.extra_vars)
+            runner = init_runner(
                 private_data_dir=str(private_dir),
                 ident=ident,
                 playbook=request.playbook,
@@ -125,7 +164,13 @@ class AnsibleRunnerExecutor:
                 quiet=True,
                 # Always pass a callback: without one, runner installs signal handlers.
                 cancel_callback=should_cancel,
+                event_handler=_LiveRedaction(
+                    redactor, partials=scratch, stdout=artifact_dir / "stdout"
+                ),
+                status_handler=_CommandRedaction(redactor, artifact_dir / "command"),
             )
+            runner.config.env = self._child_env(runner.config.env, request.action, scratch)
+            runner.run()
             status = str(runner.status)
             rc = runner.rc if isinstance(runner.rc, int) else None
             stats = _host_stats(runner.stats)
@@ -133,23 +178,87 @@ class AnsibleRunnerExecutor:
             error = f"{type(exc).__name__}: {exc}"
         finally:
             workers.kill_leftovers()
-            vars_file.unlink(missing_ok=True)
-            scrub_error = _scrub_run_dir(private_dir, secrets)
+            shutil.rmtree(scratch, ignore_errors=True)
+            scrub_error = _scrub_run_dir(private_dir, redactor)
         if scrub_error is not None:
             return finish("error", rc, scrub_error)
         return finish(status, rc, error)
 
     def _runner_env(self) -> dict[str, str]:
-        env = {
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            **self._envvars,
-        }
+        env = {**_ANSIBLE_SETTINGS, **self._envvars}
         # ansible-playbook lives next to this interpreter (the venv), which may not be on PATH.
-        base_path = env.get("PATH") or os.environ.get("PATH", os.defpath)
+        base_path = env.get("PATH") or child_environment().get("PATH") or os.defpath
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), base_path])
         return env
+
+    def _child_env(
+        self, runner_env: Mapping[str, str], action: str, scratch: Path
+    ) -> dict[str, str]:
+        """The allow-listed environment: PATH, HOME, locale, what runner and the engine set
+        for Ansible, and the names the action declares; never the engine's own."""
+        env = child_environment(self._action_env.get(action, ()))
+        env |= environment_additions(runner_env)  # runner's callback settings, ours
+        env |= {key: runner_env[key] for key in _RUNNER_KEYS if key in runner_env}
+        env |= self._runner_env()
+        env["AWX_ISOLATED_DATA_DIR"] = str(scratch)  # raw event data, outside the run dir
+        return {name: value for name, value in env.items() if not is_engine_variable(name)}
+
+
+class _CommandRedaction:
+    """ansible-runner's status handler: redacts the ``command`` artifact (which holds the
+    child's environment) as soon as runner has written it, before Ansible starts."""
+
+    def __init__(self, redactor: Redactor, command: Path) -> None:
+        self._redactor = redactor
+        self._command = command
+
+    def __call__(self, status: Mapping[str, Any], **_: Any) -> None:
+        """On "running" (the file is written, the child not yet spawned), redact the file."""
+        if status.get("status") == "running":
+            with contextlib.suppress(OSError):  # the scrub after the run tries again
+                _scrub_file(self._command, self._redactor)
+
+
+class _LiveRedaction:
+    """ansible-runner's event handler: redacts each event before runner writes it.
+
+    The callback plugin leaves each event's data in ``<partials>/job_events`` (where
+    ``AWX_ISOLATED_DATA_DIR`` points); it is merged here, as runner would have done,
+    and removed. The redacted ``stdout`` of each event is appended to the artifact.
+    """
+
+    def __init__(self, redactor: Redactor, *, partials: Path, stdout: Path) -> None:
+        self._redactor = redactor
+        self._partials = partials / "job_events"
+        self._stdout = stdout
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        """Redact ``event`` in place and append its stdout; True: runner writes it."""
+        self._merge_partial(event)
+        redacted = self._redactor.value(event)
+        event.clear()
+        event.update(redacted)
+        text = event.get("stdout")
+        if isinstance(text, str) and text:
+            with (
+                contextlib.suppress(OSError),  # the events still hold the output
+                self._stdout.open("a", encoding="utf-8") as handle,
+            ):
+                handle.write(text + "\n")
+        return True
+
+    def _merge_partial(self, event: dict[str, Any]) -> None:
+        uuid = event.get("uuid")
+        if not isinstance(uuid, str) or not _EVENT_UUID.fullmatch(uuid):
+            return
+        partial = self._partials / f"{uuid}-partial.json"
+        try:
+            data = json.loads(partial.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # verbose output lines have no event data
+        partial.unlink(missing_ok=True)
+        if isinstance(data, dict):
+            event.update(data)
 
 
 class _WorkerWatch:
@@ -208,12 +317,34 @@ def _check_request(request: RunRequest, ident: str) -> str | None:
     return None
 
 
-def _write_vars_file(extra_vars: Mapping[str, str]) -> Path:
-    # mkstemp creates the file 0600, in the system temp dir: outside the run dir.
-    fd, name = tempfile.mkstemp(prefix="autosre-vars-", suffix=".json")
+class _Unsafe(str):
+    """An extra var's value: data that Ansible must never template."""
+
+    __slots__ = ()
+
+
+class _VarsDumper(yaml.SafeDumper):
+    """Writes every ``_Unsafe`` value tagged ``!unsafe``, double-quoted (any character)."""
+
+
+def _represent_unsafe(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.ScalarNode:
+    return dumper.represent_scalar("!unsafe", str(value), style='"')
+
+
+_VarsDumper.add_representer(_Unsafe, _represent_unsafe)
+
+
+def vars_yaml(extra_vars: Mapping[str, str]) -> str:
+    """Extra vars as the YAML Ansible reads with ``-e @file``: every value ``!unsafe``."""
+    data = {name: _Unsafe(value) for name, value in extra_vars.items()}
+    # ASCII only (the rest escaped) and no line folding: the value is read back exactly.
+    return yaml.dump(data, Dumper=_VarsDumper, allow_unicode=False, width=2**31)
+
+
+def _write_vars_file(path: Path, extra_vars: Mapping[str, str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(dict(extra_vars), handle)
-    return Path(name)
+        handle.write(vars_yaml(extra_vars))
 
 
 def _cmdline(vars_file: Path, *, check: bool) -> str:
@@ -236,59 +367,38 @@ def _secret_values(request: RunRequest) -> list[str]:
     return [request.extra_vars[k] for k in request.secret_vars if k in request.extra_vars]
 
 
-def _replace_all(text: str, secrets: Iterable[str]) -> str:
-    # Longest first, so a secret containing another is replaced whole.
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _scrub_value(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        return _replace_all(value, secrets)
-    if isinstance(value, list):
-        return [_scrub_value(item, secrets) for item in value]
-    if isinstance(value, dict):
-        scrubbed: dict[str, Any] = {}
-        for key, item in value.items():
-            if key == "extra_vars" and isinstance(item, dict):
-                scrubbed[key] = dict.fromkeys(item, REDACTED)
-            elif _SECRET_NAME.search(str(key)) and isinstance(item, str) and item:
-                scrubbed[key] = REDACTED
-            else:
-                scrubbed[key] = _scrub_value(item, secrets)
-        return scrubbed
-    return value
-
-
-def _scrub_run_dir(private_dir: Path, secrets: list[str]) -> str | None:
+def _scrub_run_dir(private_dir: Path, redactor: Redactor) -> str | None:
     try:
         (private_dir / "env" / "extravars").unlink(missing_ok=True)
-        scrub_dir(private_dir, secrets)
+        scrub_dir(private_dir, redactor)
     except OSError as exc:
         return f"could not scrub secrets from {private_dir}: {exc}"
     return None
 
 
-def scrub_dir(root: Path, secrets: Iterable[str]) -> None:
-    """Remove secret values (and extra_vars / credential-like fields) from every file under root."""
-    secret_list = [s for s in secrets if s]
+def scrub_dir(root: Path, redactor: Redactor) -> None:
+    """Redact every file under root, and remove runner's raw ``*-partial.json`` event data."""
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        raw = path.read_bytes()
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
-        if isinstance(data, dict | list):
-            new = json.dumps(_scrub_value(data, secret_list)).encode()
-            changed = new != json.dumps(data).encode()
+        if path.name.endswith(("-partial.json", "-partial.json.tmp")):
+            path.unlink()
         else:
-            new = _replace_all(raw.decode("utf-8", "surrogateescape"), secret_list).encode(
-                "utf-8", "surrogateescape"
-            )
-            changed = new != raw
-        if changed:
-            path.write_bytes(new)
+            _scrub_file(path, redactor)
+
+
+def _scrub_file(path: Path, redactor: Redactor) -> None:
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict | list):
+        clean = redactor.value(data)
+        new = json.dumps(clean).encode() if clean != data else raw
+    else:
+        text = raw.decode("utf-8", "surrogateescape")
+        new = redactor.text(text).encode("utf-8", "surrogateescape")
+    if new != raw:
+        path.write_bytes(new)
 
 
 def read_events(artifact_dir: Path) -> list[dict[str, Any]]:

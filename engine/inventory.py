@@ -1,14 +1,15 @@
 """Read an Ansible inventory (any format Ansible reads) into the hosts AutoSRE may touch.
 
 ``ansible-inventory --list`` does the parsing, so the engine sees exactly what
-Ansible will see; only names, addresses, connection and labels are kept, so
-secrets in host variables never enter the engine.
+Ansible will see; only names, addresses, connection and labels are kept. Values of
+variables named like credentials (``db_password``, ``ansible_become_password``) are
+kept only in ``Inventory.secrets``, so that they can be redacted wherever a playbook
+prints them.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.redact import looks_secret
+from engine.settings import child_environment
 
 # Names that Ansible would read as a pattern (web*, a:b, !x, &y) are refused: --limit
 # must only ever select exactly the hosts the policy decided on.
@@ -43,6 +47,8 @@ class Inventory:
 
     path: Path
     hosts: Mapping[str, InventoryHost]
+    # Values of credential-named host and group variables: for redaction, nothing else.
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
 
     def aliases(self) -> dict[str, str]:
         """Label values (name or ansible_host) that identify each host in metrics."""
@@ -82,6 +88,33 @@ def _groups_of(listing: Mapping[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
+def _secret_values(data: Any) -> set[str]:
+    """Values under credential-named keys, at any depth of a variables mapping."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if looks_secret(str(key)):
+                found |= _leaves(value)
+            else:
+                found |= _secret_values(value)
+    elif isinstance(data, list):
+        for item in data:
+            found |= _secret_values(item)
+    return found
+
+
+def _leaves(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        if "__ansible_vault" in value:
+            return set()  # ciphertext; the plaintext is not known here
+        return {leaf for item in value.values() for leaf in _leaves(item)}
+    if isinstance(value, list):
+        return {leaf for item in value for leaf in _leaves(item)}
+    if value is None or isinstance(value, bool):
+        return set()
+    return {str(value)}
+
+
 def parse_listing(listing: Mapping[str, Any], *, path: Path) -> Inventory:
     """Build an Inventory from ``ansible-inventory --list`` JSON output."""
     hostvars = listing.get("_meta", {}).get("hostvars", {})
@@ -103,7 +136,11 @@ def parse_listing(listing: Mapping[str, Any], *, path: Path) -> Inventory:
         )
     if not hosts:
         raise InventoryError(f"{path}: no hosts in the inventory")
-    return Inventory(path=path, hosts=hosts)
+    secrets = _secret_values(hostvars)
+    for group, body in listing.items():
+        if group != "_meta" and isinstance(body, dict):
+            secrets |= _secret_values(body.get("vars", {}))
+    return Inventory(path=path, hosts=hosts, secrets=frozenset(secrets))
 
 
 def load_inventory(path: Path, *, timeout: float = 60.0) -> Inventory:
@@ -111,7 +148,8 @@ def load_inventory(path: Path, *, timeout: float = 60.0) -> Inventory:
     if not path.exists():
         raise InventoryError(f"{path}: no such file or directory")
     tool = Path(sys.executable).parent / "ansible-inventory"
-    env = dict(os.environ)
+    # The allow-listed environment, never the engine's own (its keys stay in the engine).
+    env = child_environment()
     # Without these Ansible only warns about a file it cannot parse and returns nothing.
     env.update(
         ANSIBLE_INVENTORY_UNPARSED_FAILED="1",

@@ -16,7 +16,8 @@ from dataclasses import replace
 
 from engine.llm_transport import LLMError, LLMReply, LLMTransport
 from engine.plan import Planner, Situation
-from engine.prompt import SYSTEM, ReplyError, build_user_prompt, parse_reply, redact, reply_schema
+from engine.prompt import SYSTEM, ReplyError, build_user_prompt, parse_reply, reply_schema
+from engine.redact import Redactor
 from engine.types import ESCALATE_ACTION, HostStatus, PlannerCall, Proposal
 
 log = logging.getLogger("autosre.planner")
@@ -35,6 +36,7 @@ class LLMPlanner:
         timeout: float,
         thresholds: Mapping[str, float],
         secrets: Iterable[str] = (),
+        redactor: Redactor | None = None,
         max_attempts: int = 3,
         backoff: float = 0.25,
         cache_size: int = 512,
@@ -46,7 +48,8 @@ class LLMPlanner:
         self.name = transport.provider
         self.timeout = timeout
         self.thresholds = dict(thresholds)
-        self.secrets = tuple(secrets)
+        # Everything sent to or kept from a model passes through it.
+        self.redactor = (redactor or Redactor()).with_secrets(secrets)
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.clock = clock
@@ -84,7 +87,7 @@ class LLMPlanner:
             samples=situation.samples,
             thresholds=self.thresholds,
         )
-        user = redact(user, self.secrets)
+        user = self.redactor.text(user)
         schema = reply_schema(situation.actions)
         started = self.clock()
         deadline = started + self.timeout
@@ -104,7 +107,7 @@ class LLMPlanner:
                 error = None
                 break
             except LLMError as exc:
-                error = redact(f"{exc.kind}: {exc}", self.secrets)
+                error = self.redactor.text(f"{exc.kind}: {exc}")
                 wait = (
                     exc.retry_after
                     if exc.retry_after is not None
@@ -114,7 +117,7 @@ class LLMPlanner:
                     break
                 self.sleep(wait)
         latency = self.clock() - started
-        text = redact(reply.text, self.secrets) if reply is not None else None
+        text = self.redactor.text(reply.text) if reply is not None else None
         call = PlannerCall(
             provider=self.transport.provider,
             model=self.transport.model,
@@ -135,7 +138,7 @@ class LLMPlanner:
         return Proposal(
             parsed.action,
             parsed.confidence,
-            redact(parsed.rationale, self.secrets),
+            self.redactor.text(parsed.rationale),
             planner=self.name,
             call=call,
         )

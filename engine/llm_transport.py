@@ -20,10 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from engine.redact import Redactor
+
 LLMErrorKind = Literal["timeout", "http", "rate_limited", "refused", "empty", "connection"]
 
 MAX_MESSAGE_CHARS = 300  # error bodies can be whole HTML pages; the record needs a line
-REDACTED = "[redacted]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +76,7 @@ class LLMTransport(Protocol):
 
 def clean_message(text: str, *secrets: str) -> str:
     """Make server- or SDK-supplied text safe for an error message: no secrets, one short line."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
+    text = Redactor(secrets).text(text)
     text = " ".join(text.split())
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 3] + "..."

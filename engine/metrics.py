@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import requests
@@ -21,6 +20,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from engine.redact import redact_url
 from engine.types import MetricsBatch, Sample
 
 log = logging.getLogger("autosre.metrics")
@@ -75,7 +75,7 @@ class PrometheusSource:
         timeout: float = 5.0,
         client: PrometheusConnect | None = None,
     ) -> None:
-        self._url = _redact(url)
+        self._url = redact_url(url)  # shown in logs: never with its password
         self._query = query
         self._aliases = dict(aliases)
         self._hosts = tuple(sorted(set(aliases.values())))
@@ -225,14 +225,6 @@ def _describe(exc: Exception, timeout: float) -> str:
     if isinstance(exc, LookupError | TypeError):
         return f"unexpected answer shape: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _redact(url: str) -> str:
-    # Credentials in the URL must never reach the logs (safety rule 6).
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def _psutil_cpu_percent() -> float:

@@ -7,6 +7,8 @@ and errors name the file, the field and the reason (``PolicyError``).
 from __future__ import annotations
 
 import re
+import string
+from functools import cache
 from pathlib import Path
 from string import Formatter
 from typing import Annotated, Any, Literal, Self
@@ -23,6 +25,7 @@ from pydantic import (
 )
 
 from engine.durations import format_duration, parse_duration
+from engine.settings import is_engine_variable
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION
 
 ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -30,6 +33,12 @@ VAR_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 RESERVED_ACTIONS = frozenset({ESCALATE_ACTION, DO_NOTHING_ACTION})
 # Ansible reserves these; letting an operator set them would bypass the inventory.
 FORBIDDEN_VARS = re.compile(r"^(ansible_|hostvars$|groups$|inventory_|playbook_dir$)")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Text that Jinja would run if Ansible templated a value (it does not: values are
+# passed marked unsafe), probed against each var's pattern by template_warnings().
+TEMPLATE_TOKENS = ("{{", "{%", "lookup(")
+_PADDING = string.ascii_letters + string.digits + string.punctuation + " "
+_PAD_LENGTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -138,6 +147,9 @@ class ActionSpec(_Strict):
     description: str
     vars: dict[str, VarSpec] = {}
     timeout: Seconds = Field(300.0, gt=0, le=86400)
+    # Variables passed through from the engine's environment (SSH_AUTH_SOCK, say);
+    # Ansible gets nothing else of it.
+    env: list[str] = []
 
     @field_validator("playbook")
     @classmethod
@@ -153,6 +165,16 @@ class ActionSpec(_Strict):
         for name in value:
             if not VAR_NAME.match(name) or FORBIDDEN_VARS.match(name):
                 raise ValueError(f"{name!r} is not an allowed variable name")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if is_engine_variable(name):
+                raise ValueError(f"{name!r} is the engine's own and never reaches a playbook")
         return value
 
 
@@ -270,3 +292,40 @@ def load_policy(path: Path, *, playbook_dir: Path | None = None) -> Policy:
                     f"{action.playbook} not found in {playbook_dir}",
                 )
     return policy
+
+
+def template_warnings(policy: Policy) -> list[str]:
+    """One warning per var whose pattern admits Jinja syntax ({{, {% or lookup()."""
+    warnings = []
+    for action_name, action in policy.actions.items():
+        for var_name, var in action.vars.items():
+            example = _admitted_template(re.compile(var.pattern))
+            if example is not None:
+                warnings.append(
+                    f"actions.{action_name}.vars.{var_name}: pattern {var.pattern!r} admits "
+                    f"template text such as {example!r}; the value reaches Ansible marked "
+                    "unsafe (never templated), but a playbook that templates it again would "
+                    "run it: prefer a tighter pattern"
+                )
+    return warnings
+
+
+def _admitted_template(pattern: re.Pattern[str]) -> str | None:
+    for candidate in _template_candidates():
+        if pattern.fullmatch(candidate):
+            return candidate
+    return None
+
+
+@cache
+def _template_candidates() -> tuple[str, ...]:
+    """Strings holding a template token, padded on either side to lengths a pattern may want."""
+    found = ["{{ 7*7 }}", "{% if x %}y{% endif %}", "{{ lookup('pipe','id') }}"]
+    for token in TEMPLATE_TOKENS:
+        for pad in _PADDING:
+            for length in _PAD_LENGTHS:
+                padding = pad * length
+                found += [token + padding, padding + token]
+                half = padding[: length // 2]
+                found.append(half + token + padding[len(half) :])
+    return tuple(dict.fromkeys(found))

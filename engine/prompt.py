@@ -17,12 +17,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.plan import Situation
+from engine.redact import REDACTED, Redactor, looks_secret
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION, Sample
 
 MAX_TEXT = 300  # longest fleet string placed in a prompt; longer ones are cut
 MAX_SAMPLES = 30
-REDACTED = "[REDACTED]"
-SECRET_KEY = re.compile(r"(?i)(pass|secret|token|key|credential|auth)")
 
 SYSTEM = """\
 You are the remediation planner of AutoSRE, a self-healing engine for a fleet of \
@@ -87,17 +86,13 @@ def _cut(text: str) -> str:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every known secret value in a text (longest first)."""
-    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
+    """The text with every known secret value (in any encoding) hidden."""
+    return Redactor(secrets).text(text)
 
 
 def _labels(labels: Mapping[str, str]) -> dict[str, str]:
     # A label named like a credential is withheld even though labels are meant to be shared.
-    return {
-        _cut(k): REDACTED if SECRET_KEY.search(k) else _cut(v) for k, v in sorted(labels.items())
-    }
+    return {_cut(k): REDACTED if looks_secret(k) else _cut(v) for k, v in sorted(labels.items())}
 
 
 def build_user_prompt(

@@ -58,7 +58,7 @@ class Recorder(ApprovalRecords):
                 opened_at=to_dt(at),
                 updated_at=to_dt(at),
                 cpu_before=value,
-                summary=reason,
+                summary=self.text(reason),
             )
             session.add(incident)
             session.flush()
@@ -91,7 +91,7 @@ class Recorder(ApprovalRecords):
             incident = session.get_one(Incident, incident_id)
             incident.status = status
             incident.updated_at = to_dt(at)
-            incident.summary = message
+            incident.summary = self.text(message)
             if cpu_after is not None:
                 incident.cpu_after = cpu_after
             if close and incident.closed_at is None:
@@ -114,13 +114,13 @@ class Recorder(ApprovalRecords):
                 planner=proposal.planner,
                 action=proposal.action,
                 confidence=proposal.confidence,
-                rationale=proposal.rationale,
+                rationale=self.text(proposal.rationale),
                 verdict=verdict.kind,
                 verdict_action=verdict.action,
                 rule=verdict.rule,
-                reason=verdict.reason,
+                reason=self.text(verdict.reason),
                 overridden=verdict.overridden,
-                fallback=proposal.fallback,
+                fallback=self.optional_text(proposal.fallback),
             )
             if call is not None:
                 decision.provider = call.provider
@@ -129,9 +129,9 @@ class Recorder(ApprovalRecords):
                 decision.attempts = call.attempts
                 decision.input_tokens = call.input_tokens
                 decision.output_tokens = call.output_tokens
-                decision.prompt = call.prompt
-                decision.reply = call.reply
-                decision.call_error = call.error
+                decision.prompt = self.optional_text(call.prompt)
+                decision.reply = self.optional_text(call.reply)
+                decision.call_error = self.optional_text(call.error)
                 decision.cached = call.cached
             session.add(decision)
             session.flush()
@@ -230,7 +230,7 @@ class Recorder(ApprovalRecords):
             run = session.get_one(PlaybookRun, run_id)
             run.status = result.status
             run.rc = result.rc
-            run.error = result.error
+            run.error = self.optional_text(result.error)
             run.ended_at = to_dt(result.ended_at)
             run.stats = {host: _stats_dict(s) for host, s in result.stats.items()}
             events = [

@@ -45,7 +45,7 @@ class ApprovalRecords(RecorderCore):
                 host=host,
                 action=action,
                 status=ApprovalStatus.PENDING,
-                rationale=rationale,
+                rationale=self.text(rationale),
                 requested_at=to_dt(at),
                 expires_at=to_dt(expires_at),
             )
@@ -57,7 +57,7 @@ class ApprovalRecords(RecorderCore):
             )
             incident.status = IncidentStatus.AWAITING_APPROVAL
             incident.updated_at = to_dt(at)
-            incident.summary = message
+            incident.summary = self.text(message)
             row = self._event(
                 session,
                 at,
@@ -98,6 +98,7 @@ class ApprovalRecords(RecorderCore):
     ) -> Approval:
         """Approve or reject a pending, unexpired approval; anything else is an ApprovalError."""
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        note = self.optional_text(note)
         with self.sessions() as session:
             row = session.get(ApprovalRow, approval_id)
             if row is None:

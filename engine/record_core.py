@@ -1,5 +1,10 @@
 """The recorder's core: one transaction per method, and every event mirrored to the
-JSONL audit log after its commit (engine/record.py builds the state machine on it)."""
+JSONL audit log after its commit (engine/record.py builds the state machine on it).
+
+Free text and data bound for the store (messages, summaries, rationales, prompts,
+replies, errors, notes) pass through ``text()`` / ``data()``, the one redactor of
+the write side, so no caller needs to remember to redact.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.audit import AuditLog
+from engine.redact import Redactor
 from engine.store.models import Event
 from engine.timeutil import iso, to_dt
 
@@ -16,9 +22,29 @@ from engine.timeutil import iso, to_dt
 class RecorderCore:
     """The store and the audit log, and how events are written to both."""
 
-    def __init__(self, sessions: sessionmaker[Session], audit: AuditLog) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        audit: AuditLog,
+        *,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.sessions = sessions
         self.audit = audit
+        self.redactor = redactor or Redactor()
+
+    def text(self, value: str) -> str:
+        """Free text as it may be stored: secrets redacted."""
+        return self.redactor.text(value)
+
+    def optional_text(self, value: str | None) -> str | None:
+        """Like text(), for a column that may be empty."""
+        return None if value is None else self.redactor.text(value)
+
+    def data(self, value: dict[str, Any] | None) -> dict[str, Any]:
+        """A JSON data dict as it may be stored: secrets and secret-named fields redacted."""
+        clean: dict[str, Any] = self.redactor.value(value or {})
+        return clean
 
     # -- events ---------------------------------------------------------------
 
@@ -40,8 +66,8 @@ class RecorderCore:
             host=host,
             incident_id=incident_id,
             run_id=run_id,
-            message=message,
-            data=data or {},
+            message=self.text(message),
+            data=self.data(data),
         )
         session.add(row)
         return row

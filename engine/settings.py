@@ -6,11 +6,13 @@ Nothing else in the package reads ``os.environ``.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from engine.durations import parse_duration
+from engine.redact import redact_url, secrets_in_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,6 +20,25 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLANNERS = ("rules", "gemini", "openai")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "openai": "gpt-4o-mini"}
 MIN_SECRET_KEY_LENGTH = 32  # a short key lets anyone forge a session cookie
+# What every child process (Ansible, ansible-inventory) starts from; nothing else of
+# the engine's environment reaches it unless an action names it (policy `env:`).
+CHILD_ENV_NAMES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# The engine's own variables: they configure it or hold its keys, never a child's.
+_ENGINE_OWN = re.compile(r"AUTOSRE_.*|GEMINI_API_KEY|OPENAI_API_KEY")
+
+
+def is_engine_variable(name: str) -> bool:
+    """True for the engine's own environment variables (AUTOSRE_*, the model keys)."""
+    return bool(_ENGINE_OWN.fullmatch(name))
+
+
+def child_environment(
+    names: Iterable[str] = (), env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The allow-listed environment for a child process: locale, home, PATH, and ``names``."""
+    env = os.environ if env is None else env
+    wanted = [*CHILD_ENV_NAMES, *(n for n in names if not is_engine_variable(n))]
+    return {name: env[name] for name in wanted if name in env}
 
 
 class SettingsError(ValueError):
@@ -58,12 +79,33 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     # Signs the web UI's session cookies; None: a key generated once in the data dir.
     secret_key: str | None = field(default=None, repr=False)
+    # Values of secret-named variables and URL passwords found in the environment.
+    environment_secrets: frozenset[str] = field(default=frozenset(), repr=False)
+
+    def __repr__(self) -> str:
+        # A URL may carry a password: shown hidden, as the keys above are left out.
+        shown = []
+        for f in fields(self):
+            if f.repr:
+                value = getattr(self, f.name)
+                value = redact_url(value) if isinstance(value, str) else value
+                shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @property
-    def secrets(self) -> tuple[str, ...]:
-        """Every secret value the engine knows, for redaction."""
+    def secrets(self) -> frozenset[str]:
+        """Every secret value the engine knows, for redaction (never shown in repr)."""
         keys = (self.gemini_api_key, self.openai_api_key, self.secret_key)
-        return tuple(k for k in keys if k)
+        urls = {
+            "AUTOSRE_DATABASE_URL": self.database_url,
+            "AUTOSRE_PROMETHEUS_URL": self.prometheus_url or "",
+            "AUTOSRE_LLM_BASE_URL": self.llm_base_url or "",
+        }
+        return (
+            frozenset(k for k in keys if k)
+            | frozenset(secrets_in_environment(urls))
+            | self.environment_secrets
+        )
 
     @property
     def runs_dir(self) -> Path:
@@ -157,4 +199,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         interval=_seconds(env, "AUTOSRE_INTERVAL", 10.0, 0.2),
         local_host=env.get("AUTOSRE_LOCAL_HOST") or None,
         log_level=level,
+        environment_secrets=frozenset(secrets_in_environment(env)),
     )
+
+
+def environment_additions(env: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``env`` that this process's environment does not hold as they are."""
+    return {name: value for name, value in env.items() if os.environ.get(name) != value}

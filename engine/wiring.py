@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +24,7 @@ from engine.metrics import LocalSource, MetricsSource, PrometheusSource
 from engine.plan import Planner, RulesPlanner
 from engine.policy_file import Policy, load_policy
 from engine.record import Recorder
+from engine.redact import Redactor
 from engine.settings import Settings
 from engine.store import open_store
 
@@ -39,6 +40,8 @@ class Components:
     recorder: Recorder
     executor: AnsibleRunnerExecutor
     locks: HostLocks
+    # The one redactor: the engine's secrets and the inventory's, for every output.
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 def load_components(settings: Settings) -> Components:
@@ -46,11 +49,31 @@ def load_components(settings: Settings) -> Components:
     policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
     inventory = load_inventory(settings.inventory)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    sessions = open_store(settings.database_url)
-    recorder = Recorder(sessions, AuditLog(settings.audit_log))
-    executor = AnsibleRunnerExecutor(runs_dir=settings.runs_dir, inventory_path=settings.inventory)
+    return assemble(settings, policy, inventory, open_store(settings.database_url))
+
+
+def build_redactor(settings: Settings, inventory: Inventory) -> Redactor:
+    """The redactor of every output: the environment's secrets and the inventory's."""
+    return Redactor(settings.secrets | inventory.secrets)
+
+
+def assemble(
+    settings: Settings, policy: Policy, inventory: Inventory, sessions: sessionmaker[Session]
+) -> Components:
+    """The recorder, executor and locks on an open store, all sharing one redactor."""
+    redactor = build_redactor(settings, inventory)
+    recorder = Recorder(
+        sessions, AuditLog(settings.audit_log, redactor=redactor), redactor=redactor
+    )
+    executor = AnsibleRunnerExecutor(
+        runs_dir=settings.runs_dir,
+        inventory_path=settings.inventory,
+        redactor=redactor,
+        action_env={name: action.env for name, action in policy.actions.items()},
+    )
+    locks = HostLocks(settings.locks_dir)
     return Components(
-        settings, policy, inventory, sessions, recorder, executor, HostLocks(settings.locks_dir)
+        settings, policy, inventory, sessions, recorder, executor, locks, redactor=redactor
     )
 
 
@@ -85,7 +108,9 @@ def build_metrics(settings: Settings, policy: Policy, inventory: Inventory) -> M
     return source
 
 
-def build_planner(settings: Settings, policy: Policy) -> Planner:
+def build_planner(
+    settings: Settings, policy: Policy, *, redactor: Redactor | None = None
+) -> Planner:
     """The rules planner, or an LLM planner (Gemini, OpenAI-compatible) that falls back to it."""
     memory = policy.remediation.failure_memory
     rules = RulesPlanner(memory_window=memory.window, max_failures=memory.max_failures)
@@ -116,7 +141,7 @@ def build_planner(settings: Settings, policy: Policy) -> Planner:
             "clear_percent": rule.clear,
             "sustain_seconds": rule.sustain,
         },
-        secrets=settings.secrets,
+        redactor=redactor or Redactor(settings.secrets),
     )
 
 
@@ -133,7 +158,7 @@ def build_engine(
         policy=policy,
         inventory=components.inventory,
         metrics=metrics or build_metrics(components.settings, policy, components.inventory),
-        planner=planner or build_planner(components.settings, policy),
+        planner=planner or build_planner(components.settings, policy, redactor=components.redactor),
         executor=components.executor,
         recorder=components.recorder,
         locks=components.locks,

@@ -1,4 +1,4 @@
-"""Shared pieces of the CLI: argument types, the usage error, logging set-up."""
+"""Shared pieces of the CLI: argument types, the usage error, logging set-up, safe output."""
 
 from __future__ import annotations
 
@@ -7,9 +7,20 @@ import logging
 import sys
 from typing import NoReturn
 
+from engine.redact import RedactingFilter, Redactor
 from engine.settings import Settings
 
 EXIT_USAGE = 2  # bad input: a one-line message, never a traceback
+# C0 controls but tab and newline, DEL, C1 controls, and the bidi overrides and
+# isolates that reorder what a terminal shows (Trojan Source).
+_UNPRINTABLE = dict.fromkeys(
+    [
+        *(c for c in range(0x20) if c not in (0x09, 0x0A)),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+)
 
 
 class UsageError(Exception):
@@ -19,7 +30,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"autosre: error: {message}\n")
+        self.exit(EXIT_USAGE, printable(f"autosre: error: {message}") + "\n")
 
 
 def positive_int(text: str) -> int:
@@ -59,13 +70,29 @@ def port_arg(text: str) -> int:
     return value
 
 
-def setup_logging(settings: Settings) -> None:
+def printable(text: str) -> str:
+    """Text a model, a host or a playbook wrote, safe for a terminal: no control characters."""
+    return text.translate(_UNPRINTABLE)
+
+
+def say(text: str, *, flush: bool = False) -> None:
+    """Print a line of output that may hold text from outside (a model, a host, a playbook)."""
+    print(printable(text), flush=flush)
+
+
+def setup_logging(settings: Settings, redactor: Redactor | None = None) -> None:
+    """Log to stderr at the configured level, every record redacted (default: settings' secrets)."""
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)-7s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
         stream=sys.stderr,
     )
+    redacting = RedactingFilter(redactor or Redactor(settings.secrets))
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(redacting)
     # Migration chatter and per-task runner logs drown the one line per state change.
     for noisy in ("alembic", "ansible_runner"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

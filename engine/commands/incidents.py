@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from engine.commands.common import UsageError, percent
+from engine.commands.common import UsageError, percent, say
 from engine.queries import incident_detail, list_approvals, list_incidents
 from engine.settings import Settings
 
@@ -25,12 +25,12 @@ def cmd_incidents_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no incidents")
+        say("no incidents")
         return 0
-    print(f"{'ID':>5}  {'HOST':<20} {'KIND':<9} {'STATUS':<12} {'ACTION':<16} {'CPU':>13}  OPENED")
+    say(f"{'ID':>5}  {'HOST':<20} {'KIND':<9} {'STATUS':<12} {'ACTION':<16} {'CPU':>13}  OPENED")
     for row in rows:
         cpu = percent(row["cpu_before"]) + " > " + percent(row["cpu_after"])
-        print(
+        say(
             f"{row['id']:>5}  {row['host']:<20.20} {row['kind']:<9} {row['status']:<12} "
             f"{row['action'] or '-':<16} {cpu:>13}  {row['opened_at']}"
         )
@@ -47,37 +47,37 @@ def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(detail, indent=2))
         return 0
-    print(f"incident {detail['id']} on {detail['host']}: {detail['kind']}, {detail['status']}")
-    print(
+    say(f"incident {detail['id']} on {detail['host']}: {detail['kind']}, {detail['status']}")
+    say(
         f"  opened {detail['opened_at']}, closed {detail['closed_at'] or '-'}; cpu "
         f"{percent(detail['cpu_before'])} before, {percent(detail['cpu_after'])} after"
     )
-    print("timeline:")
+    say("timeline:")
     for event in detail["timeline"]:
-        print(f"  {event['at']}  {event['kind']:<14} {event['message']}")
-    print("decisions:")
+        say(f"  {event['at']}  {event['kind']:<14} {event['message']}")
+    say("decisions:")
     for d in detail["decisions"]:
-        print(
+        say(
             f"  #{d['id']} {d['planner']} proposed {d['action']} ({d['confidence']:.2f}): "
             f"{d['rationale']}"
         )
         if d["model"]:
-            print(f"      model {_call_summary(d)}")
+            say(f"      model {_call_summary(d)}")
         if d["call_error"]:
-            print(f"      model reply not used: {d['call_error']}")
+            say(f"      model reply not used: {d['call_error']}")
         if d["fallback"]:
-            print(f"      fallback to rules: {d['fallback']}")
-        print(
+            say(f"      fallback to rules: {d['fallback']}")
+        say(
             f"      verdict {d['verdict']} [{d['rule']}]: {d['reason']}; "
             f"outcome {d['outcome'] or '-'}"
         )
     if detail["approvals"]:
-        print("approvals:")
+        say("approvals:")
         for a in detail["approvals"]:
-            print(f"  #{a['id']} {a['action']}: {_approval_state(a)}")
-    print("runs:")
+            say(f"  #{a['id']} {a['action']}: {_approval_state(a)}")
+    say("runs:")
     for run in detail["runs"]:
-        print(
+        say(
             f"  {run['ident']}: {run['action']} on {', '.join(run['hosts'])} -> "
             f"{run['status']} (rc {run['rc']}); artifacts {run['artifact_dir']}"
         )
@@ -121,36 +121,42 @@ def cmd_approvals_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no approvals" if args.all else "no pending approvals")
+        say("no approvals" if args.all else "no pending approvals")
         return 0
-    print(f"{'ID':>5}  {'INCIDENT':>8}  {'HOST':<20} {'ACTION':<16} {'STATUS':<9} REQUESTED")
+    say(f"{'ID':>5}  {'INCIDENT':>8}  {'HOST':<20} {'ACTION':<16} {'STATUS':<9} REQUESTED")
     for row in rows:
-        print(
+        say(
             f"{row['id']:>5}  {row['incident_id']:>8}  {row['host']:<20.20} "
             f"{row['action']:<16} {row['status']:<9} {row['requested_at']}"
         )
-        print(f"{'':>7}{_approval_state(row)}")
+        say(f"{'':>7}{_approval_state(row)}")
         if row["rationale"]:
-            print(f"{'':>7}why: {row['rationale']}")
+            say(f"{'':>7}why: {row['rationale']}")
     return 0
 
 
 def _decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
     from engine.audit import AuditLog  # noqa: PLC0415
     from engine.record import Recorder  # noqa: PLC0415
+    from engine.redact import Redactor  # noqa: PLC0415
     from engine.store import open_store  # noqa: PLC0415
 
-    recorder = Recorder(open_store(settings.database_url), AuditLog(settings.audit_log))
+    redactor = Redactor(settings.secrets)
+    recorder = Recorder(
+        open_store(settings.database_url),
+        AuditLog(settings.audit_log, redactor=redactor),
+        redactor=redactor,
+    )
     user = os.environ.get("SUDO_USER") or getpass.getuser()
     approval = recorder.decide_approval(
         args.id, approve=approve, by=user, at=time.time(), note=args.note
     )
-    print(
+    say(
         f"approval {approval.id} {approval.status} by {user}: {approval.action} on "
         f"{approval.host} (incident {approval.incident_id})"
     )
     if approve:
-        print("  the engine runs it on its next tick, if the policy still allows it")
+        say("  the engine runs it on its next tick, if the policy still allows it")
     return 0
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 from types import FrameType
 
 from engine import __version__
-from engine.commands.common import setup_logging
+from engine.commands.common import say, setup_logging
 from engine.guard import parse_extra_vars
-from engine.policy_file import load_policy
+from engine.policy_file import load_policy, template_warnings
+from engine.redact import redact_url
 from engine.settings import Settings
 
 
@@ -25,9 +26,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     setup_logging(settings)
     components = load_components(settings)
+    setup_logging(settings, components.redactor)  # now with the inventory's secrets too
     engine = build_engine(components)
     local = settings.local_host or components.inventory.local_host()
-    source = settings.prometheus_url or f"this machine (psutil) as host {local}"
+    source = (
+        redact_url(settings.prometheus_url)
+        if settings.prometheus_url
+        else f"this machine (psutil) as host {local}"
+    )
     policy = components.policy
     logging.info(
         "AutoSRE %s: %d hosts from %s, policy %s, metrics from %s, store %s, tick every %gs",
@@ -85,8 +91,8 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
 
     def on_start(ident: str, run_dir: str) -> None:
         mode = " in check mode" if args.check else ""
-        print(f"running {args.name}{mode} on {', '.join(hosts)} (run {ident})", flush=True)
-        print(f"  artifacts: {run_dir}", flush=True)
+        say(f"running {args.name}{mode} on {', '.join(hosts)} (run {ident})")
+        say(f"  artifacts: {run_dir}", flush=True)
 
     result = run_by_hand(
         components,
@@ -97,14 +103,14 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
         requested_by=user,
         on_start=on_start,
     )
-    print(f"{result.status} (rc {result.rc}) in {result.ended_at - result.started_at:.1f}s")
+    say(f"{result.status} (rc {result.rc}) in {result.ended_at - result.started_at:.1f}s")
     for host, stats in result.stats.items():
-        print(
+        say(
             f"  {host}: ok={stats.ok} changed={stats.changed} failed={stats.failures} "
             f"unreachable={stats.unreachable} skipped={stats.skipped}"
         )
     if result.error:
-        print(f"  error: {result.error}")
+        say(f"  error: {components.redactor.text(result.error)}")
     return 0 if result.status == "successful" else 1
 
 
@@ -122,6 +128,8 @@ def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
         f"  actions: {', '.join(policy.actions)}; ladder: "
         f"{' -> '.join(policy.remediation.ladder)} -> escalate"
     )
+    for warning in template_warnings(policy):
+        say(f"  warning: {warning}")
     return 0
 
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from engine.execute import REDACTED, AnsibleRunnerExecutor, read_events
-from engine.types import RunRequest
+from engine.execute import REDACTED, AnsibleRunnerExecutor, read_events, vars_yaml
+from engine.redact import Redactor, encodings
+from engine.types import RunRequest, RunResult
 from tests.fixtures.ansible import local_inventory
 
 HOST = "localhost"
+TEST_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 SLEEP_TASK = "    - ansible.builtin.command: sleep {seconds}\n      changed_when: false\n"
 
 
@@ -188,3 +194,136 @@ def test_reused_ident_is_an_error(executor: AnsibleRunnerExecutor, tmp_path: Pat
 
     assert result.status == "error"
     assert "same" in (result.error or "")
+
+
+# -- the child's environment ---------------------------------------------------------
+
+
+def test_ansible_gets_an_allow_listed_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canaries = {
+        "GEMINI_API_KEY": "gemini-env-canary-1",
+        "AUTOSRE_SECRET_KEY": "session-env-canary-2" * 2,
+        "NOT_DECLARED": "undeclared-env-canary-3",
+    }
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PASS_ME_THROUGH", "declared-value-4")
+    inventory = local_inventory(tmp_path / "inventory.yml", HOST)
+    executor = AnsibleRunnerExecutor(
+        runs_dir=tmp_path / "runs",
+        inventory_path=inventory,
+        # An engine variable named here still never passes (the policy refuses it too).
+        action_env={"test": ["PASS_ME_THROUGH", "AUTOSRE_SECRET_KEY"]},
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    run = RunRequest(
+        action="test",
+        playbook=str(TEST_PLAYBOOKS / "env_probe.yml"),
+        hosts=(HOST,),
+        extra_vars={"out_dir": str(out)},
+    )
+
+    result = executor.run(run, ident="env-1")
+
+    assert result.status == "successful", result
+    module_env = dict(
+        line.split("=", 1) for line in (out / "module.env").read_text().splitlines() if "=" in line
+    )
+    assert module_env["PASS_ME_THROUGH"] == "declared-value-4"
+    assert module_env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert "HOME" in module_env
+    assert not [name for name in module_env if name.startswith("AUTOSRE_")]
+    controller = (out / "controller.env").read_text()
+    assert "declared-value-4" in controller
+    command = json.loads((Path(result.artifact_dir) / "command").read_text())
+    for name, value in canaries.items():
+        assert name not in module_env
+        assert value not in controller
+        assert name not in command["env"]
+
+
+# -- extra vars are data ------------------------------------------------------------
+
+
+class _UnsafeLoader(yaml.SafeLoader):
+    """Reads ``!unsafe`` as Ansible does for the value's text: a plain string."""
+
+
+def _unsafe_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    assert isinstance(node, yaml.ScalarNode)
+    return str(loader.construct_scalar(node))
+
+
+_UnsafeLoader.add_constructor("!unsafe", _unsafe_text)
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True), st.text()))
+def test_vars_file_reads_back_exactly_and_every_value_is_unsafe(values: dict[str, str]) -> None:
+    text = vars_yaml(values)
+    assert text.isascii()
+    assert text.count("!unsafe") == len(values)
+    assert yaml.load(text, Loader=_UnsafeLoader) == values
+
+
+def test_extra_vars_are_never_templated(executor: AnsibleRunnerExecutor, tmp_path: Path) -> None:
+    canary = tmp_path / "templated-canary"
+    values = ["{{ 7*7 }}", f"{{{{ lookup('pipe','touch {canary}') }}}}", "{% raw %}x"]
+    for number, value in enumerate(values):
+        dest = tmp_path / f"out-{number}.txt"
+        run = RunRequest(
+            action="test",
+            playbook=str(TEST_PLAYBOOKS / "write_var.yml"),
+            hosts=(HOST,),
+            extra_vars={"v": value, "dest": str(dest)},
+        )
+
+        result = executor.run(run, ident=f"unsafe-{number}")
+
+        assert result.status == "successful", result
+        assert dest.read_text() == value
+    assert not canary.exists()
+
+
+# -- redaction while the run is live --------------------------------------------------
+
+
+def test_events_and_stdout_are_redacted_before_they_reach_the_run_dir(
+    tmp_path: Path,
+) -> None:
+    secret = 'qx"var\\sec-8812'
+    inventory = local_inventory(tmp_path / "inventory.yml", HOST)
+    executor = AnsibleRunnerExecutor(
+        runs_dir=tmp_path / "runs",
+        inventory_path=inventory,
+        redactor=Redactor(["engine-known-5521"]),
+    )
+    path = playbook(
+        tmp_path,
+        "    - ansible.builtin.debug:\n        msg: 'token {{ token }} engine-known-5521'\n"
+        + SLEEP_TASK.format(seconds="1.5"),
+    )
+    run = request(path, extra_vars={"token": secret}, secret_vars=frozenset({"token"}))
+    run_dir = tmp_path / "runs" / "live-1"
+    results: list[RunResult] = []
+    thread = threading.Thread(target=lambda: results.append(executor.run(run, ident="live-1")))
+    seen: list[str] = []
+
+    thread.start()
+    while thread.is_alive():
+        for file in (p for p in run_dir.rglob("*") if p.is_file()):
+            try:
+                seen.append(file.read_text(errors="replace"))
+            except FileNotFoundError:
+                continue  # renamed by runner between listing and reading
+        time.sleep(0.02)
+    thread.join()
+
+    assert results[0].status == "successful", results[0]
+    content = "\n".join(seen)
+    assert f"token {REDACTED} {REDACTED}" in content  # the live output was seen, redacted
+    forms = encodings(secret) | encodings("engine-known-5521")
+    assert not [form for form in forms if form in content]
+    assert not list(run_dir.rglob("*-partial.json"))

@@ -101,6 +101,32 @@ def test_secret_host_vars_are_dropped(tmp_path: Path) -> None:
     assert "password" not in text
 
 
+def test_secret_values_are_kept_for_redaction_only(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "secret.yml",
+        "all:\n"
+        "  vars:\n"
+        "    ansible_become_password: group-pw-1\n"
+        "  hosts:\n"
+        "    h1:\n"
+        "      db_password: db-pw-2\n"
+        "      ansible_ssh_pass: ssh-pw-3\n"
+        "      app: {api_key: nested-key-4, port: 8080}\n"
+        "      autosre_labels: {team: core, deploy_token: label-tok-5}\n"
+        "      owner: not-a-secret\n",
+    )
+    inventory = load_inventory(path)
+    assert inventory.secrets == {
+        "group-pw-1",
+        "db-pw-2",
+        "ssh-pw-3",
+        "nested-key-4",
+        "label-tok-5",
+    }
+    assert "pw" not in repr(inventory)
+
+
 def test_ini_inventory(tmp_path: Path) -> None:
     path = write(tmp_path, "hosts.ini", "[db]\npg1 ansible_host=10.0.0.5\n[web]\nweb1\n")
     inventory = load_inventory(path)

@@ -20,6 +20,7 @@ from engine.llm_transport import LLMReply
 from engine.plan import RulesPlanner, Situation
 from engine.policy import gate
 from engine.policy_file import Policy, load_policy
+from engine.redact import REDACTED, Redactor
 from engine.types import (
     Attempt,
     HostHistory,
@@ -233,6 +234,22 @@ def test_secrets_never_reach_a_prompt(provider: Any, monkeypatch: pytest.MonkeyP
     assert proposal.call is not None
     assert fake.api_key not in proposal.call.prompt
     assert "hunter2-secret" not in proposal.call.prompt
+
+
+def test_the_engines_redactor_guards_prompts_replies_and_rationales(provider: Any) -> None:
+    fake, make = provider
+    known = "inventory-pw-6674"  # a host's password, known to the engine's redactor
+    reply = {"action": "restart_nginx", "confidence": 0.9, "rationale": f"the password {known}"}
+    fake.script(json.dumps(reply))
+    planner = make(redactor=Redactor([known]))
+
+    proposal = planner.propose(situation(labels={"note": f"dsn http://app:{known}@db"}))
+
+    assert known not in json.dumps(fake.requests[0].body)
+    assert proposal.call is not None
+    assert known not in proposal.call.prompt + (proposal.call.reply or "")
+    assert known not in proposal.rationale
+    assert REDACTED in proposal.rationale
 
 
 class ScriptedTransport:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.policy_file import Policy, PolicyError, load_policy, parse_policy
+from engine.policy_file import Policy, PolicyError, load_policy, parse_policy, template_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -381,3 +381,61 @@ def test_parse_policy_default_source() -> None:
     with pytest.raises(PolicyError) as caught:
         parse_policy([])
     assert caught.value.path == "<policy>"
+
+
+# -- environment pass-through and template warnings --------------------------------
+
+
+def test_action_env_names_are_kept() -> None:
+    data = lab_data()
+    restart(data)["env"] = ["SSH_AUTH_SOCK", "ANSIBLE_CONFIG"]
+    policy = parse_policy(data)
+    assert policy.actions["restart_nginx"].env == ["SSH_AUTH_SOCK", "ANSIBLE_CONFIG"]
+    assert parse_policy(lab_data()).actions["restart_nginx"].env == []
+
+
+@pytest.mark.parametrize(
+    "name", ["AUTOSRE_SECRET_KEY", "AUTOSRE_DATABASE_URL", "GEMINI_API_KEY", "OPENAI_API_KEY"]
+)
+def test_action_env_refuses_the_engines_own_variables(tmp_path: Path, name: str) -> None:
+    error = refusal(tmp_path, lambda d: restart(d).update(env=["SSH_AUTH_SOCK", name]))
+    assert error.field == "actions.restart_nginx.env"
+    assert name in error.reason
+
+
+@pytest.mark.parametrize("name", ["", "A B", "X=1", "1ABC"])
+def test_action_env_refuses_malformed_names(tmp_path: Path, name: str) -> None:
+    error = refusal(tmp_path, lambda d: restart(d).update(env=[name]))
+    assert error.field == "actions.restart_nginx.env"
+
+
+def with_var_pattern(pattern: str) -> Policy:
+    data = lab_data()
+    restart(data)["vars"] = {"v": {"pattern": pattern}}
+    return parse_policy(data)
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"\S{8,64}", ".*", r"[^\s]+", r"x.*", r"[a-z{}% ]{2,40}", r"[\w(),'|]+"]
+)
+def test_patterns_that_admit_templates_are_warned_about(pattern: str) -> None:
+    warnings = template_warnings(with_var_pattern(pattern))
+    assert len(warnings) == 1
+    assert warnings[0].startswith("actions.restart_nginx.vars.v: ")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"[a-z0-9-]{1,32}",
+        r"[0-9]+",
+        r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/\-]*)?",
+    ],
+)
+def test_tight_patterns_are_not_warned_about(pattern: str) -> None:
+    assert template_warnings(with_var_pattern(pattern)) == []
+
+
+def test_shipped_policies_have_no_template_warnings() -> None:
+    for name in ("lab.yaml", "default.yaml"):
+        assert template_warnings(load_policy(POLICIES / name)) == []

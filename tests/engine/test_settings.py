@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.durations import format_duration, parse_duration
-from engine.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from engine.settings import PROJECT_ROOT, Settings, SettingsError, child_environment, load_settings
 
 # -- settings --------------------------------------------------------------------
 
@@ -255,3 +255,60 @@ def test_format_duration(seconds: float, text: str) -> None:
 @pytest.mark.parametrize("text", ["250ms", "3s", "90s", "5m", "2h", "1d"])
 def test_round_trip(text: str) -> None:
     assert parse_duration(format_duration(parse_duration(text))) == parse_duration(text)
+
+
+# -- secrets ---------------------------------------------------------------------
+
+
+def test_secrets_come_from_keys_secret_names_and_url_passwords() -> None:
+    settings = load_settings(
+        {
+            "GEMINI_API_KEY": "gemini-k-1",
+            "AUTOSRE_SECRET_KEY": "s" * 40,
+            "AUTOSRE_PROMETHEUS_URL": "http://user:prom-pw-2@127.0.0.1:9090",
+            "AUTOSRE_DATABASE_URL": "postgresql+psycopg://app:db-pw-3@127.0.0.1/x",
+            "SOME_SERVICE_TOKEN": "svc-tok-4",
+            "HOME": "/root",
+        }
+    )
+    assert settings.secrets == {"gemini-k-1", "s" * 40, "prom-pw-2", "db-pw-3", "svc-tok-4"}
+    shown = repr(settings)
+    for secret in settings.secrets:
+        assert secret not in shown
+    assert "user:********@127.0.0.1:9090" in shown
+
+
+def test_settings_built_directly_still_know_their_url_passwords(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql://app:direct-pw-5@db/x",
+        prometheus_url=None,
+        prometheus_timeout=5.0,
+        inventory=tmp_path / "i.yml",
+        policy=tmp_path / "p.yaml",
+        playbook_dir=tmp_path,
+        interval=10.0,
+        local_host=None,
+        log_level="INFO",
+    )
+    assert settings.secrets == {"direct-pw-5"}
+
+
+def test_child_environment_is_an_allow_list() -> None:
+    env = {
+        "PATH": "/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "GEMINI_API_KEY": "k",
+        "AUTOSRE_SECRET_KEY": "s",
+        "SSH_AUTH_SOCK": "/run/agent",
+        "OTHER": "x",
+    }
+    assert child_environment(env=env) == {"PATH": "/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    named = child_environment(["SSH_AUTH_SOCK", "AUTOSRE_SECRET_KEY", "MISSING"], env=env)
+    assert named == {
+        "PATH": "/bin",
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "SSH_AUTH_SOCK": "/run/agent",
+    }
