@@ -1,7 +1,8 @@
-"""Web UI accounts and API tokens: who may sign in, and with which role.
+"""Web UI accounts, API tokens and whose a web session is: who may sign in, with which role.
 
-Passwords are stored as werkzeug hashes (scrypt), tokens as the SHA-256 hex of their
-value; neither is ever stored or logged in clear. Roles are ordered: viewer < operator < admin.
+Passwords are stored as werkzeug hashes (scrypt), tokens and session tokens as the SHA-256
+hex of their value; none is ever stored or logged in clear. Roles are ordered:
+viewer < operator < admin. Sessions are started and ended by ``engine.web_sessions``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engine.store.models import ApiToken, User
+from engine.store.models import ApiToken, User, WebSession
 from engine.timeutil import iso, to_dt
+from engine.web_sessions import MAX_SESSION_TOKEN_LENGTH, revoke_all_in, session_id
 
 ROLES = ("viewer", "operator", "admin")
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -28,8 +30,8 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # hashing megabytes per login attempt would be a cheap DoS
 TOKEN_PREFIX = "asr_"  # noqa: S105 - a marker that says what a string is, not a secret
 MAX_TOKEN_LENGTH = 256
-# last_used_at is for humans ("used today?"): one write a minute per token keeps busy
-# API clients from contending with the engine for SQLite's write lock.
+# last_used_at (tokens) and last_seen_at (sessions) are for humans ("used today?"): one
+# write a minute keeps busy clients from contending with the engine for SQLite's write lock.
 LAST_USED_RESOLUTION = 60.0
 
 
@@ -130,10 +132,16 @@ def set_role(sessions: sessionmaker[Session], name: str, role: str) -> UserInfo:
         return _info(user)
 
 
-def disable_user(sessions: sessionmaker[Session], name: str) -> None:
-    """Disable an account: its sessions end at their next request, its tokens stop working."""
+def disable_user(sessions: sessionmaker[Session], name: str, *, at: float | None = None) -> int:
+    """Disable an account: its web sessions are revoked, its tokens stop working.
+
+    Returns how many live web sessions were ended.
+    """
     with sessions.begin() as session:
-        _by_name(session, name).disabled = True
+        user = _by_name(session, name)
+        user.disabled = True
+        # Revoked, not only refused while disabled: enabling again must not revive them.
+        return revoke_all_in(session, user.id, to_dt(_now(at)))
 
 
 def authenticate(sessions: sessionmaker[Session], name: str, password: str) -> UserInfo | None:
@@ -230,3 +238,30 @@ def user_for_token(
             api_token.last_used_at = now
             session.commit()
         return _info(user)
+
+
+def user_for_session(
+    sessions: sessionmaker[Session], token: str, *, at: float | None = None
+) -> tuple[UserInfo, str] | None:
+    """The enabled user and session id of a live web session token, or None; notes its use.
+
+    Missing, revoked and expired sessions, and those of a disabled user, are all None.
+    """
+    if not token or len(token) > MAX_SESSION_TOKEN_LENGTH:
+        return None
+    now = to_dt(_now(at))
+    with sessions() as session:
+        row = session.execute(
+            select(WebSession, User)
+            .join(User, WebSession.user_id == User.id)
+            .where(WebSession.id == session_id(token))
+        ).first()
+        if row is None:
+            return None
+        web_session, user = row
+        if web_session.revoked_at is not None or web_session.expires_at <= now or user.disabled:
+            return None
+        if (now - web_session.last_seen_at).total_seconds() >= LAST_USED_RESOLUTION:
+            web_session.last_seen_at = now
+            session.commit()
+        return _info(user), web_session.id

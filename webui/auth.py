@@ -1,16 +1,23 @@
-"""Sign-in and sign-out: GET/POST /login, POST /logout."""
+"""Sign-in and sign-out: GET/POST /login, POST /logout, POST /logout/all, GET /account."""
 
 from __future__ import annotations
 
-import math
-
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import TooManyRequests
 
+from engine.timeutil import iso
 from engine.users import authenticate
+from engine.web_sessions import list_sessions
 from webui.db import get_sessions
-from webui.security import log_in, log_out, login_limiter, safe_next
+from webui.security import (
+    log_in,
+    log_out,
+    log_out_everywhere,
+    login_limiter,
+    login_required,
+    safe_next,
+)
 
 bp = Blueprint("auth", __name__)
 
@@ -30,30 +37,57 @@ def login() -> ResponseReturnValue:
     name = request.form.get("name", "").strip().lower()
     password = request.form.get("password", "")
     limiter = login_limiter()
-    key = (request.remote_addr or "unknown", name[:64])
-    wait = limiter.retry_after(key)
-    if wait > 0:
+    address = request.remote_addr or "unknown"
+    # Refused before the password is checked: guesses while limited tell nothing.
+    refusal = limiter.check(address, name)
+    if refusal is not None:
         raise TooManyRequests(
-            description="Too many failed sign-ins for this name from your address. "
-            f"Try again in {math.ceil(wait)} seconds.",
-            retry_after=math.ceil(wait),
+            description=f"{refusal.reason} Try again in {refusal.retry_after} seconds.",
+            retry_after=refusal.retry_after,
         )
     user = authenticate(get_sessions(), name, password)
     if user is None:
-        limiter.failed(key)
+        limiter.failed(address, name)
         return render_template(
             "login.html",
             next=safe_next(request.form.get("next")),
             name=name,
             error="Wrong user name or password, or the account is disabled.",
         )
-    limiter.succeeded(key)
+    limiter.succeeded(address, name)
     log_in(user)
     return redirect(_next_page())
 
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
-    """End the session (the form carries the CSRF token like every POST)."""
+    """End this session (the form carries the CSRF token like every POST)."""
     log_out()
     return redirect(url_for("auth.login"))
+
+
+@bp.post("/logout/all")
+@login_required
+def logout_everywhere() -> ResponseReturnValue:
+    """End every session of the signed-in user, on every browser and device."""
+    ended = log_out_everywhere(g.user)
+    flash(f"Signed out everywhere: {ended} session{'s' if ended != 1 else ''} ended.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/account")
+@login_required
+def account() -> ResponseReturnValue:
+    """Where the signed-in user is signed in, and a control to sign out everywhere."""
+    rows = [
+        {
+            "id": info.id,
+            "created_at": iso(info.created_at),
+            "last_seen_at": iso(info.last_seen_at),
+            "expires_at": iso(info.expires_at),
+            "address": info.address,
+            "user_agent": info.user_agent,
+        }
+        for info in list_sessions(get_sessions(), g.user.id)
+    ]
+    return render_template("account.html", sessions=rows, current_session=g.session_id)

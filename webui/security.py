@@ -1,5 +1,8 @@
 """Sessions, CSRF, security headers, who is signed in, and the checks views put in front.
 
+A session is a row in the store (``engine.web_sessions``); the signed cookie carries only its
+random token and the CSRF token, so signing out and disabling a user revoke it for good.
+
 Views use ``login_required``, ``role_required(role)`` (HTML pages) or
 ``api_auth_required(role)`` (``/api`` routes, bearer tokens only). Templates get
 ``csrf_token()``, ``has_role(user, role)`` and ``current_user``.
@@ -9,9 +12,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
@@ -32,7 +32,14 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from engine.users import ROLES, UserInfo, get_user, has_role, user_for_token
+from engine.login_limits import LoginLimiter, LoginLimits
+from engine.users import ROLES, UserInfo, has_role, user_for_session, user_for_token
+from engine.web_sessions import (
+    create_session,
+    revoke_all_sessions,
+    revoke_session,
+    session_id,
+)
 from webui.db import get_sessions
 
 P = ParamSpec("P")
@@ -46,7 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SECURE": True,
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # forms and API bodies are small
+    # Failed sign-ins allowed within the window, per (address, name), per address across
+    # names (spraying) and per name across addresses (distributed guessing).
     "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": 20,
+    "LOGIN_MAX_FAILURES_PER_NAME": 10,
     "LOGIN_FAILURE_WINDOW": 300.0,  # seconds
 }
 CONTENT_SECURITY_POLICY = (
@@ -61,62 +72,19 @@ HEADERS = {
 }
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_KEY = "csrf"
-USER_KEY = "user_id"
-LOGIN_AT_KEY = "login_at"
+SESSION_KEY = "sid"  # the random token of the session's row in the store
 LIMITER = "autosre_login_limiter"
-MAX_LIMITER_KEYS = 10_000
-
-
-class LoginLimiter:
-    """At most ``max_failures`` failed sign-ins per key within ``window`` seconds; thread-safe."""
-
-    def __init__(
-        self, max_failures: int, window: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self._clock = clock
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def retry_after(self, key: tuple[str, str]) -> float:
-        """Seconds until the key may try again; 0 when it may now."""
-        with self._lock:
-            now = self._clock()
-            failures = self._prune(key, now)
-            if len(failures) < self.max_failures:
-                return 0.0
-            return failures[0] + self.window - now
-
-    def failed(self, key: tuple[str, str]) -> None:
-        """Count one failed attempt."""
-        with self._lock:
-            now = self._clock()
-            if len(self._failures) >= MAX_LIMITER_KEYS:  # names are the client's: bound memory
-                for other in list(self._failures):
-                    self._prune(other, now)
-            failures = self._failures.setdefault(key, deque(maxlen=self.max_failures))
-            failures.append(now)
-
-    def succeeded(self, key: tuple[str, str]) -> None:
-        """Forget the key's failures."""
-        with self._lock:
-            self._failures.pop(key, None)
-
-    def _prune(self, key: tuple[str, str], now: float) -> deque[float]:
-        failures = self._failures.get(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            self._failures.pop(key, None)
-        return failures
 
 
 def init_app(app: Flask) -> None:
     """Install the session checks, CSRF, headers and template globals on the app."""
-    app.extensions[LIMITER] = LoginLimiter(
-        app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_FAILURE_WINDOW"]
+    limits = LoginLimits(
+        per_address_and_name=app.config["LOGIN_MAX_FAILURES"],
+        per_address=app.config["LOGIN_MAX_FAILURES_PER_ADDRESS"],
+        per_name=app.config["LOGIN_MAX_FAILURES_PER_NAME"],
+        window=app.config["LOGIN_FAILURE_WINDOW"],
     )
+    app.extensions[LIMITER] = LoginLimiter(app.extensions["autosre"], limits)
     app.before_request(load_user)
     app.before_request(check_csrf)
     app.after_request(set_security_headers)
@@ -125,7 +93,7 @@ def init_app(app: Flask) -> None:
 
 
 def login_limiter() -> LoginLimiter:
-    """The app's limiter of failed sign-ins."""
+    """The app's limiter of failed sign-ins (counted in the store)."""
     limiter: LoginLimiter = current_app.extensions[LIMITER]
     return limiter
 
@@ -134,36 +102,59 @@ def login_limiter() -> LoginLimiter:
 
 
 def log_in(user: UserInfo) -> None:
-    """Start a fresh session for the user: nothing from before sign-in is kept."""
+    """Start a fresh session for the user: a new row and token, nothing kept from before."""
+    _revoke_current()
     session.clear()
     session.permanent = True
-    session[USER_KEY] = user.id
-    session[LOGIN_AT_KEY] = time.time()
+    lifetime: timedelta = current_app.permanent_session_lifetime
+    token = create_session(
+        get_sessions(),
+        user.id,
+        lifetime=lifetime.total_seconds(),
+        address=request.remote_addr or "",
+        user_agent=request.user_agent.string,
+    )
+    session[SESSION_KEY] = token
     g.user = user
+    g.session_id = session_id(token)
 
 
 def log_out() -> None:
-    """End the session, its CSRF token included."""
+    """End this session in the store and in the cookie, its CSRF token included."""
+    _revoke_current()
     session.clear()
     g.user = None
+    g.session_id = None
+
+
+def log_out_everywhere(user: UserInfo) -> int:
+    """End every session of the user, this one included; how many ended."""
+    ended = revoke_all_sessions(get_sessions(), user.id)
+    session.clear()
+    g.user = None
+    g.session_id = None
+    return ended
+
+
+def _revoke_current() -> None:
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str):
+        revoke_session(get_sessions(), token)
 
 
 def load_user() -> None:
-    """Set ``g.user`` from the session, re-read from the store so disabling takes effect."""
+    """Set ``g.user`` from the session's row in the store: revoked, expired or disabled is out."""
     g.user = None
-    if request.endpoint == "static" or USER_KEY not in session:
+    g.session_id = None
+    if request.endpoint == "static" or SESSION_KEY not in session:
         return
-    lifetime: timedelta = current_app.permanent_session_lifetime
-    login_at = session.get(LOGIN_AT_KEY)
-    # The cookie is refreshed on use; this caps a session at its lifetime from sign-in.
-    fresh = isinstance(login_at, float) and time.time() - login_at < lifetime.total_seconds()
-    user = get_user(get_sessions(), session[USER_KEY]) if fresh else None
-    if user is None:
+    token = session[SESSION_KEY]
+    found = user_for_session(get_sessions(), token) if isinstance(token, str) else None
+    if found is None:
         # Keep the CSRF token: a form posted after expiry then reaches the login redirect.
-        session.pop(USER_KEY, None)
-        session.pop(LOGIN_AT_KEY, None)
+        session.pop(SESSION_KEY, None)
         return
-    g.user = user
+    g.user, g.session_id = found
 
 
 def csrf_token() -> str:

@@ -71,10 +71,10 @@ def change_role(name: str) -> ResponseReturnValue:
 @bp.post("/users/<name>/disable")
 @role_required("admin")
 def disable(name: str) -> ResponseReturnValue:
-    """Disable an account (not your own): its sessions and tokens stop working."""
+    """Disable an account (not your own): its sessions are revoked, its tokens stop working."""
     _known(name)
     if name == g.user.name:
         return _page("You cannot disable your own account.")
-    disable_user(get_sessions(), name)
-    flash(f"Disabled {name}.", "info")
+    ended = disable_user(get_sessions(), name)
+    flash(f"Disabled {name}; {ended} signed-in session{'s' if ended != 1 else ''} ended.", "info")
     return redirect(url_for("users.index"))

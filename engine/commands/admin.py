@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import json
 import logging
@@ -11,14 +12,15 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from engine.commands.common import UsageError, setup_logging
 from engine.settings import Settings
 from engine.users import create_token, create_user, disable_user, list_users
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
-from engine.commands.common import UsageError, setup_logging
+    from waitress.server import BaseWSGIServer, MultiSocketServer
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
@@ -98,43 +100,81 @@ def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# waitress, not gunicorn: one process with a pool of threads, so the by-hand playbook runs
+# (background threads) and the app's in-process state work as they are; pure Python with
+# no build step; request limits built in. It reads a whole request in its event loop before
+# a thread sees it, so a slow client holds a connection, never one of the threads.
+WEB_SERVER_OPTIONS: dict[str, Any] = {
+    "threads": 8,
+    "connection_limit": 100,
+    "max_request_body_size": 1024 * 1024,  # as the app's MAX_CONTENT_LENGTH: 413 above it
+    "max_request_header_size": 64 * 1024,
+    "channel_timeout": 30,  # seconds a connection may sit idle mid-request or between requests
+    "cleanup_interval": 10,  # how often idle connections are looked for
+    "ident": "AutoSRE",  # the Server header: no server name or version to look up
+    "asyncore_use_poll": True,  # select() stops at file descriptor 1024
+    "expose_tracebacks": False,
+}
+
+
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
-    """Serve the web UI with werkzeug's threaded server until Ctrl-C or SIGTERM."""
-    from werkzeug.serving import make_server  # noqa: PLC0415
+    """Serve the web UI with waitress (a production WSGI server) until Ctrl-C or SIGTERM."""
+    from waitress import wasyncore  # noqa: PLC0415
+    from waitress.server import create_server  # noqa: PLC0415
 
     # The CLI is where the parts are put together: the engine's own modules never do this.
     from webui import create_app  # noqa: PLC0415
 
     setup_logging(settings)
     app = create_app(settings=settings)
+    store = app.extensions["autosre"].kw["bind"]
+    sockets: dict[int, Any] = {}
     try:
-        server = make_server(args.host, args.port, app, threaded=True)
-    except (OSError, SystemExit):
-        # werkzeug prints why (port in use, no such address) and exits: name what was asked.
-        app.extensions["autosre"].kw["bind"].dispose()
-        raise UsageError(f"cannot listen on {args.host}:{args.port}") from None
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"AutoSRE web UI on http://{host}:{server.server_port}/ (Ctrl-C stops it)", flush=True)
+        server = create_server(app, sockets, host=args.host, port=args.port, **WEB_SERVER_OPTIONS)
+    except OSError as exc:
+        wasyncore.close_all(sockets)  # what was opened before the bind failed
+        store.dispose()
+        reason = "the port is in use" if exc.errno == errno.EADDRINUSE else exc.strerror or exc
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
+    stopping = threading.Event()
+
+    def stop(_signum: int, _frame: object) -> None:
+        # waitress's loop runs in this thread and ends on KeyboardInterrupt, as on Ctrl-C.
+        stopping.set()
+        raise KeyboardInterrupt
+
+    host, port = _listening(server)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"AutoSRE web UI on http://{shown}:{port}/ (Ctrl-C stops it)", flush=True)
     if args.host not in {"127.0.0.1", "localhost", "::1"}:
         logging.warning("session cookies are Secure: serve this through HTTPS (a reverse proxy)")
-    stop = threading.Event()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda _signum, _frame: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="autosre-web", daemon=True)
-    thread.start()
     try:
-        while not stop.wait(timeout=0.5) and thread.is_alive():
-            pass
+        for sig in previous:
+            signal.signal(sig, stop)
+        server.run()  # waits for running requests (a few seconds at most) once stopped
+    except KeyboardInterrupt:
+        pass  # the signal came before the loop started
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-        app.extensions["autosre"].kw["bind"].dispose()
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the cleanup short
+        server.close()
+        store.dispose()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         logging.info("web UI stopped")
-    if not stop.is_set():
+    if not stopping.is_set():
         logging.error("the web server stopped by itself")
         return 1
     return 0
+
+
+def _listening(server: BaseWSGIServer | MultiSocketServer) -> tuple[str, int]:
+    """The address and port the server listens on (the first, when a name has several)."""
+    from waitress.server import MultiSocketServer  # noqa: PLC0415
+
+    if isinstance(server, MultiSocketServer):
+        host, port = server.effective_listen[0]
+        return host, int(port)
+    host, port_text = server.getsockname()
+    return host, int(port_text)

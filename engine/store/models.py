@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed models: incidents, decisions, approvals, runs, events, users, host states.
+"""SQLAlchemy 2.0 typed models: incidents and their runs, users and their sessions, host states.
 
 The schema is created and changed only by Alembic migrations (engine/store/migrations).
 """
@@ -198,6 +198,38 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, the store only its SHA-256 hex."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # an absolute lifetime from sign-in, never extended
+    revoked_at: Mapped[datetime | None]
+    # For the user's own list of sessions: where and in what they signed in.
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
+
+
+class LoginFailure(Base):
+    """One failed sign-in, counted by address, by name and by both within a window."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_address_at", "address", "at"),
+        Index("ix_login_failures_name_at", "name", "at"),
+        Index("ix_login_failures_at", "at"),  # pruning rows older than the window
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    address: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
 
 
 class HostStateRow(Base):

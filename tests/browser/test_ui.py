@@ -159,7 +159,7 @@ def test_theme_is_set_before_the_first_paint(browser: Browser, live_server: Live
 # -- every page: no console errors, no CSP violations -------------------------------
 
 
-PAGES = ["/", "/incidents", "/playbooks", "/approvals", "/users"]
+PAGES = ["/", "/incidents", "/playbooks", "/approvals", "/users", "/account"]
 
 
 def test_pages_have_no_console_errors_or_csp_violations(

@@ -135,7 +135,7 @@ def test_open_store_migrates_and_twice_is_fine(
     bind = second.kw["bind"]
     assert set(inspect(bind).get_table_names()) >= TABLES
     with second() as session:
-        assert session.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
+        assert session.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
         assert session.scalar(select(Incident.id)) is None
 
 

@@ -1,30 +1,37 @@
-"""Accounts and API tokens on both real backends; the 0003 migration; ``autosre users|tokens|web``.
+"""Accounts and API tokens on both real backends; migrations 0003 and 0005; ``autosre users|web``.
 
 Store fixtures (``store_url``, ``sessions``, ``opened``) are in tests/engine/conftest.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import users as users_module
 from engine.cli import main
+from engine.login_limits import LoginLimiter, LoginLimits
 from engine.settings import SettingsError, load_settings
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
@@ -42,13 +49,16 @@ from engine.users import (
     list_users,
     set_password,
     set_role,
+    user_for_session,
     user_for_token,
 )
+from engine.web_sessions import create_session
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
 T0 = 1_700_000_000.0
 NEW_TABLES = {"users", "api_tokens", "host_states", "engine_stats"}
+SESSION_TABLES = {"web_sessions", "login_failures"}
 
 
 # -- the store ----------------------------------------------------------------------------
@@ -74,6 +84,39 @@ def test_migration_0003_up_and_down(store_url: str) -> None:
         assert not NEW_TABLES & set(inspect(engine).get_table_names())
         assert "approvals" in inspect(engine).get_table_names()
         upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def test_migration_0005_up_and_down(store_url: str) -> None:
+    engine = open_engine(store_url)
+    try:
+        upgrade(engine, "0004")
+        assert not SESSION_TABLES & set(inspect(engine).get_table_names())
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO users (id, name, password_hash, role, created_at, disabled)"
+                    " VALUES (7, 'alice', 'x', 'admin', :t, :f)"
+                ),
+                {"t": "2023-11-14 22:13:20+00:00", "f": False},
+            )
+        upgrade(engine, "0005")
+        assert set(inspect(engine).get_table_names()) >= SESSION_TABLES
+        indexes = {i["name"] for i in inspect(engine).get_indexes("login_failures")}
+        assert indexes >= {"ix_login_failures_address_at", "ix_login_failures_name_at"}
+        sessions = sessionmaker(engine)
+        token = create_session(sessions, 7, lifetime=60.0)
+        user = user_for_session(sessions, token)
+        assert user is not None
+        assert user[0].name == "alice"
+        LoginLimiter(sessions, LoginLimits()).failed("192.0.2.1", "alice")
+        downgrade(engine, "0004")
+        assert not SESSION_TABLES & set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT name FROM users")) == "alice"
+        upgrade(engine)
+        assert set(inspect(engine).get_table_names()) >= SESSION_TABLES
     finally:
         engine.dispose()
 
@@ -413,8 +456,8 @@ def test_cli_tokens_create(
     assert json.loads(out)[0]["tokens"] == 1
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_cli_web_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+def web_env(tmp_path: Path) -> dict[str, str]:
+    """An environment of its own for ``autosre web``: data and database in tmp_path."""
     env = {
         **os.environ,
         "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
@@ -422,10 +465,16 @@ def test_cli_web_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AUTOSRE_SECRET_KEY", None)
+    return env
+
+
+@contextmanager
+def web_server(tmp_path: Path, *argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``autosre web --port 0`` in a subprocess, and the URL it printed; killed if still up."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "web", "--port", "0"],
+        [sys.executable, "-m", "engine.cli", "web", "--port", "0", *argv],
         cwd=ROOT,
-        env=env,
+        env=web_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -433,14 +482,10 @@ def test_cli_web_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("AutoSRE web UI on http://127.0.0.1:"), line
-        url = line.split()[4]
-        with urllib.request.urlopen(url + "login", timeout=10) as response:
-            assert response.status == 200
-            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
-            assert "Sign in" in response.read().decode()
-        proc.send_signal(sig)
-        assert proc.wait(timeout=15) == 0
+        assert re.fullmatch(
+            r"AutoSRE web UI on http://127\.0\.0\.1:\d+/ \(Ctrl-C stops it\)\n", line
+        ), line + (proc.stderr.read() if proc.stderr and proc.poll() is not None else "")
+        yield proc, line.split()[4]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -448,7 +493,63 @@ def test_cli_web_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_web_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    with web_server(tmp_path) as (proc, url):
+        assert int(url.rsplit(":", 1)[1].rstrip("/")) > 0  # port 0: the port it got
+        with urllib.request.urlopen(url + "healthz", timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(url + "login", timeout=10) as response:
+            assert response.status == 200
+            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+            assert "Sign in" in response.read().decode()
+        started = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - started < 5
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert "web UI stopped" in err
+        assert "Traceback" not in err
+        for banner in ("development server", "Running on", "Serving on", "WARNING: This is"):
+            assert banner not in err
     assert (tmp_path / "data" / "web_secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_cli_web_is_a_production_server(tmp_path: Path) -> None:
+    with web_server(tmp_path) as (_proc, url):
+        with urllib.request.urlopen(url + "healthz", timeout=10) as response:
+            server = response.headers.get("Server", "")
+        assert "Werkzeug" not in server
+        assert "waitress" not in server.lower()
+        assert not re.search(r"\d+\.\d+", server)  # no version to look up
+        host, port = url.removeprefix("http://").rstrip("/").split(":")
+        # A 2 MiB body is refused before the app reads it (413), on the form and the API.
+        for path in ("/login", "/api/incidents"):
+            status, headers = _post_big(host, int(port), path, 2 * 1024 * 1024)
+            assert status == 413, path
+            assert "Werkzeug" not in headers.get("Server", "")
+
+
+def _post_big(host: str, port: int, path: str, size: int) -> tuple[int, dict[str, str]]:
+    """POST ``size`` bytes; the server may answer (and close) before it has read them all."""
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "application/octet-stream")
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            chunk = b"x" * 65536
+            for _ in range(size // len(chunk)):
+                connection.send(chunk)
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
 
 
 def test_cli_web_reports_a_port_in_use(
@@ -461,8 +562,27 @@ def test_cli_web_reports_a_port_in_use(
         code, out, err = run(capsys, monkeypatch, "web", "--port", str(port))
     assert code == 2
     assert out == ""
-    assert f"Port {port} is in use" in err  # werkzeug's reason
-    assert err.endswith(f"autosre: error: cannot listen on 127.0.0.1:{port}\n")
+    assert err == f"autosre: error: cannot listen on 127.0.0.1:{port}: the port is in use\n"
+
+
+def test_cli_web_port_in_use_in_a_subprocess(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "web", "--port", str(port)],
+            cwd=ROOT,
+            env=web_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_secret_key_setting() -> None:

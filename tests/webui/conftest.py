@@ -9,22 +9,29 @@
 - ``login(client, name, password=PASSWORD, next=None)``: POST /login (not followed).
 - ``signed_in(role)``: a new client signed in as a new user of that role; ``viewer_client``,
   ``operator_client`` and ``admin_client`` are the usual ones (users named after the role).
+- ``read_cookie(app, client)``: what the client's signed session cookie holds (or None);
+  ``expire_sessions(sessions)``: every web session past its end, as 12 hours later.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
 from engine.settings import Settings, load_settings
+from engine.store.models import WebSession
+from engine.timeutil import to_dt
 from engine.users import UserInfo, create_user
 from tests.fixtures.postgres import own_schema
 from webui import create_app
@@ -35,6 +42,24 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 MakeUser = Callable[..., UserInfo]
 Login = Callable[..., TestResponse]
+COOKIE = "autosre_session"
+
+
+def read_cookie(app: Flask, client: FlaskClient) -> dict[str, Any] | None:
+    """The contents of the client's session cookie, checked with the app's key."""
+    found = client.get_cookie(COOKIE)
+    if found is None:
+        return None
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    assert serializer is not None
+    contents: dict[str, Any] = serializer.loads(found.value)
+    return contents
+
+
+def expire_sessions(sessions: sessionmaker[Session]) -> None:
+    """Put every web session past its end, as if its 12 hours were up."""
+    with sessions.begin() as session:
+        session.execute(update(WebSession).values(expires_at=to_dt(time.time() - 1)))
 
 
 @pytest.fixture
