@@ -8,7 +8,6 @@ names it, never a 500 and never silently ignored.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -24,21 +23,24 @@ from engine.api_queries import (
     host_states_brief,
     runs_page,
 )
-from engine.audit import AuditLog
 from engine.live import read_host_states
 from engine.queries import APPROVAL_STATUSES, STATUSES, incident_detail, list_approvals
-from engine.record import ApprovalError, Recorder
+from engine.record import ApprovalError
 from engine.stats import search_incidents
 from engine.types import HostStatus
-from webui.db import get_sessions, get_settings
+from webui.converters import MAX_ID, text_problem, use_converters
+from webui.db import components, get_sessions
+from webui.jsonbody import NO_BODY, BodyError, read_json
 from webui.openapi import DEFAULT_LIMIT, MAX_HOSTS, MAX_LIMIT, MAX_NOTE, OPENAPI
+from webui.redaction import redact_strings
 from webui.security import api_auth_required, api_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+use_converters(bp)
 
 HOST_STATUSES = tuple(s.value for s in HostStatus)
 INTEGER = re.compile(r"-?[0-9]{1,19}")
-MAX_INT = 2**63 - 1  # larger ids overflow PostgreSQL's bigint: refuse them as bad input
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # NUL breaks PostgreSQL; none belongs in a filter
 
 
 class InputError(Exception):
@@ -65,7 +67,7 @@ def _only(*allowed: str) -> None:
         raise InputError(f"unknown query parameter {unknown[0]!r} (allowed: {names})")
 
 
-def _int(name: str, *, low: int = 1, high: int = MAX_INT, default: int | None = None) -> int | None:
+def _int(name: str, *, low: int = 1, high: int = MAX_ID, default: int | None = None) -> int | None:
     raw = request.args.get(name)
     if raw is None:
         return default
@@ -91,6 +93,8 @@ def _text(name: str, max_length: int) -> str | None:
     raw = request.args.get(name)
     if raw is not None and not 1 <= len(raw) <= max_length:
         raise InputError(f"{name} must be 1-{max_length} characters")
+    if raw is not None and CONTROL.search(raw):
+        raise InputError(f"{name} must not contain control characters")
     return raw
 
 
@@ -104,7 +108,10 @@ def _time(name: str) -> datetime | None:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise InputError(f"{name} must be an ISO 8601 date or time, not {raw[:40]!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise InputError(f"{name} is out of range: in UTC it falls outside years 1-9999") from None
 
 
 def _limit(default: int | None = DEFAULT_LIMIT, high: int = MAX_LIMIT) -> int | None:
@@ -112,7 +119,8 @@ def _limit(default: int | None = DEFAULT_LIMIT, high: int = MAX_LIMIT) -> int | 
 
 
 def _page(items: list[dict[str, Any]], next_before: int | None) -> Response:
-    return jsonify(items=items, next_before=next_before)
+    # A second line of defence: the recorder redacts what it stores first.
+    return jsonify(items=redact_strings(items), next_before=next_before)
 
 
 # -- reads ----------------------------------------------------------------------------
@@ -138,14 +146,14 @@ def incidents() -> ResponseReturnValue:
     return _page(items, next_before)
 
 
-@bp.get("/incidents/<int:incident_id>")
+@bp.get("/incidents/<id:incident_id>")
 @api_auth_required("viewer")
 def incident(incident_id: int) -> ResponseReturnValue:
     _only()
-    detail = incident_detail(get_sessions(), incident_id) if incident_id <= MAX_INT else None
+    detail = incident_detail(get_sessions(), incident_id)
     if detail is None:
         return api_error(404, f"no incident with id {incident_id}")
-    return jsonify(detail)
+    return jsonify(redact_strings(detail))
 
 
 @bp.get("/runs")
@@ -158,14 +166,14 @@ def runs() -> ResponseReturnValue:
     return _page(items, next_before)
 
 
-@bp.get("/runs/<int:run_id>")
+@bp.get("/runs/<id:run_id>")
 @api_auth_required("viewer")
 def run(run_id: int) -> ResponseReturnValue:
     _only()
-    found = get_run(get_sessions(), run_id) if run_id <= MAX_INT else None
+    found = get_run(get_sessions(), run_id)
     if found is None:
         return api_error(404, f"no run with id {run_id}")
-    return jsonify(found)
+    return jsonify(redact_strings(found))
 
 
 @bp.get("/hosts")
@@ -192,7 +200,7 @@ def approvals() -> ResponseReturnValue:
         status=None if status == "all" else status,
         limit=_limit() or DEFAULT_LIMIT,
     )
-    return jsonify(items=items)
+    return jsonify(items=redact_strings(items))
 
 
 @bp.get("/openapi.json")
@@ -205,16 +213,12 @@ def openapi() -> ResponseReturnValue:
 
 def _note() -> str | None:
     """The optional ``{"note": "..."}`` body; no body at all is fine."""
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        return None
-    if request.mimetype != "application/json":
-        sent = request.mimetype or "none"
-        raise InputError(f"the body must be application/json, not {sent}", 415)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"malformed JSON body: {str(exc)[:100]}") from None
+        body = read_json(request)
+    except BodyError as exc:
+        raise InputError(exc.message, exc.status) from None
+    if body is NO_BODY:
+        return None
     if not isinstance(body, dict):
         raise InputError('the body must be a JSON object like {"note": "..."}')
     unknown = sorted(set(body) - {"note"})
@@ -228,6 +232,9 @@ def _note() -> str | None:
     note = note.strip()
     if len(note) > MAX_NOTE:
         raise InputError(f"note must be at most {MAX_NOTE} characters, not {len(note)}")
+    problem = text_problem("note", note)
+    if problem is not None:
+        raise InputError(problem)
     return note or None
 
 
@@ -235,25 +242,25 @@ def _decide(approval_id: int, *, approve: bool) -> ResponseReturnValue:
     _only()
     note = _note()
     sessions = get_sessions()
-    if approval_id > MAX_INT or get_approval(sessions, approval_id) is None:
+    if get_approval(sessions, approval_id) is None:
         return api_error(404, f"no approval with id {approval_id}")
-    recorder = Recorder(sessions, AuditLog(get_settings().audit_log))
+    recorder = components().recorder
     try:
         recorder.decide_approval(
             approval_id, approve=approve, by=g.user.name, at=time.time(), note=note
         )
     except ApprovalError as exc:
         return api_error(409, str(exc))
-    return jsonify(get_approval(sessions, approval_id))
+    return jsonify(redact_strings(get_approval(sessions, approval_id)))
 
 
-@bp.post("/approvals/<int:approval_id>/approve")
+@bp.post("/approvals/<id:approval_id>/approve")
 @api_auth_required("operator")
 def approve(approval_id: int) -> ResponseReturnValue:
     return _decide(approval_id, approve=True)
 
 
-@bp.post("/approvals/<int:approval_id>/reject")
+@bp.post("/approvals/<id:approval_id>/reject")
 @api_auth_required("operator")
 def reject(approval_id: int) -> ResponseReturnValue:
     return _decide(approval_id, approve=False)

@@ -7,14 +7,15 @@ import time
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine.audit import AuditLog
 from engine.queries import list_approvals
-from engine.record import ApprovalError, Recorder
+from engine.record import ApprovalError
 from engine.types import ApprovalStatus
-from webui.db import get_sessions, get_settings
+from webui.converters import text_problem, use_converters
+from webui.db import components, get_sessions
 from webui.security import login_required, role_required
 
 bp = Blueprint("approvals", __name__)
+use_converters(bp)
 
 MAX_NOTE = 500
 RECENT = 20
@@ -38,10 +39,13 @@ def index() -> ResponseReturnValue:
 
 
 def _decide(approval_id: int, *, approve: bool) -> ResponseReturnValue:
-    recorder = Recorder(get_sessions(), AuditLog(get_settings().audit_log))
+    recorder = components().recorder
     if approval_id not in recorder.approvals([approval_id]):
         abort(404, description=f"No approval with id {approval_id}.")
     note = request.form.get("note", "").strip()[:MAX_NOTE] or None
+    problem = None if note is None else text_problem("The note", note)
+    if problem is not None:
+        abort(400, description=f"{problem}.")
     try:
         decided = recorder.decide_approval(
             approval_id, approve=approve, by=g.user.name, at=time.time(), note=note
@@ -53,14 +57,14 @@ def _decide(approval_id: int, *, approve: bool) -> ResponseReturnValue:
     return redirect(url_for("approvals.index"))
 
 
-@bp.post("/approvals/<int:approval_id>/approve")
+@bp.post("/approvals/<id:approval_id>/approve")
 @role_required("operator")
 def approve(approval_id: int) -> ResponseReturnValue:
     """Approve: the engine runs the action at its next tick."""
     return _decide(approval_id, approve=True)
 
 
-@bp.post("/approvals/<int:approval_id>/reject")
+@bp.post("/approvals/<id:approval_id>/reject")
 @role_required("operator")
 def reject(approval_id: int) -> ResponseReturnValue:
     """Reject: the action does not run."""

@@ -145,7 +145,8 @@ def host_page(page: int) -> dict[str, Any]:
 
 def _page() -> int:
     text = request.args.get("page", "1").strip() or "1"
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
         abort(400, description="page must be a whole number from 1.")
     return int(text)
 

@@ -4,32 +4,37 @@ and a run's artifacts as a tar.gz. Viewers and up.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 
 from engine.queries import incident_detail
 from engine.stats import search_incidents
 from engine.types import IncidentStatus
 from webui.artifacts import (
+    RUNNING,
+    app_runs_dir,
     read_stdout,
-    runner_artifacts,
-    safe_artifact_dir,
+    run_artifacts,
     stream_tar_gz,
     task_events,
 )
+from webui.converters import MAX_ID, use_converters
 from webui.db import get_sessions
+from webui.redaction import redact_strings, redactor
 from webui.security import login_required
 
 bp = Blueprint("incidents", __name__)
+use_converters(bp)
 
 PAGE_SIZE = 50
 MAX_TEXT = 255  # host, kind and q longer than a host name cannot match anything useful
 STATUSES = tuple(s.value for s in IncidentStatus)
 STAT_COLUMNS = ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored")
+ID = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²"
 
 
 def _text(name: str) -> str | None:
@@ -70,8 +75,8 @@ def parse_filters() -> dict[str, Any]:
     before_text = request.args.get("before", "").strip()
     before: int | None = None
     if before_text:
-        if not before_text.isdigit() or len(before_text) > 18:  # fits a BIGINT
-            abort(400, description="before must be a positive whole number (an incident id).")
+        if not ID.fullmatch(before_text) or not 1 <= int(before_text) <= MAX_ID:
+            abort(400, description=f"before must be an incident id (1 to {MAX_ID}).")
         before = int(before_text)
     return {
         "host": _text("host"),
@@ -109,20 +114,17 @@ def get_incident(incident_id: int) -> dict[str, Any]:
     return detail
 
 
-def _runs_dir() -> Path:
-    return Path(current_app.config["AUTOSRE_DATA_DIR"]) / "runs"
-
-
 def _artifacts(run: dict[str, Any]) -> dict[str, Any]:
-    folder = safe_artifact_dir(run["artifact_dir"], _runs_dir())
+    folder = run_artifacts(run, app_runs_dir())
     if folder is None:
         return {"available": False}
-    folder = runner_artifacts(folder, run["ident"])
-    stdout, cut = read_stdout(folder)
-    return {"available": True, "events": task_events(folder), "stdout": stdout, "cut": cut}
+    stdout, cut = read_stdout(folder, redactor())
+    events = task_events(folder, redactor())
+    running = run["status"] in RUNNING
+    return {"available": True, "events": events, "stdout": stdout, "cut": cut, "running": running}
 
 
-@bp.get("/incidents/<int:incident_id>")
+@bp.get("/incidents/<id:incident_id>")
 @login_required
 def detail(incident_id: int) -> ResponseReturnValue:
     """One incident: timeline, decisions (proposal, verdict, outcome), approvals, runs."""
@@ -130,26 +132,33 @@ def detail(incident_id: int) -> ResponseReturnValue:
     artifacts = {run["id"]: _artifacts(run) for run in incident["runs"]}
     return render_template(
         "incidents/detail.html",
-        incident=incident,
+        incident=redact_strings(incident),  # a second line: the recorder redacts first
         artifacts=artifacts,
         stat_columns=STAT_COLUMNS,
     )
 
 
-@bp.get("/incidents/<int:incident_id>/runs/<int:run_id>/artifacts.tar.gz")
+@bp.get("/incidents/<id:incident_id>/runs/<id:run_id>/artifacts.tar.gz")
 @login_required
 def download(incident_id: int, run_id: int) -> ResponseReturnValue:
-    """The run's artifact directory as a tar.gz, streamed as it is built."""
+    """The ended run's ansible-runner artifacts as a tar.gz (redacted), streamed as built."""
     incident = get_incident(incident_id)
     run = next((r for r in incident["runs"] if r["id"] == run_id), None)
     if run is None:
         abort(404, description=f"Incident {incident_id} has no run {run_id}.")
-    folder = safe_artifact_dir(run["artifact_dir"], _runs_dir())
+    folder = run_artifacts(run, app_runs_dir())
     if folder is None:
         abort(404, description=f"The artifacts of run {run_id} are not in the data directory.")
+    if run["status"] in RUNNING:
+        # A live run's files are still being written, secrets not yet scrubbed among them.
+        abort(
+            409,
+            description="The run is still in progress; "
+            "its artifacts can be downloaded once it ends.",
+        )
     name = f"run-{run_id}"
     return Response(
-        stream_tar_gz(folder, name),
+        stream_tar_gz(folder, name, redactor()),
         mimetype="application/gzip",
         headers={"Content-Disposition": f'attachment; filename="{name}-artifacts.tar.gz"'},
     )

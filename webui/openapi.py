@@ -10,6 +10,7 @@ from typing import Any
 
 from engine.queries import APPROVAL_STATUSES, STATUSES
 from engine.types import HostStatus
+from webui.converters import MAX_ID
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -176,6 +177,7 @@ ERRORS = {
     403: "the token's user lacks the role",
     404: "no such id",
     409: "the approval is no longer pending (decided or expired)",
+    413: "the body is too large",
     415: "the body is not application/json",
 }
 
@@ -191,7 +193,8 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
 
 
 def _path(name: str) -> Schema:
-    return {"name": name, "in": "path", "required": True, "schema": _t("integer", minimum=1)}
+    schema = _t("integer", minimum=1, maximum=MAX_ID)
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
 LIMIT = _query(
@@ -199,7 +202,11 @@ LIMIT = _query(
     _t("integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT),
     "page size",
 )
-BEFORE = _query("before", _t("integer", minimum=1), "keyset: only ids below this (next_before)")
+BEFORE = _query(
+    "before",
+    _t("integer", minimum=1, maximum=MAX_ID),
+    "keyset: only ids below this (next_before)",
+)
 
 
 def _op(
@@ -236,7 +243,7 @@ def _decide(verb: str) -> Schema:
         "post": _op(
             f"{verb.capitalize()} a pending approval",
             "Approval",
-            errors=(400, 401, 403, 404, 409, 415),
+            errors=(400, 401, 403, 404, 409, 413, 415),
             params=[_path("approval_id")],
             role="operator",
             body=True,

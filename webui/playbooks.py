@@ -8,32 +8,36 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import GatewayTimeout
 
-from engine.audit import AuditLog
-from engine.execute import AnsibleRunnerExecutor, read_events
 from engine.guard import RefusedError, build_request
-from engine.inventory import InventoryError, load_inventory
-from engine.locks import HostBusyError, HostLocks
+from engine.locks import HostBusyError
 from engine.manual import run_by_hand
-from engine.policy_file import ActionSpec, PolicyError, load_policy
+from engine.policy_file import ActionSpec
 from engine.queries import list_runs, run_dict
-from engine.record import Recorder
 from engine.store.models import PlaybookRun
 from engine.wiring import Components
-from webui.artifacts import runner_artifacts, strip_ansi
-from webui.db import get_sessions, get_settings
+from webui.artifacts import (
+    RUNNING,
+    app_runs_dir,
+    read_events,
+    read_stdout,
+    run_artifacts,
+    strip_ansi,
+)
+from webui.converters import use_converters
+from webui.db import components, get_sessions
+from webui.redaction import redact_strings, redactor
 from webui.security import login_required, role_required
 
 bp = Blueprint("playbooks", __name__)
+use_converters(bp)
 
-COMPONENTS_KEY = "autosre_playbook_components"
 START_TIMEOUT = 30.0  # seconds to wait for a run to be recorded before redirecting
 STDOUT_TAIL = 16_000  # characters of output shown
 EVENTS_SHOWN = 60
@@ -43,35 +47,6 @@ TASK_EVENTS = {
     "runner_on_skipped": "skipped",
     "runner_on_unreachable": "unreachable",
 }
-_lock = threading.Lock()
-
-
-def components() -> Components:
-    """The policy, inventory, recorder and executor of this app, loaded once (503 if broken)."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    with _lock:
-        found: Components | None = app.extensions.get(COMPONENTS_KEY)
-        if found is not None:
-            return found
-        settings = get_settings()
-        try:
-            policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
-            inventory = load_inventory(settings.inventory)
-        except (PolicyError, InventoryError) as exc:
-            abort(503, description=f"The policy or inventory cannot be used: {exc}")
-        sessions = get_sessions()
-        found = Components(
-            settings,
-            policy,
-            inventory,
-            sessions,
-            Recorder(sessions, AuditLog(settings.audit_log)),
-            AnsibleRunnerExecutor(runs_dir=settings.runs_dir, inventory_path=settings.inventory),
-            HostLocks(settings.locks_dir),
-        )
-        app.extensions[COMPONENTS_KEY] = found
-        return found
-
 
 def _action(name: str) -> ActionSpec:
     spec = components().policy.actions.get(name)
@@ -208,14 +183,15 @@ def _find_run(ident: str) -> dict[str, Any]:
         return run_dict(row)
 
 
-def _artifacts(found: dict[str, Any]) -> Path:
-    return runner_artifacts(Path(found["artifact_dir"]), found["ident"])
-
-
 def progress_view(found: dict[str, Any]) -> dict[str, Any]:
-    """What the progress fragment shows: the run, per-host tallies, task events, output tail."""
-    artifacts = _artifacts(found)
-    events = read_events(artifacts) if artifacts.is_dir() else []
+    """What the progress fragment shows: the run, per-host tallies, task events, output tail.
+
+    Everything read from the run's directory is redacted: a live run's files may still
+    hold what the executor has not scrubbed yet.
+    """
+    hide = redactor()
+    artifacts = run_artifacts(found, app_runs_dir())
+    events = [] if artifacts is None else read_events(artifacts)
     tallies: dict[str, Counter[str]] = {}
     tasks = []
     for event in events:
@@ -223,35 +199,36 @@ def progress_view(found: dict[str, Any]) -> dict[str, Any]:
         data = event.get("event_data") or {}
         if outcome is None or not isinstance(data, dict):
             continue
-        host = str(data.get("host", "?"))
+        host = hide.text(str(data.get("host", "?")))
         res = data.get("res")
         changed = isinstance(res, dict) and bool(res.get("changed"))
         tally = tallies.setdefault(host, Counter())
         tally[outcome] += 1
         tally["changed"] += int(changed)
-        tasks.append({"host": host, "task": data.get("task", ""), "outcome": outcome})
-    stdout_file = artifacts / "stdout"
-    try:
-        text = stdout_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        text = "".join(str(e.get("stdout", "")) + "\n" for e in events if e.get("stdout"))
+        tasks.append(
+            {"host": host, "task": hide.text(str(data.get("task", ""))), "outcome": outcome}
+        )
+    text, _ = ("", False) if artifacts is None else read_stdout(artifacts, hide)
+    if not text:
+        lines = (str(e.get("stdout", "")) for e in events if e.get("stdout"))
+        text = hide.text(strip_ansi("".join(line + "\n" for line in lines)))
     return {
-        "run": found,
-        "running": found["status"] in ("pending", "running"),
+        "run": redact_strings(found),
+        "running": found["status"] in RUNNING,
         "tallies": {h: dict(t) for h, t in sorted(tallies.items())},
         "tasks": tasks[-EVENTS_SHOWN:],
-        "stdout": strip_ansi(text)[-STDOUT_TAIL:],
+        "stdout": text[-STDOUT_TAIL:],  # cut after redaction: no half secret shows
     }
 
 
-@bp.get("/playbooks/runs/<ident>")
+@bp.get("/playbooks/runs/<ident:ident>")
 @login_required
 def run_page(ident: str) -> ResponseReturnValue:
     """One run's page; polls its progress fragment while it runs."""
     return render_template("playbooks/run_page.html", **progress_view(_find_run(ident)))
 
 
-@bp.get("/playbooks/runs/<ident>/progress")
+@bp.get("/playbooks/runs/<ident:ident>/progress")
 @login_required
 def progress(ident: str) -> ResponseReturnValue:
     """The progress fragment: status, per-host stats, task events, output tail."""

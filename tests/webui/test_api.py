@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,20 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import (
-    ApprovalRow,
-    Decision,
-    Event,
-    HostStateRow,
-    Incident,
-    PlaybookRun,
-)
 from engine.users import create_token
 from tests.webui.conftest import MakeUser
+from tests.webui.seed import seed
 from webui.openapi import OPENAPI
 
-NOW = datetime.now(tz=UTC).replace(microsecond=0)
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 Headers = dict[str, str]
 
 
@@ -80,106 +70,7 @@ def documented(path: str, method: str = "get", code: int = 200) -> dict[str, Any
 @pytest.fixture
 def seeded(sessions: sessionmaker[Session]) -> dict[str, int]:
     """Six incidents (ids 1-6), a run with its decision and events, three approvals, hosts."""
-    with sessions.begin() as s:
-        for i, (host, kind, status) in enumerate(
-            [
-                ("web1", "cpu", "resolved"),
-                ("web2", "cpu", "open"),
-                ("web1", "memory", "escalated"),
-                ("web3", "cpu", "awaiting_approval"),
-                ("web1", "cpu", "open"),
-                ("web2", "cpu", "awaiting_approval"),
-            ]
-        ):
-            at = T0 + timedelta(days=i)
-            s.add(
-                Incident(
-                    host=host,
-                    kind=kind,
-                    status=status,
-                    attempts=0,
-                    opened_at=at,
-                    updated_at=at,
-                    cpu_before=97.5,
-                    summary=f"incident {i + 1}",
-                )
-            )
-        s.flush()
-        run = PlaybookRun(
-            ident="r1",
-            action="restart_nginx",
-            playbook="restart_nginx.yml",
-            hosts=["web1"],
-            trigger="engine",
-            requested_by="engine",
-            extra_var_names=[],
-            status="successful",
-            rc=0,
-            stats={"web1": {"ok": 3}},
-            artifact_dir="/tmp/r1",
-            created_at=T0,
-            started_at=T0,
-            ended_at=T0 + timedelta(seconds=9),
-        )
-        s.add(run)
-        s.flush()
-        decisions = [
-            Decision(
-                incident_id=incident_id,
-                host="web1",
-                created_at=T0,
-                planner="rules",
-                action="restart_nginx",
-                confidence=1.0,
-                rationale="hot",
-                verdict="execute",
-                rule="r",
-                reason="ok",
-                run_id=run_id,
-            )
-            for incident_id, run_id in [(1, run.id), (4, None), (6, None), (6, None)]
-        ]
-        s.add_all(decisions)
-        s.add(Event(at=T0, kind="opened", host="web1", incident_id=1, message="opened", data={}))
-        s.flush()
-        hour = timedelta(hours=1)
-        pending, expired, approved = (
-            ApprovalRow(
-                incident_id=incident_id,
-                decision_id=decision.id,
-                host="web3",
-                action="restart_nginx",
-                status=status,
-                rationale="why",
-                requested_at=requested,
-                expires_at=requested + hour,
-            )
-            for incident_id, decision, status, requested in [
-                (4, decisions[1], "pending", NOW),
-                (6, decisions[2], "pending", NOW - 2 * hour),
-                (6, decisions[3], "approved", NOW - 3 * hour),
-            ]
-        )
-        s.add_all([pending, expired, approved])
-        for host, status in [("web1", "NORMAL"), ("web2", "HIGH_CPU"), ("web3", "UNKNOWN")]:
-            s.add(
-                HostStateRow(
-                    host=host,
-                    status=status,
-                    value=50.0,
-                    reason="r",
-                    since=NOW,
-                    updated_at=NOW,
-                    recent=[[1.0, 2.0]],
-                )
-            )
-        s.flush()
-        return {
-            "run": run.id,
-            "pending": pending.id,
-            "expired": expired.id,
-            "approved": approved.id,
-        }
+    return seed(sessions)
 
 
 @pytest.fixture
