@@ -22,8 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.policy_file import load_policy
-from engine.queries import incident_detail, list_incidents
+from engine.policy.file import load_policy
+from engine.read.queries import incident_detail, list_incidents
 from engine.store import open_store
 from tests.fixtures.prometheus import (
     PrometheusServer,

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.mttr import run_trials
-from engine.llm_gemini import GeminiTransport
-from engine.llm_planner import LLMPlanner
-from engine.plan import RulesPlanner, Situation
+from engine.plan.gemini import GeminiTransport
+from engine.plan.llm import LLMPlanner
+from engine.plan.rules import RulesPlanner, Situation
 from engine.types import HostHistory, HostState, HostStatus, Sample
 from tests.engine.test_loop import Lab
 from tests.fixtures.fake_llm import FakeGemini, Reply, serving

@@ -33,10 +33,10 @@ from psycopg import sql
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.accounts.users import create_token, create_user
 from engine.settings import load_settings
 from engine.store import open_store
 from engine.store.models import Base
-from engine.users import create_token, create_user
 from webui import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,20 +16,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.decide import Decider
-from engine.dispatch import RunDispatcher
 from engine.escalate import Notifier
 from engine.evaluate import Evaluator, Thresholds
-from engine.execute import Executor
-from engine.guard import RefusedError, build_request
+from engine.execute.dispatch import RunDispatcher
+from engine.execute.locks import HeldLocks, HostBusyError, HostLocks
+from engine.execute.runner import Executor
+from engine.incident.decide import Decider
+from engine.incident.life import Pending, Phase, Track
 from engine.inventory import Inventory
-from engine.live import LivePublisher
-from engine.locks import HeldLocks, HostBusyError, HostLocks
-from engine.metrics import MetricsSource
-from engine.plan import Planner
-from engine.policy_file import Policy
-from engine.record import Recorder
-from engine.remediate import Pending, Phase, Track
+from engine.metrics.prometheus import MetricsSource
+from engine.plan.rules import Planner
+from engine.policy.file import Policy
+from engine.policy.whitelist import RefusedError, build_request
+from engine.record.live import LivePublisher
+from engine.record.recorder import Recorder
 from engine.types import (
     HostState,
     HostStatus,

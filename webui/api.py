@@ -17,16 +17,16 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from engine.api_queries import (
+from engine.read.api_queries import (
     get_approval,
     get_run,
     host_states_brief,
     runs_page,
 )
-from engine.live import read_host_states
-from engine.queries import APPROVAL_STATUSES, STATUSES, incident_detail, list_approvals
-from engine.record import ApprovalError
-from engine.stats import search_incidents
+from engine.read.queries import APPROVAL_STATUSES, STATUSES, incident_detail, list_approvals
+from engine.read.stats import search_incidents
+from engine.record.live import read_host_states
+from engine.record.recorder import ApprovalError
 from engine.types import HostStatus
 from webui.converters import MAX_ID, text_problem, use_converters
 from webui.db import components, get_sessions

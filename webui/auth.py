@@ -6,9 +6,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import TooManyRequests
 
+from engine.accounts.sessions import list_sessions
+from engine.accounts.users import authenticate
 from engine.timeutil import iso
-from engine.users import authenticate
-from engine.web_sessions import list_sessions
 from webui.db import get_sessions
 from webui.security import (
     log_in,

@@ -38,7 +38,7 @@ class IdConverter(BaseConverter):
 
 
 class IdentConverter(BaseConverter):
-    """A run ident: one safe path component, as ``engine.execute`` makes and accepts them."""
+    """A run ident: one safe path component, as ``engine.execute.runner`` makes and accepts them."""
 
     regex = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 

@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from engine.inventory import Inventory, InventoryError, load_inventory
-from engine.stats import (
+from engine.read.stats import (
     active_incident_status,
     fleet_summary,
     host_samples,

@@ -8,10 +8,10 @@ from typing import cast
 from flask import abort, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
+from autosre.wiring import Components, assemble
 from engine.inventory import InventoryError, load_inventory
-from engine.policy_file import PolicyError, load_policy
+from engine.policy.file import PolicyError, load_policy
 from engine.settings import Settings
-from engine.wiring import Components, assemble
 
 COMPONENTS_KEY = "autosre_components"
 _lock = threading.Lock()

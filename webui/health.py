@@ -27,7 +27,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.live import (
+from engine.record.live import (
     LAST_TICK,
     PUBLISH_EVERY,
     TICK_DURATION_LAST,

@@ -11,8 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 
-from engine.queries import incident_detail
-from engine.stats import search_incidents
+from engine.read.queries import incident_detail
+from engine.read.stats import search_incidents
 from engine.types import IncidentStatus
 from webui.artifacts import (
     RUNNING,

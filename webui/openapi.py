@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.queries import APPROVAL_STATUSES, STATUSES
+from engine.read.queries import APPROVAL_STATUSES, STATUSES
 from engine.types import HostStatus
 from webui.converters import MAX_ID
 

@@ -1,6 +1,6 @@
 """Playbooks: the policy's whitelist, runs by hand (form, confirmation, live progress).
 
-A run by hand goes through ``engine.manual.run_by_hand`` in a background thread, so it
+A run by hand goes through ``engine.execute.by_hand.run_by_hand`` in a background thread, so it
 passes the same guard, per-host locks and records as ``autosre playbook run``.
 """
 
@@ -15,13 +15,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.exceptions import GatewayTimeout
 
-from engine.guard import RefusedError, build_request
-from engine.locks import HostBusyError
-from engine.manual import run_by_hand
-from engine.policy_file import ActionSpec
-from engine.queries import list_runs, run_dict
+from autosre.wiring import Components
+from engine.execute.by_hand import run_by_hand
+from engine.execute.locks import HostBusyError
+from engine.policy.file import ActionSpec
+from engine.policy.whitelist import RefusedError, build_request
+from engine.read.queries import list_runs, run_dict
 from engine.store.models import PlaybookRun
-from engine.wiring import Components
 from webui.artifacts import (
     RUNNING,
     app_runs_dir,
@@ -47,6 +47,7 @@ TASK_EVENTS = {
     "runner_on_skipped": "skipped",
     "runner_on_unreachable": "unreachable",
 }
+
 
 def _action(name: str) -> ActionSpec:
     spec = components().policy.actions.get(name)

@@ -1,6 +1,6 @@
 """Sessions, CSRF, security headers, who is signed in, and the checks views put in front.
 
-A session is a row in the store (``engine.web_sessions``); the signed cookie carries only its
+A session is a row in the store (``engine.accounts.sessions``); the signed cookie carries only its
 random token and the CSRF token, so signing out and disabling a user revoke it for good.
 
 Views use ``login_required``, ``role_required(role)`` (HTML pages) or
@@ -32,14 +32,14 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
-from engine.login_limits import LoginLimiter, LoginLimits
-from engine.users import ROLES, UserInfo, has_role, user_for_session, user_for_token
-from engine.web_sessions import (
+from engine.accounts.login_limits import LoginLimiter, LoginLimits
+from engine.accounts.sessions import (
     create_session,
     revoke_all_sessions,
     revoke_session,
     session_id,
 )
+from engine.accounts.users import ROLES, UserInfo, has_role, user_for_session, user_for_token
 from webui.db import get_sessions
 
 P = ParamSpec("P")

@@ -38,10 +38,10 @@ from playwright.sync_api import (
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from engine.audit import AuditLog
-from engine.record import Recorder
+from engine.accounts.users import UserInfo, create_user
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
 from engine.settings import Settings, load_settings
-from engine.users import UserInfo, create_user
 from webui import create_app
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -454,12 +454,12 @@ def test_restart_nginx_by_hand_in_check_mode(
 def test_incident_made_by_a_real_engine_run(live_server: LiveServer, page: Page) -> None:
     """A real engine tick opens the incident and runs Ansible; the page shows all of it."""
     from engine.escalate import LogNotifier
-    from engine.execute import AnsibleRunnerExecutor
+    from engine.execute.locks import HostLocks
+    from engine.execute.runner import AnsibleRunnerExecutor
     from engine.inventory import load_inventory
-    from engine.locks import HostLocks
     from engine.loop import Engine
-    from engine.plan import RulesPlanner
-    from engine.policy_file import load_policy
+    from engine.plan.rules import RulesPlanner
+    from engine.policy.file import load_policy
     from tests.engine.test_loop import ScriptedSource
 
     settings = live_server.settings
@@ -491,7 +491,7 @@ def test_incident_made_by_a_real_engine_run(live_server: LiveServer, page: Page)
             time.sleep(0.3)
     finally:
         engine.shutdown()
-    from engine.queries import list_incidents
+    from engine.read.queries import list_incidents
 
     (incident,) = list_incidents(live_server.sessions)
     assert incident["status"] == "resolved"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
-from engine.record import Recorder
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
 from engine.store import open_store
 from tests.fixtures.postgres import own_schema
 

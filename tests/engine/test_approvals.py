@@ -18,9 +18,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
-from engine.queries import incident_detail, list_approvals
-from engine.record import ApprovalError, Recorder
+from engine.read.queries import incident_detail, list_approvals
+from engine.record.audit import AuditLog
+from engine.record.recorder import ApprovalError, Recorder
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import ApprovalRow, Base, Event, Incident

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.chaos import BurnOutcome, ChaosError, burn_cpu
+from autosre.chaos import BurnOutcome, ChaosError, burn_cpu
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEP = shutil.which("sleep") or "/bin/sleep"  # resolved now: one test empties PATH
@@ -159,7 +159,7 @@ def test_python_burners_without_stress_ng(
 def test_sigterm_interrupts_and_cleans_up(tmp_path: Path) -> None:
     script = (
         "from pathlib import Path\n"
-        "from engine.chaos import burn_cpu\n"
+        "from autosre.chaos import burn_cpu\n"
         "o = burn_cpu(seconds=20, stubborn=True, pidfile=Path('/nonexistent.pid'),\n"
         "             on_progress=lambda m: print(m, flush=True), poll=0.05)\n"
         "print('outcome', o.reason, flush=True)\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from autosre.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit import AuditLog
-from engine.cli import main
-from engine.record import Recorder
+from autosre.cli import main
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
 from engine.store import open_store
 from engine.types import PlannerCall, Proposal, Verdict, VerdictKind
 

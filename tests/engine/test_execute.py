@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.execute import REDACTED, AnsibleRunnerExecutor, read_events, vars_yaml
+from engine.execute.runner import REDACTED, AnsibleRunnerExecutor, read_events, vars_yaml
 from engine.redact import Redactor, encodings
 from engine.types import RunRequest, RunResult
 from tests.fixtures.ansible import local_inventory

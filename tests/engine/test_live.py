@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.live import LivePublisher, read_engine_stats, read_host_states
+from engine.record.live import LivePublisher, read_engine_stats, read_host_states
 from engine.types import HostState, HostStatus, Sample
 from tests.engine.test_loop import Lab
 

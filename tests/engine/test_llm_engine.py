@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.llm_gemini import GeminiTransport
-from engine.llm_planner import LLMPlanner
-from engine.plan import RulesPlanner
-from engine.queries import incident_detail, list_runs
+from engine.plan.gemini import GeminiTransport
+from engine.plan.llm import LLMPlanner
+from engine.plan.rules import RulesPlanner
+from engine.read.queries import incident_detail, list_runs
 from tests.engine.test_loop import INVENTORY, Lab
 from tests.fixtures.fake_llm import FakeLLM
 

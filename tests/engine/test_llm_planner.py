@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.llm_gemini import GeminiTransport
-from engine.llm_openai import OpenAITransport
-from engine.llm_planner import LLMPlanner
-from engine.llm_transport import LLMReply
-from engine.plan import RulesPlanner, Situation
-from engine.policy import gate
-from engine.policy_file import Policy, load_policy
+from engine.plan.gemini import GeminiTransport
+from engine.plan.llm import LLMPlanner
+from engine.plan.openai import OpenAITransport
+from engine.plan.rules import RulesPlanner, Situation
+from engine.plan.transport import LLMReply
+from engine.policy.file import Policy, load_policy
+from engine.policy.gate import gate
 from engine.redact import REDACTED, Redactor
 from engine.types import (
     Attempt,

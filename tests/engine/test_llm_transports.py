@@ -10,9 +10,9 @@ from typing import Protocol
 
 import pytest
 
-from engine.llm_gemini import GeminiTransport
-from engine.llm_openai import OpenAITransport
-from engine.llm_transport import LLMError, LLMReply, clean_message, parse_retry_after
+from engine.plan.gemini import GeminiTransport
+from engine.plan.openai import OpenAITransport
+from engine.plan.transport import LLMError, LLMReply, clean_message, parse_retry_after
 from tests.fixtures.fake_llm import FakeGemini, FakeLLM, FakeOpenAI, Refusal, Reply, Status
 
 SYSTEM = "You are AutoSRE's planner. Answer with one JSON object."

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.locks import HeldLocks, HostBusyError, HostLocks
+from engine.execute.locks import HeldLocks, HostBusyError, HostLocks
 
 # A child that takes the locks, says so on stdout, then waits to be killed.
 HOLDER = """
 import sys, time
 from pathlib import Path
-from engine.locks import HostLocks
+from engine.execute.locks import HostLocks
 held = HostLocks(Path(sys.argv[1])).acquire(sys.argv[3:], holder=sys.argv[2])
 print("held", flush=True)
 time.sleep(60)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.login_limits import LoginLimiter, LoginLimits, Refusal
+from engine.accounts.login_limits import LoginLimiter, LoginLimits, Refusal
 from engine.store import open_store
 from engine.store.models import LoginFailure
 

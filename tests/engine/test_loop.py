@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.audit import AuditLog
 from engine.escalate import LogNotifier
-from engine.execute import AnsibleRunnerExecutor
+from engine.execute.locks import HostLocks
+from engine.execute.runner import AnsibleRunnerExecutor
 from engine.inventory import load_inventory
-from engine.locks import HostLocks
 from engine.loop import Engine
-from engine.plan import Planner, RulesPlanner
-from engine.policy_file import load_policy
-from engine.queries import incident_detail, list_incidents, list_runs
-from engine.record import Recorder
+from engine.plan.rules import Planner, RulesPlanner
+from engine.policy.file import load_policy
+from engine.read.queries import incident_detail, list_incidents, list_runs
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
 from engine.store import open_store
 from engine.types import MetricsBatch, Proposal, RunRequest, Sample, Verdict, VerdictKind
 

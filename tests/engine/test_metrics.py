@@ -14,7 +14,7 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from engine.metrics import LocalSource, PrometheusSource, strip_port
+from engine.metrics.prometheus import LocalSource, PrometheusSource, strip_port
 from tests.fixtures.prometheus import (
     FakePrometheus,
     NodeExporter,

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.plan import RulesPlanner, Situation
-from engine.policy import gate
-from engine.policy_file import Policy, load_policy
+from engine.plan.rules import RulesPlanner, Situation
+from engine.policy.file import Policy, load_policy
+from engine.policy.gate import gate
 from engine.types import (
     Attempt,
     HostHistory,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.policy_file import Policy, PolicyError, load_policy, parse_policy, template_warnings
+from engine.policy.file import Policy, PolicyError, load_policy, parse_policy, template_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

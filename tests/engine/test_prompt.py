@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.plan import Situation
-from engine.prompt import (
+from engine.plan.prompt import (
     REDACTED,
     SYSTEM,
     ReplyError,
@@ -18,6 +17,7 @@ from engine.prompt import (
     redact,
     reply_schema,
 )
+from engine.plan.rules import Situation
 from engine.types import Attempt, HostHistory, HostState, HostStatus, Sample
 
 ACTIONS = {"restart_nginx": "restart", "rollback_nginx": "rollback"}

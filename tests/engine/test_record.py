@@ -15,8 +15,8 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.queries import incident_detail, list_incidents, list_runs
-from engine.record import Recorder
+from engine.read.queries import incident_detail, list_incidents, list_runs
+from engine.record.recorder import Recorder
 from engine.store import open_store
 from engine.store.models import Decision, Event, Incident, PlaybookRun
 from engine.types import (

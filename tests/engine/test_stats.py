@@ -1,6 +1,6 @@
 """Fleet summary and incident search on both real backends (fixtures in tests/engine/conftest.py).
 
-Rows come from engine.record.Recorder and engine.live.LivePublisher, as in production.
+Rows come from the Recorder and the LivePublisher, as in production.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.live import LivePublisher
-from engine.record import Recorder
-from engine.stats import (
+from engine.read.stats import (
     active_incident_status,
     escape_like,
     fleet_summary,
@@ -21,6 +19,8 @@ from engine.stats import (
     open_incidents,
     search_incidents,
 )
+from engine.record.live import LivePublisher
+from engine.record.recorder import Recorder
 from engine.types import (
     HostState,
     HostStatus,

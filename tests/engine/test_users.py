@@ -29,14 +29,11 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import users as users_module
-from engine.cli import main
-from engine.login_limits import LoginLimiter, LoginLimits
-from engine.settings import SettingsError, load_settings
-from engine.store import open_engine, open_store
-from engine.store.migrate import downgrade, upgrade
-from engine.store.models import ApiToken, Base, EngineStat, HostStateRow, User
-from engine.users import (
+from autosre.cli import main
+from engine.accounts import users as users_module
+from engine.accounts.login_limits import LoginLimiter, LoginLimits
+from engine.accounts.sessions import create_session
+from engine.accounts.users import (
     ROLES,
     UserError,
     UserInfo,
@@ -52,7 +49,10 @@ from engine.users import (
     user_for_session,
     user_for_token,
 )
-from engine.web_sessions import create_session
+from engine.settings import SettingsError, load_settings
+from engine.store import open_engine, open_store
+from engine.store.migrate import downgrade, upgrade
+from engine.store.models import ApiToken, Base, EngineStat, HostStateRow, User
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -472,7 +472,7 @@ def web_env(tmp_path: Path) -> dict[str, str]:
 def web_server(tmp_path: Path, *argv: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``autosre web --port 0`` in a subprocess, and the URL it printed; killed if still up."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "web", "--port", "0", *argv],
+        [sys.executable, "-m", "autosre.cli", "web", "--port", "0", *argv],
         cwd=ROOT,
         env=web_env(tmp_path),
         stdout=subprocess.PIPE,
@@ -571,7 +571,7 @@ def test_cli_web_port_in_use_in_a_subprocess(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "web", "--port", str(port)],
+            [sys.executable, "-m", "autosre.cli", "web", "--port", str(port)],
             cwd=ROOT,
             env=web_env(tmp_path),
             capture_output=True,

@@ -10,15 +10,15 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import User, WebSession
-from engine.users import create_user, disable_user, user_for_session
-from engine.web_sessions import (
+from engine.accounts.sessions import (
     create_session,
     list_sessions,
     revoke_all_sessions,
     revoke_session,
     session_id,
 )
+from engine.accounts.users import create_user, disable_user, user_for_session
+from engine.store.models import User, WebSession
 
 PASSWORD = "correct horse battery staple"
 T0 = 1_700_000_000.0

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.queries import incident_detail, list_incidents, list_runs
+from engine.read.queries import incident_detail, list_incidents, list_runs
 from engine.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.locks import HostLocks
+from engine.execute.locks import HostLocks
 from tests.integration.harness import AUTOSRE, Store, lab_env
 
 pytestmark = pytest.mark.integration

@@ -24,13 +24,13 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from engine.cli import main
-from engine.manual import run_by_hand
+from autosre.cli import main
+from autosre.wiring import load_components
+from engine.execute.by_hand import run_by_hand
 from engine.redact import encodings
 from engine.settings import load_settings
 from engine.store.models import Base
 from engine.types import RunResult
-from engine.wiring import load_components
 from tests.fixtures.postgres import own_schema
 
 ROOT = Path(__file__).resolve().parents[2]

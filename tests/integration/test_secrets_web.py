@@ -17,8 +17,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from engine.accounts.users import create_token, create_user
 from engine.settings import load_settings
-from engine.users import create_token, create_user
 from tests.integration.test_secrets import (
     TEST_PLAYBOOKS,
     canary,

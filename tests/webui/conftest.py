@@ -29,10 +29,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
+from engine.accounts.users import UserInfo, create_user
 from engine.settings import Settings, load_settings
 from engine.store.models import WebSession
 from engine.timeutil import to_dt
-from engine.users import UserInfo, create_user
 from tests.fixtures.postgres import own_schema
 from webui import create_app
 

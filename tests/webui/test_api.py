@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.users import create_token
+from engine.accounts.users import create_token
 from tests.webui.conftest import MakeUser
 from tests.webui.seed import seed
 from webui.openapi import OPENAPI

@@ -9,8 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
-from engine.record import Recorder
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
 from engine.settings import Settings
 from engine.store.models import ApprovalRow
 from engine.types import Proposal, Verdict, VerdictKind

@@ -18,9 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.accounts.users import create_token
 from engine.settings import Settings, load_settings
 from engine.store.models import PlaybookRun
-from engine.users import create_token
 from tests.webui.conftest import TEST_CONFIG, MakeUser
 from tests.webui.seed import seed
 

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.routing import Rule
 
-from engine.users import create_token
+from engine.accounts.users import create_token
 from tests.webui.seed import seed
 
 HOSTILE_SEGMENTS = [

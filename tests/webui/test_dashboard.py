@@ -1,6 +1,6 @@
 """The dashboard at "/" and its polled fragments, on a real store.
 
-Host states come from engine.live.LivePublisher and incidents from engine.record.Recorder.
+Host states come from the LivePublisher and incidents from the Recorder.
 The inventory is an InventoryCache with a loader of the test's own (one test runs the real
 ansible-inventory on a file it writes).
 """
@@ -16,10 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
 from engine.inventory import Inventory, InventoryError, InventoryHost, load_inventory
-from engine.live import LivePublisher
-from engine.record import Recorder
+from engine.record.audit import AuditLog
+from engine.record.live import LivePublisher
+from engine.record.recorder import Recorder
 from engine.types import (
     HostState,
     HostStatus,

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.users import create_token
+from engine.accounts.users import create_token
 from tests.webui.conftest import MakeUser
 from tests.webui.seed import seed
 

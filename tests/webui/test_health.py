@@ -1,6 +1,6 @@
 """GET /healthz and GET /metrics on a real store, SQLite and PostgreSQL, without signing in.
 
-Rows come from engine.record.Recorder and engine.live.LivePublisher, as in production;
+Rows come from the Recorder and the LivePublisher, as in production;
 /metrics is parsed with prometheus_client's own parser.
 """
 
@@ -19,9 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
-from engine.live import LivePublisher
-from engine.record import Recorder
+from engine.record.audit import AuditLog
+from engine.record.live import LivePublisher
+from engine.record.recorder import Recorder
 from engine.types import (
     HostRunStats,
     HostState,

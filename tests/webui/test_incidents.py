@@ -1,6 +1,6 @@
 """GET /incidents, one incident's page and its runs' artifacts, on a real store.
 
-Rows come from engine.record.Recorder; each run's artifact directory is a real one under
+Rows come from engine.record.recorder.Recorder; each run's artifact directory is a real one under
 the data dir's runs/, laid out as ansible-runner leaves it.
 """
 
@@ -18,8 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.audit import AuditLog
-from engine.record import Recorder
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
 from engine.types import (
     HostRunStats,
     IncidentStatus,

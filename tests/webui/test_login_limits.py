@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine import users as users_module
-from engine.login_limits import LoginLimiter, LoginLimits
+from engine.accounts import users as users_module
+from engine.accounts.login_limits import LoginLimiter, LoginLimits
 from engine.settings import Settings
 from engine.store.models import LoginFailure
 from tests.webui.conftest import PASSWORD, TEST_CONFIG, Login, MakeUser

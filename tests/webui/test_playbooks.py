@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.locks import HostLocks
+from engine.execute.locks import HostLocks
 from engine.settings import Settings, load_settings
 from engine.store.models import PlaybookRun
 from tests.fixtures.ansible import local_inventory

@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.accounts.sessions import session_id
 from engine.store.models import WebSession
-from engine.web_sessions import session_id
 from tests.webui.conftest import COOKIE, Login, MakeUser, read_cookie
 
 CsrfToken = Callable[[FlaskClient], str]

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.users import authenticate, list_users
+from engine.accounts.users import authenticate, list_users
 from tests.webui.conftest import PASSWORD, MakeUser
 
 Token = Callable[[FlaskClient], str]

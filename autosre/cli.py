@@ -1,0 +1,212 @@
+"""The ``autosre`` command line. Bad input exits with status 2 and a message, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+from autosre.commands.admin import (
+    cmd_db_upgrade,
+    cmd_tokens_create,
+    cmd_users_add,
+    cmd_users_disable,
+    cmd_users_list,
+    cmd_web,
+)
+from autosre.commands.common import (
+    EXIT_USAGE,
+    Parser,
+    UsageError,
+    port_arg,
+    positive_int,
+    printable,
+    record_id,
+    seconds_arg,
+)
+from autosre.commands.incidents import (
+    cmd_approvals_approve,
+    cmd_approvals_list,
+    cmd_approvals_reject,
+    cmd_incidents_list,
+    cmd_incidents_show,
+)
+from autosre.commands.operate import (
+    cmd_chaos_cpu,
+    cmd_playbook_list,
+    cmd_playbook_run,
+    cmd_policy_check,
+    cmd_run,
+)
+from engine import __version__
+from engine.accounts.users import ROLES, UserError
+from engine.execute.locks import HostBusyError
+from engine.inventory import InventoryError
+from engine.policy.file import PolicyError
+from engine.policy.whitelist import RefusedError
+from engine.read.queries import STATUSES
+from engine.record.recorder import ApprovalError
+from engine.settings import Settings, SettingsError, load_settings
+from engine.store import StoreError
+
+if TYPE_CHECKING:
+    pass
+
+# Errors that mean "the input is wrong": reported in one line, exit status 2.
+INPUT_ERRORS = (
+    PolicyError,
+    InventoryError,
+    SettingsError,
+    RefusedError,
+    HostBusyError,
+    StoreError,
+    ApprovalError,
+    UserError,
+)
+
+
+# -- commands -------------------------------------------------------------------
+
+
+# -- parser ---------------------------------------------------------------------
+
+
+def _add_approvals(sub: argparse._SubParsersAction[Parser]) -> None:
+    """The ``approvals`` subcommands: list, approve, reject."""
+    approvals = sub.add_parser("approvals", help="actions waiting for a human's approval")
+    asub = approvals.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    alist = asub.add_parser("list", help="pending approvals, oldest first")
+    alist.add_argument("--json", action="store_true", help="print a JSON array")
+    alist.add_argument(
+        "--all", action="store_true", help="every approval, newest first, whatever its status"
+    )
+    alist.add_argument("--limit", type=positive_int, default=50, help="at most N (default 50)")
+    alist.set_defaults(func=cmd_approvals_list)
+    for name, func, verb in (
+        ("approve", cmd_approvals_approve, "approve a pending action (the engine then runs it)"),
+        ("reject", cmd_approvals_reject, "reject a pending action (the engine does not run it)"),
+    ):
+        decide = asub.add_parser(name, help=verb)
+        decide.add_argument("id", type=record_id, help="the approval's id (approvals list)")
+        decide.add_argument("--note", help="why, recorded with the decision")
+        decide.set_defaults(func=func)
+
+
+def _add_accounts(sub: argparse._SubParsersAction[Parser]) -> None:
+    """The ``users``, ``tokens`` and ``web`` commands: web UI accounts and the server."""
+    users = sub.add_parser("users", help="web UI accounts")
+    usub = users.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    uadd = usub.add_parser(
+        "add", help="create an account (password: stdin's first line, or typed twice)"
+    )
+    uadd.add_argument("name", help="lowercase letters, digits, '_', '.', '-'")
+    uadd.add_argument("--role", required=True, choices=ROLES, help="what the account may do")
+    uadd.set_defaults(func=cmd_users_add)
+    ulist = usub.add_parser("list", help="every account, by name")
+    ulist.add_argument("--json", action="store_true", help="print a JSON array")
+    ulist.set_defaults(func=cmd_users_list)
+    udisable = usub.add_parser("disable", help="disable an account and its tokens")
+    udisable.add_argument("name")
+    udisable.set_defaults(func=cmd_users_disable)
+
+    tokens = sub.add_parser("tokens", help="API tokens (Authorization: Bearer ...)")
+    tsub = tokens.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    tcreate = tsub.add_parser("create", help="issue a token for a user; printed once")
+    tcreate.add_argument("user", help="the account the token acts as")
+    tcreate.add_argument("--name", default="default", help="what the token is for")
+    tcreate.set_defaults(func=cmd_tokens_create)
+
+    web = sub.add_parser("web", help="serve the web UI (it never runs the engine)")
+    web.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    web.add_argument("--port", type=port_arg, default=8080, help="port (default 8080; 0: any)")
+    web.set_defaults(func=cmd_web)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = Parser(prog="autosre", description="Policy-constrained self-healing for VM fleets.")
+    parser.add_argument("--version", action="version", version=f"autosre {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="run the engine loop in the foreground")
+    run.add_argument("--once", action="store_true", help="run one tick (and its runs), then exit")
+    run.set_defaults(func=cmd_run)
+
+    incidents = sub.add_parser("incidents", help="list and inspect incidents")
+    isub = incidents.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    ilist = isub.add_parser("list", help="list incidents, newest first")
+    ilist.add_argument("--json", action="store_true", help="print a JSON array")
+    ilist.add_argument("--status", choices=STATUSES, help="only incidents in this status")
+    ilist.add_argument("--host", help="only incidents on this host")
+    ilist.add_argument("--limit", type=positive_int, default=50, help="at most N (default 50)")
+    ilist.set_defaults(func=cmd_incidents_list)
+    ishow = isub.add_parser("show", help="timeline, decisions and runs of one incident")
+    ishow.add_argument("id", type=positive_int)
+    ishow.add_argument("--json", action="store_true", help="print JSON")
+    ishow.set_defaults(func=cmd_incidents_show)
+
+    _add_approvals(sub)
+    _add_accounts(sub)
+
+    playbook = sub.add_parser("playbook", help="whitelisted playbooks")
+    psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    psub.add_parser("list", help="the whitelisted actions").set_defaults(func=cmd_playbook_list)
+    prun = psub.add_parser("run", help="run a whitelisted playbook by hand")
+    prun.add_argument("name", help="action name from the policy's whitelist")
+    prun.add_argument("--limit", required=True, help="inventory host(s), comma-separated")
+    prun.add_argument("--check", action="store_true", help="Ansible check mode: change nothing")
+    prun.add_argument(
+        "-e",
+        "--extra-var",
+        dest="extra_vars",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an extra var the policy allows for this action (repeatable)",
+    )
+    prun.set_defaults(func=cmd_playbook_run)
+
+    policy = sub.add_parser("policy", help="policy files")
+    polsub = policy.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    pcheck = polsub.add_parser("check", help="validate a policy file (default: AUTOSRE_POLICY)")
+    pcheck.add_argument("file", nargs="?")
+    pcheck.set_defaults(func=cmd_policy_check)
+
+    chaos = sub.add_parser("chaos", help="chaos experiments on this host")
+    csub = chaos.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    ccpu = csub.add_parser("cpu", help="burn every core until nginx restarts")
+    ccpu.add_argument("--stubborn", action="store_true", help="keep burning across restarts")
+    ccpu.add_argument(
+        "--seconds", type=seconds_arg, default=120.0, help="upper bound (default 120)"
+    )
+    ccpu.set_defaults(func=cmd_chaos_cpu)
+
+    db = sub.add_parser("db", help="database schema")
+    dsub = db.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    dsub.add_parser("upgrade", help="create or migrate the schema").set_defaults(
+        func=cmd_db_upgrade
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``autosre`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, load_settings())
+    except (*INPUT_ERRORS, UsageError) as exc:
+        # Errors may quote a host, a playbook or a file: never a terminal escape.
+        print(printable(f"autosre: error: {exc}"), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> NoReturn:
+    """Console-script wrapper: exit with main()'s status."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,170 @@
+"""CLI commands that read incidents and decide approvals."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import time
+from typing import Any
+
+from autosre.commands.common import UsageError, percent, say
+from engine.read.queries import incident_detail, list_approvals, list_incidents
+from engine.settings import Settings
+
+
+def cmd_incidents_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List incidents, newest first."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    rows = list_incidents(
+        open_store(settings.database_url), status=args.status, host=args.host, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        say("no incidents")
+        return 0
+    say(f"{'ID':>5}  {'HOST':<20} {'KIND':<9} {'STATUS':<12} {'ACTION':<16} {'CPU':>13}  OPENED")
+    for row in rows:
+        cpu = percent(row["cpu_before"]) + " > " + percent(row["cpu_after"])
+        say(
+            f"{row['id']:>5}  {row['host']:<20.20} {row['kind']:<9} {row['status']:<12} "
+            f"{row['action'] or '-':<16} {cpu:>13}  {row['opened_at']}"
+        )
+    return 0
+
+
+def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Show one incident: timeline, decisions with reasons, runs."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    detail = incident_detail(open_store(settings.database_url), args.id)
+    if detail is None:
+        raise UsageError(f"no incident with id {args.id}")
+    if args.json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    say(f"incident {detail['id']} on {detail['host']}: {detail['kind']}, {detail['status']}")
+    say(
+        f"  opened {detail['opened_at']}, closed {detail['closed_at'] or '-'}; cpu "
+        f"{percent(detail['cpu_before'])} before, {percent(detail['cpu_after'])} after"
+    )
+    say("timeline:")
+    for event in detail["timeline"]:
+        say(f"  {event['at']}  {event['kind']:<14} {event['message']}")
+    say("decisions:")
+    for d in detail["decisions"]:
+        say(
+            f"  #{d['id']} {d['planner']} proposed {d['action']} ({d['confidence']:.2f}): "
+            f"{d['rationale']}"
+        )
+        if d["model"]:
+            say(f"      model {_call_summary(d)}")
+        if d["call_error"]:
+            say(f"      model reply not used: {d['call_error']}")
+        if d["fallback"]:
+            say(f"      fallback to rules: {d['fallback']}")
+        say(
+            f"      verdict {d['verdict']} [{d['rule']}]: {d['reason']}; "
+            f"outcome {d['outcome'] or '-'}"
+        )
+    if detail["approvals"]:
+        say("approvals:")
+        for a in detail["approvals"]:
+            say(f"  #{a['id']} {a['action']}: {_approval_state(a)}")
+    say("runs:")
+    for run in detail["runs"]:
+        say(
+            f"  {run['ident']}: {run['action']} on {', '.join(run['hosts'])} -> "
+            f"{run['status']} (rc {run['rc']}); artifacts {run['artifact_dir']}"
+        )
+    return 0
+
+
+def _call_summary(d: dict[str, Any]) -> str:
+    """One line on a decision's model call: who, how long, how many tokens."""
+    parts = [f"{d['provider']}/{d['model']}"]
+    if d["latency_ms"] is not None:
+        parts.append(f"{d['latency_ms']:.0f} ms")
+    if d["attempts"] is not None:
+        parts.append(f"{d['attempts']} attempt{'s' if d['attempts'] != 1 else ''}")
+    if d["input_tokens"] is not None or d["output_tokens"] is not None:
+        tokens_in = "?" if d["input_tokens"] is None else d["input_tokens"]
+        tokens_out = "?" if d["output_tokens"] is None else d["output_tokens"]
+        parts.append(f"tokens {tokens_in} in / {tokens_out} out")
+    if d["cached"]:
+        parts.append("cached")
+    return ", ".join(parts)
+
+
+def _approval_state(a: dict[str, Any]) -> str:
+    """An approval's status in words: who decided when, or until when it waits."""
+    if a["status"] == "pending":
+        return f"pending until {a['expires_at']}"
+    if a["decided_by"]:
+        note = f" ({a['note']})" if a["note"] else ""
+        return f"{a['status']} by {a['decided_by']} at {a['decided_at']}{note}"
+    return f"{a['status']} at {a['decided_at'] or a['expires_at']}"
+
+
+def cmd_approvals_list(args: argparse.Namespace, settings: Settings) -> int:
+    """List approvals: pending ones (oldest first), or all of them (newest first)."""
+    from engine.store import open_store  # noqa: PLC0415
+
+    rows = list_approvals(
+        open_store(settings.database_url), status=None if args.all else "pending", limit=args.limit
+    )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        say("no approvals" if args.all else "no pending approvals")
+        return 0
+    say(f"{'ID':>5}  {'INCIDENT':>8}  {'HOST':<20} {'ACTION':<16} {'STATUS':<9} REQUESTED")
+    for row in rows:
+        say(
+            f"{row['id']:>5}  {row['incident_id']:>8}  {row['host']:<20.20} "
+            f"{row['action']:<16} {row['status']:<9} {row['requested_at']}"
+        )
+        say(f"{'':>7}{_approval_state(row)}")
+        if row["rationale"]:
+            say(f"{'':>7}why: {row['rationale']}")
+    return 0
+
+
+def _decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
+    from engine.record.audit import AuditLog  # noqa: PLC0415
+    from engine.record.recorder import Recorder  # noqa: PLC0415
+    from engine.redact import Redactor  # noqa: PLC0415
+    from engine.store import open_store  # noqa: PLC0415
+
+    redactor = Redactor(settings.secrets)
+    recorder = Recorder(
+        open_store(settings.database_url),
+        AuditLog(settings.audit_log, redactor=redactor),
+        redactor=redactor,
+    )
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+    approval = recorder.decide_approval(
+        args.id, approve=approve, by=user, at=time.time(), note=args.note
+    )
+    say(
+        f"approval {approval.id} {approval.status} by {user}: {approval.action} on "
+        f"{approval.host} (incident {approval.incident_id})"
+    )
+    if approve:
+        say("  the engine runs it on its next tick, if the policy still allows it")
+    return 0
+
+
+def cmd_approvals_approve(args: argparse.Namespace, settings: Settings) -> int:
+    """Approve a pending action; the engine carries it out on its next tick."""
+    return _decide(args, settings, approve=True)
+
+
+def cmd_approvals_reject(args: argparse.Namespace, settings: Settings) -> int:
+    """Reject a pending action; the engine will not run it."""
+    return _decide(args, settings, approve=False)

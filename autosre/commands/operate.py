@@ -1,0 +1,152 @@
+"""CLI commands that run things: the engine, playbooks by hand, policy checks, chaos."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+from autosre.commands.common import say, setup_logging
+from engine import __version__
+from engine.policy.file import load_policy, template_warnings
+from engine.policy.whitelist import parse_extra_vars
+from engine.redact import redact_url
+from engine.settings import Settings
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the engine loop (or one tick with --once)."""
+    from autosre.wiring import build_engine, load_components  # noqa: PLC0415
+    from engine.scheduler import run_until  # noqa: PLC0415 - keeps `autosre --help` fast
+
+    setup_logging(settings)
+    components = load_components(settings)
+    setup_logging(settings, components.redactor)  # now with the inventory's secrets too
+    engine = build_engine(components)
+    local = settings.local_host or components.inventory.local_host()
+    source = (
+        redact_url(settings.prometheus_url)
+        if settings.prometheus_url
+        else f"this machine (psutil) as host {local}"
+    )
+    policy = components.policy
+    logging.info(
+        "AutoSRE %s: %d hosts from %s, policy %s, metrics from %s, store %s, tick every %gs",
+        __version__,
+        len(components.inventory.hosts),
+        settings.inventory,
+        settings.policy,
+        source,
+        components.sessions.kw["bind"].url.render_as_string(hide_password=True),
+        settings.interval,
+    )
+    if args.once:
+        engine.tick()
+        longest = max(a.timeout for a in policy.actions.values())
+        engine.wait_idle(longest + 30)
+        engine.shutdown(cancel_runs=True)
+        return 0
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.info("received %s: stopping after the current tick", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        run_until(engine, interval=settings.interval, stop=stop)
+    finally:
+        engine.shutdown(cancel_runs=True)
+        logging.info("stopped")
+    return 0
+
+
+def cmd_playbook_list(_args: argparse.Namespace, settings: Settings) -> int:
+    """List the whitelisted actions and their playbooks."""
+    policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
+    for name, action in policy.actions.items():
+        print(f"{name}  ({action.playbook}, timeout {action.timeout:g}s)")
+        print(f"    {action.description}")
+        for var, spec in action.vars.items():
+            secret = ", secret" if spec.secret else ""
+            print(f"    -e {var}=...  must match {spec.pattern}{secret}  {spec.description}")
+    return 0
+
+
+def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one whitelisted playbook by hand, under the engine's guardrails."""
+    from autosre.wiring import load_components  # noqa: PLC0415
+    from engine.execute.by_hand import run_by_hand  # noqa: PLC0415
+
+    hosts = [h.strip() for h in args.limit.split(",") if h.strip()]
+    extra = parse_extra_vars(args.extra_vars or [])
+    components = load_components(settings)
+    user = os.environ.get("SUDO_USER") or getpass.getuser()
+
+    def on_start(ident: str, run_dir: str) -> None:
+        mode = " in check mode" if args.check else ""
+        say(f"running {args.name}{mode} on {', '.join(hosts)} (run {ident})")
+        say(f"  artifacts: {run_dir}", flush=True)
+
+    result = run_by_hand(
+        components,
+        action=args.name,
+        hosts=hosts,
+        extra_vars=extra,
+        check=args.check,
+        requested_by=user,
+        on_start=on_start,
+    )
+    say(f"{result.status} (rc {result.rc}) in {result.ended_at - result.started_at:.1f}s")
+    for host, stats in result.stats.items():
+        say(
+            f"  {host}: ok={stats.ok} changed={stats.changed} failed={stats.failures} "
+            f"unreachable={stats.unreachable} skipped={stats.skipped}"
+        )
+    if result.error:
+        say(f"  error: {components.redactor.text(result.error)}")
+    return 0 if result.status == "successful" else 1
+
+
+def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate a policy file and say what it allows."""
+    path = Path(args.file) if args.file else settings.policy
+    policy = load_policy(path, playbook_dir=settings.playbook_dir)
+    rule = policy.detection.high_cpu
+    print(f"{path}: ok")
+    print(
+        f"  high_cpu: above {rule.trigger:g}% for {rule.sustain:g}s, clear below "
+        f"{rule.clear:g}%, step {rule.step:g}s, window {rule.window:g}s"
+    )
+    print(
+        f"  actions: {', '.join(policy.actions)}; ladder: "
+        f"{' -> '.join(policy.remediation.ladder)} -> escalate"
+    )
+    for warning in template_warnings(policy):
+        say(f"  warning: {warning}")
+    return 0
+
+
+def cmd_chaos_cpu(args: argparse.Namespace, _settings: Settings) -> int:
+    """Burn CPU on this host until nginx restarts (or for --seconds)."""
+    from autosre.chaos import burn_cpu  # noqa: PLC0415
+
+    kind = (
+        "stubborn burn (survives nginx restarts)"
+        if args.stubborn
+        else "burn (ends when nginx restarts)"
+    )
+    print(f"chaos: CPU {kind} for at most {args.seconds:g}s", flush=True)
+    outcome = burn_cpu(
+        seconds=args.seconds,
+        stubborn=args.stubborn,
+        on_progress=lambda line: print(f"chaos: {line}", flush=True),
+    )
+    print(f"chaos: ended after {outcome.duration:.1f}s: {outcome.reason}", flush=True)
+    return 0

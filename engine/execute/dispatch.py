@@ -1,0 +1,98 @@
+"""Run playbooks off the tick: a small worker pool, a queue of finished runs, cancel on stop.
+
+The tick hands a validated, recorded request here and goes on; the run's end is
+recorded by the worker, and the tick picks up the result on its next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from engine.execute.locks import HeldLocks
+from engine.execute.runner import Executor
+from engine.record.recorder import Recorder
+from engine.types import RunRequest, RunResult
+
+log = logging.getLogger("autosre.engine")
+
+
+class RunDispatcher:
+    """Starts runs on worker threads and reports (host, result, action) when they end."""
+
+    def __init__(
+        self,
+        *,
+        executor: Executor,
+        recorder: Recorder,
+        workers: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.executor = executor
+        self.recorder = recorder
+        self.clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autosre-run")
+        self._futures: set[Future[None]] = set()
+        self._finished: queue.SimpleQueue[tuple[str, RunResult, str]] = queue.SimpleQueue()
+        self._cancel = threading.Event()
+
+    def start(
+        self, request: RunRequest, *, ident: str, run_id: int, locks: Sequence[HeldLocks]
+    ) -> None:
+        """Run the (already recorded) request on a worker; the locks are released after."""
+        future = self._pool.submit(self._run, request, ident, run_id, list(locks))
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+
+    def _run(self, request: RunRequest, ident: str, run_id: int, locks: list[HeldLocks]) -> None:
+        started = self.clock()
+        try:
+            result = self.executor.run(request, ident=ident, cancel=self._cancel)
+        except Exception as exc:  # an executor bug must still end the run record
+            result = RunResult(ident, "error", None, "", started, self.clock(), {}, str(exc))
+        finally:
+            for lock in locks:
+                lock.release()
+        self.recorder.end_run(run_id, result)
+        log.info(
+            "run %s %s (rc %s) in %.1fs",
+            ident,
+            result.status,
+            result.rc,
+            result.ended_at - result.started_at,
+        )
+        for host in request.hosts:
+            self._finished.put((host, result, request.action))
+
+    def finished(self) -> list[tuple[str, RunResult, str]]:
+        """Every (host, result, action) that ended since the last call."""
+        done = []
+        while True:
+            try:
+                done.append(self._finished.get_nowait())
+            except queue.Empty:
+                return done
+
+    def busy(self) -> bool:
+        """True while a run is in flight."""
+        return any(not f.done() for f in self._futures)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (bounded) until no run is in flight; True if idle."""
+        deadline = time.monotonic() + timeout
+        while self.busy():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def shutdown(self, *, cancel_runs: bool, timeout: float) -> None:
+        """Stop taking runs; cancel the ones in flight (recorded as canceled) if asked."""
+        if cancel_runs:
+            self._cancel.set()
+        self.wait_idle(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,124 @@
+"""Policy: the gate that turns a proposal into a verdict, with the rule that decided.
+
+Pure and deterministic. The order of the checks is the order of authority:
+data first, then the whitelist, then the incident's and the host's history,
+then fleet-wide limits, and only then the planner's confidence.
+"""
+
+from __future__ import annotations
+
+from engine.plan.rules import Situation, recent_failures
+from engine.policy.file import Policy
+from engine.types import (
+    DO_NOTHING_ACTION,
+    ESCALATE_ACTION,
+    HostStatus,
+    Proposal,
+    Verdict,
+    VerdictKind,
+)
+
+
+def _escalate(reason: str, rule: str, *, overridden: bool) -> Verdict:
+    return Verdict(VerdictKind.ESCALATE, ESCALATE_ACTION, reason, rule, overridden=overridden)
+
+
+def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
+    """Decide what may happen for this proposal; every refusal carries its reason."""
+    rem = policy.remediation
+    action = proposal.action
+    if situation.state.status is not HostStatus.HIGH_CPU:
+        return Verdict(
+            VerdictKind.DO_NOTHING,
+            None,
+            f"host is {situation.state.status}: never act without fresh data showing the problem",
+            "no_data",
+            overridden=action != DO_NOTHING_ACTION,
+        )
+    if action == ESCALATE_ACTION:
+        return _escalate(
+            f"planner asked to escalate: {proposal.rationale}", "planner", overridden=False
+        )
+    if action == DO_NOTHING_ACTION:
+        return Verdict(VerdictKind.DO_NOTHING, None, "planner proposed no action", "planner")
+    if action not in policy.actions:
+        return Verdict(
+            VerdictKind.DO_NOTHING,
+            None,
+            f"{action!r} is not a whitelisted action",
+            "whitelist",
+            overridden=True,
+        )
+    if len(situation.tried) >= rem.max_attempts:
+        return _escalate(
+            f"{len(situation.tried)} attempts made, the policy allows "
+            f"{rem.max_attempts} per incident",
+            "max_attempts",
+            overridden=True,
+        )
+    if action in situation.tried:
+        return _escalate(
+            f"{action} already ran in this incident without curing it",
+            "failure_memory",
+            overridden=True,
+        )
+    since = situation.now - rem.failure_memory.window
+    failures = recent_failures(situation.history, action, since=since)
+    if failures >= rem.failure_memory.max_failures:
+        return _escalate(
+            f"{action} failed {failures} times on this host recently",
+            "failure_memory",
+            overridden=True,
+        )
+    cooldown_until = _cooldown_until(situation, rem.cooldown)
+    if cooldown_until is not None and situation.now < cooldown_until:
+        return Verdict(
+            VerdictKind.WAIT,
+            None,
+            f"host cooldown: last remediation ended less than {rem.cooldown:g}s ago",
+            "cooldown",
+            overridden=True,
+            retry_at=cooldown_until,
+        )
+    if situation.history.remediating_hosts >= rem.max_concurrent:
+        return Verdict(
+            VerdictKind.WAIT,
+            None,
+            f"{situation.history.remediating_hosts} hosts already being remediated "
+            f"(max_concurrent {rem.max_concurrent})",
+            "max_concurrent",
+            overridden=True,
+        )
+    # Written as 'not >=' so that a NaN confidence (from a sloppy planner) never executes.
+    if not proposal.confidence >= rem.auto_execute_confidence:
+        if proposal.confidence >= rem.approval_confidence:
+            return Verdict(
+                VerdictKind.AWAIT_APPROVAL,
+                action,
+                f"confidence {proposal.confidence:.2f} is below auto_execute_confidence "
+                f"{rem.auto_execute_confidence:.2f}: {action} waits for a human's approval",
+                "approval",
+            )
+        reason = (
+            f"confidence {proposal.confidence:.2f} below approval_confidence "
+            f"{rem.approval_confidence:.2f}"
+        )
+        if rem.low_confidence == "do_nothing":
+            return Verdict(VerdictKind.DO_NOTHING, None, reason, "confidence", overridden=True)
+        return _escalate(reason, "confidence", overridden=True)
+    return Verdict(
+        VerdictKind.EXECUTE,
+        action,
+        f"{action} is whitelisted and allowed (confidence {proposal.confidence:.2f})",
+        "allowed",
+    )
+
+
+def _cooldown_until(situation: Situation, cooldown: float) -> float | None:
+    """End of the cooldown started by the last remediation of another incident."""
+    ends = [
+        attempt.ended_at
+        for attempt in situation.history.attempts
+        if attempt.incident_id != situation.incident_id and attempt.ended_at is not None
+    ]
+    return max(ends) + cooldown if ends else None
