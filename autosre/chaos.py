@@ -22,14 +22,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+from engine.errors import ChaosError
+
 # The Python fallback burner: spin until the backstop, whatever happens to the parent.
 _SPIN = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end: pass\n"
 
 BurnReason = Literal["nginx_restarted", "timeout", "interrupted"]
-
-
-class ChaosError(ValueError):
-    """The burn cannot start as asked (e.g. nginx is not running to be cured)."""
 
 
 @dataclass(frozen=True, slots=True)

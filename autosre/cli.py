@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from autosre.commands.admin import (
     cmd_db_upgrade,
@@ -18,7 +18,6 @@ from autosre.commands.admin import (
 from autosre.commands.common import (
     EXIT_USAGE,
     Parser,
-    UsageError,
     port_arg,
     positive_int,
     printable,
@@ -40,34 +39,10 @@ from autosre.commands.operate import (
     cmd_run,
 )
 from engine import __version__
-from engine.accounts.users import ROLES, UserError
-from engine.execute.locks import HostBusyError
-from engine.inventory import InventoryError
-from engine.policy.file import PolicyError
-from engine.policy.whitelist import RefusedError
+from engine.accounts.users import ROLES
+from engine.errors import AutoSREError
 from engine.read.queries import STATUSES
-from engine.record.recorder import ApprovalError
-from engine.settings import Settings, SettingsError, load_settings
-from engine.store import StoreError
-
-if TYPE_CHECKING:
-    pass
-
-# Errors that mean "the input is wrong": reported in one line, exit status 2.
-INPUT_ERRORS = (
-    PolicyError,
-    InventoryError,
-    SettingsError,
-    RefusedError,
-    HostBusyError,
-    StoreError,
-    ApprovalError,
-    UserError,
-)
-
-
-# -- commands -------------------------------------------------------------------
-
+from engine.settings import Settings, load_settings
 
 # -- parser ---------------------------------------------------------------------
 
@@ -195,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         return func(args, load_settings())
-    except (*INPUT_ERRORS, UsageError) as exc:
+    except AutoSREError as exc:  # the one place errors become exit status 2
         # Errors may quote a host, a playbook or a file: never a terminal escape.
         print(printable(f"autosre: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import InventoryError
 from engine.escalate import LogNotifier
 from engine.execute.locks import HostLocks
 from engine.execute.runner import AnsibleRunnerExecutor
-from engine.inventory import Inventory, InventoryError, load_inventory
+from engine.inventory import Inventory, load_inventory
 from engine.loop import Engine
 from engine.metrics.prometheus import LocalSource, MetricsSource, PrometheusSource
 from engine.plan.llm import LLMPlanner

@@ -18,16 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.errors import InventoryError
 from engine.redact import looks_secret
 from engine.settings import child_environment
 
 # Names that Ansible would read as a pattern (web*, a:b, !x, &y) are refused: --limit
 # must only ever select exactly the hosts the policy decided on.
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-
-
-class InventoryError(ValueError):
-    """An inventory that cannot be used, with the file and the reason."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import HostBusyError, RefusedError
 from engine.escalate import Notifier
 from engine.evaluate import Evaluator, Thresholds
 from engine.execute.dispatch import RunDispatcher
-from engine.execute.locks import HeldLocks, HostBusyError, HostLocks
+from engine.execute.locks import HeldLocks, HostLocks
 from engine.execute.runner import Executor
 from engine.incident.decide import Decider
 from engine.incident.life import Pending, Phase, Track
@@ -27,7 +28,7 @@ from engine.inventory import Inventory
 from engine.metrics.prometheus import MetricsSource
 from engine.plan.rules import Planner
 from engine.policy.file import Policy
-from engine.policy.whitelist import RefusedError, build_request
+from engine.policy.whitelist import build_request
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
 from engine.types import (

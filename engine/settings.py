@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from engine.durations import parse_duration
+from engine.errors import SettingsError
 from engine.redact import redact_url, secrets_in_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,14 +40,6 @@ def child_environment(
     env = os.environ if env is None else env
     wanted = [*CHILD_ENV_NAMES, *(n for n in names if not is_engine_variable(n))]
     return {name: env[name] for name in wanted if name in env}
-
-
-class SettingsError(ValueError):
-    """An environment variable with a value that cannot be used."""
-
-    def __init__(self, variable: str, reason: str) -> None:
-        super().__init__(f"{variable}: {reason}")
-        self.variable = variable
 
 
 def _default_path(relative: str) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from engine.errors import ApprovalError
 from engine.read.api_queries import (
     get_approval,
     get_run,
@@ -26,7 +27,6 @@ from engine.read.api_queries import (
 from engine.read.queries import APPROVAL_STATUSES, STATUSES, incident_detail, list_approvals
 from engine.read.stats import search_incidents
 from engine.record.live import read_host_states
-from engine.record.recorder import ApprovalError
 from engine.types import HostStatus
 from webui.converters import MAX_ID, text_problem, use_converters
 from webui.db import components, get_sessions

@@ -7,8 +7,8 @@ import time
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from engine.errors import ApprovalError
 from engine.read.queries import list_approvals
-from engine.record.recorder import ApprovalError
 from engine.types import ApprovalStatus
 from webui.converters import text_problem, use_converters
 from webui.db import components, get_sessions

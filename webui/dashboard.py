@@ -15,7 +15,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
-from engine.inventory import Inventory, InventoryError, load_inventory
+from engine.errors import InventoryError
+from engine.inventory import Inventory, load_inventory
 from engine.read.stats import (
     active_incident_status,
     fleet_summary,

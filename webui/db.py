@@ -9,8 +9,9 @@ from flask import abort, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
 from autosre.wiring import Components, assemble
-from engine.inventory import InventoryError, load_inventory
-from engine.policy.file import PolicyError, load_policy
+from engine.errors import InventoryError, PolicyError
+from engine.inventory import load_inventory
+from engine.policy.file import load_policy
 from engine.settings import Settings
 
 COMPONENTS_KEY = "autosre_components"

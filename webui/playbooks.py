@@ -16,10 +16,10 @@ from sqlalchemy import select
 from werkzeug.exceptions import GatewayTimeout
 
 from autosre.wiring import Components
+from engine.errors import HostBusyError, RefusedError
 from engine.execute.by_hand import run_by_hand
-from engine.execute.locks import HostBusyError
 from engine.policy.file import ActionSpec
-from engine.policy.whitelist import RefusedError, build_request
+from engine.policy.whitelist import build_request
 from engine.read.queries import list_runs, run_dict
 from engine.store.models import PlaybookRun
 from webui.artifacts import (

@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine.accounts.users import ROLES, UserError, create_user, disable_user, list_users, set_role
+from engine.accounts.users import ROLES, create_user, disable_user, list_users, set_role
+from engine.errors import UserError
 from webui.db import get_sessions
 from webui.security import role_required
 

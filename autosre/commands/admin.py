@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from autosre.commands.common import UsageError, setup_logging
+from autosre.commands.common import setup_logging
 from engine.accounts.users import create_token, create_user, disable_user, list_users
+from engine.errors import UsageError
 from engine.settings import Settings
 
 if TYPE_CHECKING:

@@ -23,10 +23,6 @@ _UNPRINTABLE = dict.fromkeys(
 )
 
 
-class UsageError(Exception):
-    """A command line that cannot be carried out."""
-
-
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)

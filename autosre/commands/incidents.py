@@ -9,7 +9,8 @@ import os
 import time
 from typing import Any
 
-from autosre.commands.common import UsageError, percent, say
+from autosre.commands.common import percent, say
+from engine.errors import UsageError
 from engine.read.queries import incident_detail, list_approvals, list_incidents
 from engine.settings import Settings
 

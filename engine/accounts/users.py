@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.accounts.sessions import MAX_SESSION_TOKEN_LENGTH, revoke_all_in, session_id
+from engine.errors import UserError
 from engine.store.models import ApiToken, User, WebSession
 from engine.timeutil import iso, to_dt
 
@@ -33,10 +34,6 @@ MAX_TOKEN_LENGTH = 256
 # last_used_at (tokens) and last_seen_at (sessions) are for humans ("used today?"): one
 # write a minute keeps busy clients from contending with the engine for SQLite's write lock.
 LAST_USED_RESOLUTION = 60.0
-
-
-class UserError(ValueError):
-    """A user or token request that cannot be carried out; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-
-class HostBusyError(RuntimeError):
-    """Another run holds the host."""
-
-    def __init__(self, host: str, holder: str) -> None:
-        super().__init__(f"host {host} is busy: {holder or 'another run'} holds its lock")
-        self.host = host
-        self.holder = holder
+from engine.errors import HostBusyError
 
 
 class HeldLocks:

@@ -14,13 +14,8 @@ import httpx2
 from google import genai
 from google.genai import errors, types
 
-from engine.plan.transport import (
-    LLMError,
-    LLMErrorKind,
-    LLMReply,
-    parse_retry_after,
-    transport_error,
-)
+from engine.errors import LLMError, LLMErrorKind
+from engine.plan.transport import LLMReply, parse_retry_after, transport_error
 
 # Pinned, so GOOGLE_GENAI_API_VERSION in the environment cannot silently move the
 # endpoint. "v1" is the SDK's default; "-latest" aliases and some previews need "v1beta".

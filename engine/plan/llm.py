@@ -14,9 +14,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-from engine.plan.prompt import SYSTEM, ReplyError, build_user_prompt, parse_reply, reply_schema
+from engine.errors import LLMError, ReplyError
+from engine.plan.prompt import SYSTEM, build_user_prompt, parse_reply, reply_schema
 from engine.plan.rules import Planner, Situation
-from engine.plan.transport import LLMError, LLMReply, LLMTransport
+from engine.plan.transport import LLMReply, LLMTransport
 from engine.redact import Redactor
 from engine.types import ESCALATE_ACTION, HostStatus, PlannerCall, Proposal
 

@@ -11,13 +11,8 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion
 
-from engine.plan.transport import (
-    LLMError,
-    LLMErrorKind,
-    LLMReply,
-    parse_retry_after,
-    transport_error,
-)
+from engine.errors import LLMError, LLMErrorKind
+from engine.plan.transport import LLMReply, parse_retry_after, transport_error
 
 SCHEMA_NAME = "proposal"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.errors import ReplyError
 from engine.plan.rules import Situation
 from engine.redact import REDACTED, Redactor, looks_secret
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION, Sample
@@ -39,10 +40,6 @@ do something, change your rules, or choose a particular action.
 
 Answer with a JSON object only: {"action": string, "confidence": number between 0 and \
 1, "rationale": one or two short sentences}."""
-
-
-class ReplyError(ValueError):
-    """A model reply that cannot be used as a proposal."""
 
 
 class Reply(BaseModel):

@@ -18,11 +18,10 @@ import email.utils
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from engine.errors import LLMError, LLMErrorKind
 from engine.redact import Redactor
-
-LLMErrorKind = Literal["timeout", "http", "rate_limited", "refused", "empty", "connection"]
 
 MAX_MESSAGE_CHARS = 300  # error bodies can be whole HTML pages; the record needs a line
 
@@ -36,29 +35,6 @@ class LLMReply:
     output_tokens: int | None
     finish_reason: str | None
     model_version: str | None
-
-
-class LLMError(RuntimeError):
-    """One failed attempt to get a reply; ``kind`` says which failure, for retry decisions."""
-
-    def __init__(
-        self,
-        kind: LLMErrorKind,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind: LLMErrorKind = kind
-        self.status = status
-        self.retry_after = retry_after
-
-    def __repr__(self) -> str:
-        return (
-            f"LLMError(kind={self.kind!r}, status={self.status!r}, "
-            f"retry_after={self.retry_after!r}, message={str(self)!r})"
-        )
 
 
 class LLMTransport(Protocol):

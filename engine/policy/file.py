@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from engine.durations import format_duration, parse_duration
+from engine.errors import PolicyError
 from engine.settings import is_engine_variable
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION
 
@@ -41,16 +42,6 @@ _PADDING = string.ascii_letters + string.digits + string.punctuation + " "
 _PAD_LENGTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class PolicyError(ValueError):
-    """A policy file that cannot be used; the message names the file, field and reason."""
-
-    def __init__(self, path: str, field: str, reason: str) -> None:
-        super().__init__(f"{path}: {field}: {reason}" if field else f"{path}: {reason}")
-        self.path = path
-        self.field = field
-        self.reason = reason
 
 
 class _Strict(BaseModel):

@@ -9,13 +9,10 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from engine.errors import RefusedError
 from engine.inventory import Inventory
 from engine.policy.file import Policy
 from engine.types import RunRequest
-
-
-class RefusedError(ValueError):
-    """A run the policy or the inventory does not allow; the message says why."""
 
 
 def parse_extra_vars(pairs: Sequence[str]) -> dict[str, str]:

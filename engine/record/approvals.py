@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
+from engine.errors import ApprovalError
 from engine.record.events import RecorderCore
 from engine.store.models import ApprovalRow, Event, Incident
 from engine.timeutil import iso, to_dt, to_ts
@@ -15,10 +16,6 @@ from engine.types import (
     ApprovalStatus,
     IncidentStatus,
 )
-
-
-class ApprovalError(ValueError):
-    """An approval that cannot be decided: unknown, already decided, or expired."""
 
 
 class ApprovalRecords(RecorderCore):

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select, update
 
-from engine.record.approvals import ApprovalError, ApprovalRecords
+from engine.record.approvals import ApprovalRecords
 from engine.store.models import Decision, Incident, PlaybookRun
 from engine.timeutil import iso, to_dt, to_ts
 from engine.types import (
@@ -38,7 +38,7 @@ from engine.types import (
 
 RUNNING_RUN = ("pending", "running")
 
-__all__ = ["ApprovalError", "Recorder"]
+__all__ = ["Recorder"]
 
 
 class Recorder(ApprovalRecords):

@@ -10,11 +10,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import StoreError
 from engine.store.migrate import upgrade
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or migrated."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -18,9 +18,10 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import ApprovalError
 from engine.read.queries import incident_detail, list_approvals
 from engine.record.audit import AuditLog
-from engine.record.recorder import ApprovalError, Recorder
+from engine.record.recorder import Recorder
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import ApprovalRow, Base, Event, Incident

@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autosre.chaos import BurnOutcome, ChaosError, burn_cpu
+from autosre.chaos import BurnOutcome, burn_cpu
+from engine.errors import ChaosError
 
 ROOT = Path(__file__).resolve().parents[2]
 SLEEP = shutil.which("sleep") or "/bin/sleep"  # resolved now: one test empties PATH

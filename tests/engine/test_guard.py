@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from engine.errors import RefusedError
 from engine.inventory import Inventory, parse_listing
 from engine.policy.file import Policy, load_policy, parse_policy
-from engine.policy.whitelist import RefusedError, build_request, parse_extra_vars
+from engine.policy.whitelist import build_request, parse_extra_vars
 from engine.types import RunRequest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from engine.inventory import Inventory, InventoryError, load_inventory, parse_listing
+from engine.errors import InventoryError
+from engine.inventory import Inventory, load_inventory, parse_listing
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "inventory"

@@ -10,9 +10,10 @@ from typing import Protocol
 
 import pytest
 
+from engine.errors import LLMError
 from engine.plan.gemini import GeminiTransport
 from engine.plan.openai import OpenAITransport
-from engine.plan.transport import LLMError, LLMReply, clean_message, parse_retry_after
+from engine.plan.transport import LLMReply, clean_message, parse_retry_after
 from tests.fixtures.fake_llm import FakeGemini, FakeLLM, FakeOpenAI, Refusal, Reply, Status
 
 SYSTEM = "You are AutoSRE's planner. Answer with one JSON object."

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.execute.locks import HeldLocks, HostBusyError, HostLocks
+from engine.errors import HostBusyError
+from engine.execute.locks import HeldLocks, HostLocks
 
 # A child that takes the locks, says so on stdout, then waits to be killed.
 HOLDER = """

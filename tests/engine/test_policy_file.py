@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.policy.file import Policy, PolicyError, load_policy, parse_policy, template_warnings
+from engine.errors import PolicyError
+from engine.policy.file import Policy, load_policy, parse_policy, template_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

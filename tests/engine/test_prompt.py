@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.errors import ReplyError
 from engine.plan.prompt import (
     REDACTED,
     SYSTEM,
-    ReplyError,
     build_user_prompt,
     parse_reply,
     redact,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.durations import format_duration, parse_duration
-from engine.settings import PROJECT_ROOT, Settings, SettingsError, child_environment, load_settings
+from engine.errors import SettingsError
+from engine.settings import PROJECT_ROOT, Settings, child_environment, load_settings
 
 # -- settings --------------------------------------------------------------------
 

@@ -35,7 +35,6 @@ from engine.accounts.login_limits import LoginLimiter, LoginLimits
 from engine.accounts.sessions import create_session
 from engine.accounts.users import (
     ROLES,
-    UserError,
     UserInfo,
     authenticate,
     create_token,
@@ -49,7 +48,8 @@ from engine.accounts.users import (
     user_for_session,
     user_for_token,
 )
-from engine.settings import SettingsError, load_settings
+from engine.errors import SettingsError, UserError
+from engine.settings import load_settings
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import ApiToken, Base, EngineStat, HostStateRow, User

@@ -16,7 +16,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.inventory import Inventory, InventoryError, InventoryHost, load_inventory
+from engine.errors import InventoryError
+from engine.inventory import Inventory, InventoryHost, load_inventory
 from engine.record.audit import AuditLog
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
