@@ -41,7 +41,7 @@ from autosre.commands.operate import (
 from engine import __version__
 from engine.accounts.users import ROLES
 from engine.errors import AutoSREError
-from engine.read.queries import STATUSES
+from engine.incident.life import IncidentStatus
 from engine.settings import Settings, load_settings
 
 # -- parser ---------------------------------------------------------------------
@@ -112,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     isub = incidents.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
     ilist = isub.add_parser("list", help="list incidents, newest first")
     ilist.add_argument("--json", action="store_true", help="print a JSON array")
-    ilist.add_argument("--status", choices=STATUSES, help="only incidents in this status")
+    ilist.add_argument(
+        "--status",
+        choices=[status.value for status in IncidentStatus],
+        help="only incidents in this status",
+    )
     ilist.add_argument("--host", help="only incidents on this host")
     ilist.add_argument("--limit", type=positive_int, default=50, help="at most N (default 50)")
     ilist.set_defaults(func=cmd_incidents_list)
@@ -145,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     polsub = policy.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
     pcheck = polsub.add_parser("check", help="validate a policy file (default: AUTOSRE_POLICY)")
     pcheck.add_argument("file", nargs="?")
+    pcheck.add_argument(
+        "--fix",
+        action="store_true",
+        help="rewrite a version 1 file in the current layout (the old one kept as FILE.v1)",
+    )
     pcheck.set_defaults(func=cmd_policy_check)
 
     chaos = sub.add_parser("chaos", help="chaos experiments on this host")

@@ -1,98 +1,59 @@
-"""The composition root: builds the real adapters from Settings and hands them to the Engine.
+"""The composition root: which adapters this process uses, chosen from the settings.
 
-Tests build the same pieces themselves, pointing them at their own servers.
+The engine's own parts come from ``engine.components.Components``; here the metrics
+sources (Prometheus, or this machine), the planner (rules, Gemini, an OpenAI-compatible
+server) and the notifier are chosen and the Engine is put together. Tests build the
+same pieces themselves, pointing them at their own servers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 
-from sqlalchemy.orm import Session, sessionmaker
-
+from engine.components import Components
 from engine.errors import InventoryError
 from engine.escalate import LogNotifier
-from engine.execute.locks import HostLocks
-from engine.execute.runner import AnsibleRunnerExecutor
-from engine.inventory import Inventory, load_inventory
+from engine.inventory import Inventory
 from engine.loop import Engine
-from engine.metrics.prometheus import LocalSource, MetricsSource, PrometheusSource
+from engine.metrics import MetricsSource
+from engine.metrics.local import LOCAL_READERS, LocalSource
+from engine.metrics.prometheus import PrometheusSource
 from engine.plan.llm import LLMPlanner
-from engine.plan.rules import Planner, RulesPlanner
+from engine.plan.rules import RulesPlanner
+from engine.plan.situation import Planner
 from engine.plan.transport import LLMTransport
-from engine.policy.file import Policy, load_policy
-from engine.record.audit import AuditLog
+from engine.policy.schema import Policy, SignalRule
 from engine.record.live import LivePublisher
-from engine.record.recorder import Recorder
 from engine.redact import Redactor
 from engine.settings import Settings
-from engine.store import open_store
-
-
-@dataclass(frozen=True, slots=True)
-class Components:
-    """Everything loaded and validated at start, shared by the engine and the CLI."""
-
-    settings: Settings
-    policy: Policy
-    inventory: Inventory
-    sessions: sessionmaker[Session]
-    recorder: Recorder
-    executor: AnsibleRunnerExecutor
-    locks: HostLocks
-    # The one redactor: the engine's secrets and the inventory's, for every output.
-    redactor: Redactor = field(default_factory=Redactor)
 
 
 def load_components(settings: Settings) -> Components:
-    """Load the policy and inventory, open and migrate the store; raise on bad input."""
-    policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
-    inventory = load_inventory(settings.inventory)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return assemble(settings, policy, inventory, open_store(settings.database_url))
+    """The engine's parts, with the policy and inventory loaded now (bad ones refused)."""
+    components = Components(settings)
+    try:
+        return components.load()
+    except BaseException:
+        components.close()  # a refused policy or inventory leaves no connection open
+        raise
 
 
-def build_redactor(settings: Settings, inventory: Inventory) -> Redactor:
-    """The redactor of every output: the environment's secrets and the inventory's."""
-    return Redactor(settings.secrets | inventory.secrets)
+def build_metrics(
+    settings: Settings, policy: Policy, inventory: Inventory
+) -> dict[str, MetricsSource]:
+    """One source per watched signal kind: Prometheus when AUTOSRE_PROMETHEUS_URL is set,
+    else this host through psutil."""
+    return {kind: _source(kind, rule, settings, inventory) for kind, rule in policy.signals.items()}
 
 
-def assemble(
-    settings: Settings, policy: Policy, inventory: Inventory, sessions: sessionmaker[Session]
-) -> Components:
-    """The recorder, executor and locks on an open store, all sharing one redactor."""
-    redactor = build_redactor(settings, inventory)
-    recorder = Recorder(
-        sessions, AuditLog(settings.audit_log, redactor=redactor), redactor=redactor
-    )
-    executor = AnsibleRunnerExecutor(
-        runs_dir=settings.runs_dir,
-        inventory_path=settings.inventory,
-        redactor=redactor,
-        action_env={name: action.env for name, action in policy.actions.items()},
-    )
-    locks = HostLocks(settings.locks_dir)
-    return Components(
-        settings, policy, inventory, sessions, recorder, executor, locks, redactor=redactor
-    )
-
-
-def lookback(policy: Policy) -> float:
-    """How much history one tick asks for: the sustain window plus a few steps of margin."""
-    rule = policy.detection.high_cpu
-    return rule.sustain + 3 * rule.step
-
-
-def build_metrics(settings: Settings, policy: Policy, inventory: Inventory) -> MetricsSource:
-    """Prometheus when AUTOSRE_PROMETHEUS_URL is set, else this host through psutil."""
-    rule = policy.detection.high_cpu
+def _source(kind: str, rule: SignalRule, settings: Settings, inventory: Inventory) -> MetricsSource:
     if settings.prometheus_url:
         return PrometheusSource(
             url=settings.prometheus_url,
             query=rule.promql,
             aliases=inventory.aliases(),
-            lookback=lookback(policy),
+            lookback=rule.lookback,
             step=rule.step,
             label=rule.label,
             timeout=settings.prometheus_timeout,
@@ -103,10 +64,21 @@ def build_metrics(settings: Settings, policy: Policy, inventory: Inventory) -> M
             f"{inventory.path}: no local host to measure (a host with ansible_connection: local); "
             "set AUTOSRE_LOCAL_HOST, or AUTOSRE_PROMETHEUS_URL to read a fleet from Prometheus"
         )
+    reader = LOCAL_READERS.get(kind)
+    if reader is None:
+        raise InventoryError(f"{kind} cannot be read on this machine: set AUTOSRE_PROMETHEUS_URL")
     others = [name for name in inventory.hosts if name != host]
-    source = LocalSource(host=host, lookback=lookback(policy), other_hosts=others)
+    source = LocalSource(host=host, lookback=rule.lookback, cpu_percent=reader, other_hosts=others)
     source.prime()
     return source
+
+
+def signal_thresholds(policy: Policy) -> dict[str, dict[str, float]]:
+    """Per watched kind, the numbers a model is told (trigger, clear, sustain)."""
+    return {
+        kind: {"trigger": rule.trigger, "clear": rule.clear, "sustain_seconds": rule.sustain}
+        for kind, rule in policy.signals.items()
+    }
 
 
 def build_planner(
@@ -132,16 +104,11 @@ def build_planner(
         transport = OpenAITransport(
             model=model, api_key=settings.openai_api_key or "none", base_url=settings.llm_base_url
         )
-    rule = policy.detection.high_cpu
     return LLMPlanner(
         transport=transport,
         fallback=rules,
         timeout=settings.llm_timeout,
-        thresholds={
-            "trigger_percent": rule.trigger,
-            "clear_percent": rule.clear,
-            "sustain_seconds": rule.sustain,
-        },
+        thresholds=signal_thresholds(policy),
         redactor=redactor or Redactor(settings.secrets),
     )
 
@@ -149,23 +116,17 @@ def build_planner(
 def build_engine(
     components: Components,
     *,
-    metrics: MetricsSource | None = None,
+    metrics: MetricsSource | Mapping[str, MetricsSource] | None = None,
     planner: Planner | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Engine:
-    """An Engine on the loaded components, with the configured planner and the log notifier."""
-    policy = components.policy
+    """An Engine on the components, with the configured sources, planner and notifier."""
+    settings, policy = components.settings, components.policy
     return Engine(
-        policy=policy,
-        inventory=components.inventory,
-        metrics=metrics or build_metrics(components.settings, policy, components.inventory),
-        planner=planner or build_planner(components.settings, policy, redactor=components.redactor),
-        executor=components.executor,
-        recorder=components.recorder,
-        locks=components.locks,
+        components,
+        metrics=metrics or build_metrics(settings, policy, components.inventory),
+        planner=planner or build_planner(settings, policy, redactor=components.redactor),
         notifier=LogNotifier(),
-        playbook_dir=components.settings.playbook_dir,
-        runs_dir=components.settings.runs_dir,
         clock=clock,
         publisher=LivePublisher(components.sessions),
     )

@@ -13,6 +13,7 @@
      │    └── ReplyError              a model's reply that cannot be a proposal
      ├── HostBusyError (RuntimeError) another run holds a host's lock (.host, .holder)
      ├── StoreError (RuntimeError)    the database cannot be opened, or its schema is not current
+ ├── IllegalMoveError (RuntimeError) an incident move its life's tables forbid: an engine bug
      └── LLMError (RuntimeError)      one failed model call (.kind, .status, .retry_after)
 
 The CLI reports any ``AutoSREError`` in one line and exits with status 2; the engine
@@ -92,6 +93,10 @@ class HostBusyError(AutoSREError, RuntimeError):
 
 class StoreError(AutoSREError, RuntimeError):
     """The database cannot be opened or migrated, or its schema is not the code's."""
+
+
+class IllegalMoveError(AutoSREError, RuntimeError):
+    """A phase or status move that engine/incident/life.py does not allow: a bug, not input."""
 
 
 class LLMError(AutoSREError, RuntimeError):

@@ -19,24 +19,6 @@ class HostStatus(enum.StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-class IncidentStatus(enum.StrEnum):
-    """The incident state machine's states (see engine/record.py)."""
-
-    OPEN = "open"
-    AWAITING_APPROVAL = "awaiting_approval"
-    REMEDIATING = "remediating"
-    RESOLVED = "resolved"
-    ESCALATED = "escalated"
-    FAILED = "failed"
-
-
-ACTIVE_STATUSES = (
-    IncidentStatus.OPEN,
-    IncidentStatus.AWAITING_APPROVAL,
-    IncidentStatus.REMEDIATING,
-)
-
-
 class VerdictKind(enum.StrEnum):
     """What the policy gate allows."""
 
@@ -162,6 +144,7 @@ class RunRequest:
     secret_vars: frozenset[str] = frozenset()
     check: bool = False
     timeout: int = 300
+    env: tuple[str, ...] = ()  # variables passed through from the engine's environment
 
 
 @dataclass(frozen=True, slots=True)

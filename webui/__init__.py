@@ -17,21 +17,33 @@ from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from engine.components import Components
 from engine.settings import MIN_SECRET_KEY_LENGTH, Settings, load_settings
-from engine.store import open_store
+from engine.signals import SIGNALS
 from webui import api, approvals, auth, dashboard, health, incidents, playbooks, security, users
+from webui.db import COMPONENTS_KEY
 
 SECRET_KEY_FILE = "web_secret_key"  # noqa: S105 - a file name
 
 
 def create_app(
-    test_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None
+    test_config: Mapping[str, Any] | None = None,
+    *,
+    components: Components | None = None,
+    settings: Settings | None = None,
 ) -> Flask:
-    """Build the app: defaults, then the deployment's settings, then the test's config."""
-    settings = load_settings() if settings is None else settings
+    """Build the app: defaults, then the deployment's settings, then the test's config.
+
+    ``components`` are the engine's parts of this process, made by the composition root
+    (autosre/wiring.py); given only ``settings`` (tests), the app makes them from those.
+    """
+    if components is None:
+        components = Components(load_settings() if settings is None else settings)
+    settings = components.settings
     app = Flask(__name__)
     app.jinja_env.trim_blocks = True  # readable page source: no blank line per {% tag %}
     app.jinja_env.lstrip_blocks = True
+    app.jinja_env.globals["signals"] = SIGNALS  # pages show each kind's title and unit
     app.config.from_mapping(security.DEFAULTS)
     app.config.from_mapping(
         AUTOSRE_DATA_DIR=str(settings.data_dir),
@@ -44,8 +56,8 @@ def create_app(
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = stored_secret_key(Path(app.config["AUTOSRE_DATA_DIR"]))
 
-    app.extensions["autosre"] = open_store(app.config["AUTOSRE_DATABASE_URL"])
-    app.extensions["autosre_settings"] = settings
+    app.extensions["autosre"] = components.sessions
+    app.extensions[COMPONENTS_KEY] = components
     security.init_app(app)
     app.register_error_handler(HTTPException, render_error)
     app.register_blueprint(auth.bp)

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from engine.errors import ApprovalError
-from engine.read.queries import list_approvals
+from engine.read.approvals import list_approvals
 from engine.types import ApprovalStatus
 from webui.converters import text_problem, use_converters
 from webui.db import components, get_sessions
@@ -31,23 +31,26 @@ def index() -> ResponseReturnValue:
     decided = [
         a
         for a in list_approvals(sessions, status=None, limit=4 * RECENT)
-        if a["status"] in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED)
+        if a.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED)
     ][:RECENT]
     return render_template(
-        "approvals/index.html", pending=pending, expired=expired, decided=decided
+        "approvals/index.html",
+        pending=[a.model_dump(mode="json") for a in pending],
+        expired=[a.model_dump(mode="json") for a in expired],
+        decided=[a.model_dump(mode="json") for a in decided],
     )
 
 
 def _decide(approval_id: int, *, approve: bool) -> ResponseReturnValue:
     recorder = components().recorder
-    if approval_id not in recorder.approvals([approval_id]):
+    if approval_id not in recorder.memory.approvals([approval_id]):
         abort(404, description=f"No approval with id {approval_id}.")
     note = request.form.get("note", "").strip()[:MAX_NOTE] or None
     problem = None if note is None else text_problem("The note", note)
     if problem is not None:
         abort(400, description=f"{problem}.")
     try:
-        decided = recorder.decide_approval(
+        decided = recorder.approvals.decide(
             approval_id, approve=approve, by=g.user.name, at=time.time(), note=note
         )
     except ApprovalError as exc:

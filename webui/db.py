@@ -1,21 +1,18 @@
-"""The store, settings and engine components of the running app, for views."""
+"""The engine's components of the running app, for views: the store, the settings, and the
+policy, inventory, recorder and executor (503 when the policy or inventory is broken)."""
 
 from __future__ import annotations
 
-import threading
 from typing import cast
 
 from flask import abort, current_app
 from sqlalchemy.orm import Session, sessionmaker
 
-from autosre.wiring import Components, assemble
+from engine.components import Components
 from engine.errors import InventoryError, PolicyError
-from engine.inventory import load_inventory
-from engine.policy.file import load_policy
 from engine.settings import Settings
 
 COMPONENTS_KEY = "autosre_components"
-_lock = threading.Lock()
 
 
 def get_sessions() -> sessionmaker[Session]:
@@ -25,26 +22,21 @@ def get_sessions() -> sessionmaker[Session]:
 
 def get_settings() -> Settings:
     """The Settings the app was built with (paths to the policy, inventory, data dir)."""
-    return cast(Settings, current_app.extensions["autosre_settings"])
+    return get_components().settings
+
+
+def get_components() -> Components:
+    """The app's components, as given to create_app (nothing loaded yet, maybe)."""
+    return cast(Components, current_app.extensions[COMPONENTS_KEY])
 
 
 def components() -> Components:
-    """The policy, inventory, recorder and executor of this app, loaded once (503 if broken).
-
-    They are the engine's own components, assembled the same way, so runs by hand and
-    decided approvals share its redactor, audit log and per-host locks.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    with _lock:
-        found: Components | None = app.extensions.get(COMPONENTS_KEY)
-        if found is not None:
-            return found
-        settings = get_settings()
-        try:
-            policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
-            inventory = load_inventory(settings.inventory)
-        except (PolicyError, InventoryError) as exc:
-            abort(503, description=f"The policy or inventory cannot be used: {exc}")
-        found = assemble(settings, policy, inventory, get_sessions())
-        app.extensions[COMPONENTS_KEY] = found
-        return found
+    """The app's components with the policy and inventory loaded (a 503 page if either is
+    broken): runs by hand and decided approvals share the engine's redactor, audit log and
+    per-host locks."""
+    found = get_components()
+    try:
+        found.load()
+    except (PolicyError, InventoryError) as exc:
+        abort(503, description=f"The policy or inventory cannot be used: {exc}")
+    return found

@@ -10,40 +10,31 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from autosre.commands.common import setup_logging
-from engine.accounts.users import create_token, create_user, disable_user, list_users
+from sqlalchemy.engine import make_url
+
+from autosre.commands.common import opened_store, setup_logging
+from engine.accounts.users import create_token, create_user, disable_user
 from engine.errors import UsageError
+from engine.read.users import list_users
 from engine.settings import Settings
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session, sessionmaker
     from waitress.server import BaseWSGIServer, MultiSocketServer
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
-    """Create or migrate the database schema."""
-    from engine.store import open_store  # noqa: PLC0415
+    """Create or migrate the database schema: the only command that changes it."""
+    # Imported here: Alembic loads only for this command, never for the others.
+    from engine.store.migrate import migrate_to_head  # noqa: PLC0415
+    from engine.store.schema import HEAD  # noqa: PLC0415
 
-    sessions = open_store(settings.database_url)
-    url = sessions.kw["bind"].url.render_as_string(hide_password=True)
-    print(f"database {url} is at the newest schema")
+    before = migrate_to_head(settings.database_url)
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    was = "no schema" if before is None else f"schema {before}"
+    print(f"database {url} is at the newest schema, {HEAD} (it had {was})")
     return 0
-
-
-@contextmanager
-def _accounts_store(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """The store for one command, its connections closed at the end (they hold no state)."""
-    from engine.store import open_store  # noqa: PLC0415
-
-    sessions = open_store(settings.database_url)
-    try:
-        yield sessions
-    finally:
-        sessions.kw["bind"].dispose()
 
 
 def _read_password() -> str:
@@ -59,7 +50,7 @@ def _read_password() -> str:
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     """Create a web UI account."""
     password = _read_password()
-    with _accounts_store(settings) as sessions:
+    with opened_store(settings) as sessions:
         user = create_user(sessions, args.name, password, args.role)
     print(f"user {user.name} created with role {user.role}")
     return 0
@@ -67,8 +58,8 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
     """List web UI accounts by name."""
-    with _accounts_store(settings) as sessions:
-        rows = list_users(sessions)
+    with opened_store(settings) as sessions:
+        rows = [user.model_dump(mode="json") for user in list_users(sessions)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -86,7 +77,7 @@ def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
     """Disable an account: signed-in sessions end, tokens stop working."""
-    with _accounts_store(settings) as sessions:
+    with opened_store(settings) as sessions:
         disable_user(sessions, args.name)
     print(f"user {args.name} disabled")
     return 0
@@ -94,7 +85,7 @@ def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tokens_create(args: argparse.Namespace, settings: Settings) -> int:
     """Issue an API token; it is printed once and only its hash is kept."""
-    with _accounts_store(settings) as sessions:
+    with opened_store(settings) as sessions:
         token = create_token(sessions, args.user, args.name)
     print(f"token {args.name!r} for {args.user} (shown once, store it now):", file=sys.stderr)
     print(token)
@@ -124,10 +115,11 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     from waitress.server import create_server  # noqa: PLC0415
 
     # The CLI is where the parts are put together: the engine's own modules never do this.
+    from engine.components import Components  # noqa: PLC0415
     from webui import create_app  # noqa: PLC0415
 
     setup_logging(settings)
-    app = create_app(settings=settings)
+    app = create_app(components=Components(settings))
     store = app.extensions["autosre"].kw["bind"]
     sockets: dict[int, Any] = {}
     try:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NoReturn
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.redact import RedactingFilter, Redactor
 from engine.settings import Settings
@@ -96,3 +100,15 @@ def setup_logging(settings: Settings, redactor: Redactor | None = None) -> None:
 
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}%"
+
+
+@contextmanager
+def opened_store(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """The store for one command; its connections are closed when the command is done."""
+    from engine.store import open_store  # noqa: PLC0415 - keeps `autosre --help` fast
+
+    sessions = open_store(settings.database_url)
+    try:
+        yield sessions
+    finally:
+        sessions.kw["bind"].dispose()

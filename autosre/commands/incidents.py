@@ -9,19 +9,18 @@ import os
 import time
 from typing import Any
 
-from autosre.commands.common import percent, say
+from autosre.commands.common import opened_store, percent, say
 from engine.errors import UsageError
-from engine.read.queries import incident_detail, list_approvals, list_incidents
+from engine.read.approvals import list_approvals
+from engine.read.incidents import incident_detail, list_incidents
 from engine.settings import Settings
 
 
 def cmd_incidents_list(args: argparse.Namespace, settings: Settings) -> int:
     """List incidents, newest first."""
-    from engine.store import open_store  # noqa: PLC0415
-
-    rows = list_incidents(
-        open_store(settings.database_url), status=args.status, host=args.host, limit=args.limit
-    )
+    with opened_store(settings) as sessions:
+        page = list_incidents(sessions, status=args.status, host=args.host, limit=args.limit)
+    rows = [incident.model_dump(mode="json") for incident in page.items]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -40,11 +39,11 @@ def cmd_incidents_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
     """Show one incident: timeline, decisions with reasons, runs."""
-    from engine.store import open_store  # noqa: PLC0415
-
-    detail = incident_detail(open_store(settings.database_url), args.id)
-    if detail is None:
+    with opened_store(settings) as sessions:
+        found = incident_detail(sessions, args.id)
+    if found is None:
         raise UsageError(f"no incident with id {args.id}")
+    detail = found.model_dump(mode="json")
     if args.json:
         print(json.dumps(detail, indent=2))
         return 0
@@ -113,11 +112,10 @@ def _approval_state(a: dict[str, Any]) -> str:
 
 def cmd_approvals_list(args: argparse.Namespace, settings: Settings) -> int:
     """List approvals: pending ones (oldest first), or all of them (newest first)."""
-    from engine.store import open_store  # noqa: PLC0415
-
-    rows = list_approvals(
-        open_store(settings.database_url), status=None if args.all else "pending", limit=args.limit
-    )
+    with opened_store(settings) as sessions:
+        status = None if args.all else "pending"
+        found = list_approvals(sessions, status=status, limit=args.limit)
+    rows = [approval.model_dump(mode="json") for approval in found]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -137,21 +135,17 @@ def cmd_approvals_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _decide(args: argparse.Namespace, settings: Settings, *, approve: bool) -> int:
-    from engine.record.audit import AuditLog  # noqa: PLC0415
-    from engine.record.recorder import Recorder  # noqa: PLC0415
-    from engine.redact import Redactor  # noqa: PLC0415
-    from engine.store import open_store  # noqa: PLC0415
+    from engine.components import Components  # noqa: PLC0415
 
-    redactor = Redactor(settings.secrets)
-    recorder = Recorder(
-        open_store(settings.database_url),
-        AuditLog(settings.audit_log, redactor=redactor),
-        redactor=redactor,
-    )
-    user = os.environ.get("SUDO_USER") or getpass.getuser()
-    approval = recorder.decide_approval(
-        args.id, approve=approve, by=user, at=time.time(), note=args.note
-    )
+    components = Components(settings)
+    try:
+        recorder = components.recorder
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+        approval = recorder.approvals.decide(
+            args.id, approve=approve, by=user, at=time.time(), note=args.note
+        )
+    finally:
+        components.close()
     say(
         f"approval {approval.id} {approval.status} by {user}: {approval.action} on "
         f"{approval.host} (incident {approval.incident_id})"

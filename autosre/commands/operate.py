@@ -13,10 +13,12 @@ from types import FrameType
 
 from autosre.commands.common import say, setup_logging
 from engine import __version__
-from engine.policy.file import load_policy, template_warnings
+from engine.policy.load import fix_policy_file, load_policy, policy_layout
+from engine.policy.template_check import template_warnings
 from engine.policy.whitelist import parse_extra_vars
 from engine.redact import redact_url
 from engine.settings import Settings
+from engine.signals import signal_kind
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -46,10 +48,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         settings.interval,
     )
     if args.once:
-        engine.tick()
-        longest = max(a.timeout for a in policy.actions.values())
-        engine.wait_idle(longest + 30)
-        engine.shutdown(cancel_runs=True)
+        try:
+            engine.tick()
+            longest = max(a.timeout for a in policy.actions.values())
+            engine.wait_idle(longest + 30)
+        finally:
+            engine.shutdown(cancel_runs=True)
+            components.close()
         return 0
     stop = threading.Event()
 
@@ -63,6 +68,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         run_until(engine, interval=settings.interval, stop=stop)
     finally:
         engine.shutdown(cancel_runs=True)
+        components.close()
         logging.info("stopped")
     return 0
 
@@ -94,15 +100,18 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
         say(f"running {args.name}{mode} on {', '.join(hosts)} (run {ident})")
         say(f"  artifacts: {run_dir}", flush=True)
 
-    result = run_by_hand(
-        components,
-        action=args.name,
-        hosts=hosts,
-        extra_vars=extra,
-        check=args.check,
-        requested_by=user,
-        on_start=on_start,
-    )
+    try:
+        result = run_by_hand(
+            components,
+            action=args.name,
+            hosts=hosts,
+            extra_vars=extra,
+            check=args.check,
+            requested_by=user,
+            on_start=on_start,
+        )
+    finally:
+        components.close()
     say(f"{result.status} (rc {result.rc}) in {result.ended_at - result.started_at:.1f}s")
     for host, stats in result.stats.items():
         say(
@@ -115,19 +124,25 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
-    """Validate a policy file and say what it allows."""
+    """Validate a policy file and say what it allows; --fix rewrites an old layout."""
     path = Path(args.file) if args.file else settings.policy
     policy = load_policy(path, playbook_dir=settings.playbook_dir)
-    rule = policy.detection.high_cpu
+    if args.fix and fix_policy_file(path):
+        print(f"{path}: rewritten in the current layout (version {policy.version})")
     print(f"{path}: ok")
-    print(
-        f"  high_cpu: above {rule.trigger:g}% for {rule.sustain:g}s, clear below "
-        f"{rule.clear:g}%, step {rule.step:g}s, window {rule.window:g}s"
-    )
-    print(
-        f"  actions: {', '.join(policy.actions)}; ladder: "
-        f"{' -> '.join(policy.remediation.ladder)} -> escalate"
-    )
+    if policy_layout(path) != policy.version:
+        say(
+            f"  warning: {path} uses the version 1 layout (detection, remediation.ladder); "
+            "it still works: `autosre policy check --fix` rewrites it with a section per signal"
+        )
+    for kind, rule in policy.signals.items():
+        unit = signal_kind(kind).unit
+        print(
+            f"  {kind}: above {rule.trigger:g}{unit} for {rule.sustain:g}s, clear below "
+            f"{rule.clear:g}{unit}, step {rule.step:g}s, window {rule.window:g}s; ladder: "
+            f"{' -> '.join(rule.ladder)} -> escalate"
+        )
+    print(f"  actions: {', '.join(policy.actions)}")
     for warning in template_warnings(policy):
         say(f"  warning: {warning}")
     return 0

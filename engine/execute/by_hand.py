@@ -4,10 +4,10 @@ as the engine's own runs."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 
-from autosre.wiring import Components
+from engine.components import Components
+from engine.execute.launch import run_ident
 from engine.policy.whitelist import build_request
 from engine.types import RunResult
 
@@ -35,11 +35,11 @@ def run_by_hand(
         check=check,
     )
     now = clock()
-    ident = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now))}-{action}-{uuid.uuid4().hex[:8]}"
+    ident = run_ident(action, now)
     held = components.locks.acquire(request.hosts, f"manual run {ident} by {requested_by}")
     try:
         run_dir = settings.runs_dir / ident
-        run_id = components.recorder.begin_run(
+        run_id = components.recorder.runs.begin(
             request,
             ident=ident,
             artifact_dir=str(run_dir),
@@ -53,7 +53,7 @@ def run_by_hand(
             result = components.executor.run(request, ident=ident)
         except Exception as exc:  # the record must still say how the run ended
             result = RunResult(ident, "error", None, str(run_dir), now, clock(), {}, str(exc))
-        components.recorder.end_run(run_id, result)
+        components.recorder.runs.end(run_id, result)
         return result
     finally:
         held.release()

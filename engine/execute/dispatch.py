@@ -57,7 +57,7 @@ class RunDispatcher:
         finally:
             for lock in locks:
                 lock.release()
-        self.recorder.end_run(run_id, result)
+        self.recorder.runs.end(run_id, result)
         log.info(
             "run %s %s (rc %s) in %.1fs",
             ident,

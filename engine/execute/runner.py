@@ -16,38 +16,29 @@ even while the run is live:
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import psutil
-import yaml
 from ansible_runner.interface import init_runner
 
-from engine.redact import REDACTED, Redactor
+from engine.execute.redaction import CommandRedaction, LiveRedaction, scrub_run_dir
+from engine.execute.results import host_stats
+from engine.execute.vars_file import cmdline, write_vars_file
+from engine.execute.workers import WorkerWatch
+from engine.redact import Redactor
 from engine.settings import child_environment, environment_additions, is_engine_variable
 from engine.types import HostRunStats, RunRequest, RunResult
 
-__all__ = ["REDACTED", "AnsibleRunnerExecutor", "Executor", "read_events", "scrub_dir"]
-
 # An ident becomes a directory name: keep it to one safe path component.
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_EVENT_UUID = re.compile(r"[0-9a-fA-F-]{1,64}")
-# ansible-runner's recap keys -> HostRunStats fields ("dark" means unreachable).
-_STAT_FIELDS = {"dark": "unreachable"} | {
-    key: key for key in ("ok", "changed", "failures", "skipped", "rescued", "ignored")
-}
 _RUNNER_SETTINGS = {
     # ansible-runner checks cancel and timeout once per pexpect wait (5 s by default);
     # a short wait makes both take effect promptly.
@@ -92,15 +83,12 @@ class AnsibleRunnerExecutor:
         inventory_path: Path,
         envvars: Mapping[str, str] | None = None,
         redactor: Redactor | None = None,
-        action_env: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        """``envvars``: extra settings for Ansible; ``action_env``: per action, the names
-        passed through from the engine's environment (the policy's ``env:``)."""
+        """``envvars``: extra settings for Ansible (on top of the engine's own)."""
         self._runs_dir = runs_dir
         self._inventory_path = inventory_path
         self._envvars = dict(envvars or {})
         self._redactor = redactor or Redactor()
-        self._action_env = {name: tuple(names) for name, names in (action_env or {}).items()}
 
     @property
     def runs_dir(self) -> Path:
@@ -142,7 +130,7 @@ class AnsibleRunnerExecutor:
         # Private to this run and outside the run dir: the vars file and the raw event data.
         scratch = Path(tempfile.mkdtemp(prefix="autosre-run-"))
         vars_file = scratch / "vars.yml"
-        workers = _WorkerWatch(marker=f"@{vars_file}")
+        workers = WorkerWatch(marker=f"@{vars_file}")
 
         def should_cancel() -> bool:
             workers.poll()
@@ -150,36 +138,36 @@ class AnsibleRunnerExecutor:
 
         status, rc, error = "error", None, None  # until runner says otherwise
         try:
-            _write_vars_file(vars_file, request.extra_vars)
+            write_vars_file(vars_file, request.extra_vars)
             runner = init_runner(
                 private_data_dir=str(private_dir),
                 ident=ident,
                 playbook=request.playbook,
                 inventory=str(self._inventory_path),
                 limit=",".join(request.hosts),
-                cmdline=_cmdline(vars_file, check=request.check),
+                cmdline=cmdline(vars_file, check=request.check),
                 envvars=self._runner_env(),
                 settings=dict(_RUNNER_SETTINGS),
                 timeout=request.timeout,
                 quiet=True,
                 # Always pass a callback: without one, runner installs signal handlers.
                 cancel_callback=should_cancel,
-                event_handler=_LiveRedaction(
+                event_handler=LiveRedaction(
                     redactor, partials=scratch, stdout=artifact_dir / "stdout"
                 ),
-                status_handler=_CommandRedaction(redactor, artifact_dir / "command"),
+                status_handler=CommandRedaction(redactor, artifact_dir / "command"),
             )
-            runner.config.env = self._child_env(runner.config.env, request.action, scratch)
+            runner.config.env = self._child_env(runner.config.env, request.env, scratch)
             runner.run()
             status = str(runner.status)
             rc = runner.rc if isinstance(runner.rc, int) else None
-            stats = _host_stats(runner.stats)
+            stats = host_stats(runner.stats)
         except Exception as exc:  # any runner failure is a result, not a traceback
             error = f"{type(exc).__name__}: {exc}"
         finally:
             workers.kill_leftovers()
             shutil.rmtree(scratch, ignore_errors=True)
-            scrub_error = _scrub_run_dir(private_dir, redactor)
+            scrub_error = scrub_run_dir(private_dir, redactor)
         if scrub_error is not None:
             return finish("error", rc, scrub_error)
         return finish(status, rc, error)
@@ -192,118 +180,16 @@ class AnsibleRunnerExecutor:
         return env
 
     def _child_env(
-        self, runner_env: Mapping[str, str], action: str, scratch: Path
+        self, runner_env: Mapping[str, str], declared: Sequence[str], scratch: Path
     ) -> dict[str, str]:
         """The allow-listed environment: PATH, HOME, locale, what runner and the engine set
         for Ansible, and the names the action declares; never the engine's own."""
-        env = child_environment(self._action_env.get(action, ()))
+        env = child_environment(declared)
         env |= environment_additions(runner_env)  # runner's callback settings, ours
         env |= {key: runner_env[key] for key in _RUNNER_KEYS if key in runner_env}
         env |= self._runner_env()
         env["AWX_ISOLATED_DATA_DIR"] = str(scratch)  # raw event data, outside the run dir
         return {name: value for name, value in env.items() if not is_engine_variable(name)}
-
-
-class _CommandRedaction:
-    """ansible-runner's status handler: redacts the ``command`` artifact (which holds the
-    child's environment) as soon as runner has written it, before Ansible starts."""
-
-    def __init__(self, redactor: Redactor, command: Path) -> None:
-        self._redactor = redactor
-        self._command = command
-
-    def __call__(self, status: Mapping[str, Any], **_: Any) -> None:
-        """On "running" (the file is written, the child not yet spawned), redact the file."""
-        if status.get("status") == "running":
-            with contextlib.suppress(OSError):  # the scrub after the run tries again
-                _scrub_file(self._command, self._redactor)
-
-
-class _LiveRedaction:
-    """ansible-runner's event handler: redacts each event before runner writes it.
-
-    The callback plugin leaves each event's data in ``<partials>/job_events`` (where
-    ``AWX_ISOLATED_DATA_DIR`` points); it is merged here, as runner would have done,
-    and removed. The redacted ``stdout`` of each event is appended to the artifact.
-    """
-
-    def __init__(self, redactor: Redactor, *, partials: Path, stdout: Path) -> None:
-        self._redactor = redactor
-        self._partials = partials / "job_events"
-        self._stdout = stdout
-
-    def __call__(self, event: dict[str, Any]) -> bool:
-        """Redact ``event`` in place and append its stdout; True: runner writes it."""
-        self._merge_partial(event)
-        redacted = self._redactor.value(event)
-        event.clear()
-        event.update(redacted)
-        text = event.get("stdout")
-        if isinstance(text, str) and text:
-            with (
-                contextlib.suppress(OSError),  # the events still hold the output
-                self._stdout.open("a", encoding="utf-8") as handle,
-            ):
-                handle.write(text + "\n")
-        return True
-
-    def _merge_partial(self, event: dict[str, Any]) -> None:
-        uuid = event.get("uuid")
-        if not isinstance(uuid, str) or not _EVENT_UUID.fullmatch(uuid):
-            return
-        partial = self._partials / f"{uuid}-partial.json"
-        try:
-            data = json.loads(partial.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # verbose output lines have no event data
-        partial.unlink(missing_ok=True)
-        if isinstance(data, dict):
-            event.update(data)
-
-
-class _WorkerWatch:
-    """Remembers the run's Ansible worker processes so none outlives a timeout or cancel.
-
-    ansible-runner ends a run by SIGKILLing ansible-playbook's process group, but
-    Ansible's workers call setsid(): they and the module they run (a restart, say)
-    would go on as orphans. Workers are the direct children of the ansible-playbook
-    process, found by the run's unique vars-file path in its command line.
-    """
-
-    def __init__(self, *, marker: str) -> None:
-        self._marker = marker
-        self._main: psutil.Process | None = None
-        self._workers: dict[int, psutil.Process] = {}
-
-    def poll(self) -> None:
-        """Note the workers alive now (called by runner every poll interval)."""
-        if self._main is None:
-            for child in psutil.Process().children():
-                try:
-                    if self._marker in child.cmdline():
-                        self._main = child
-                        break
-                except psutil.Error:
-                    continue
-        if self._main is not None:
-            try:
-                for worker in self._main.children():
-                    self._workers.setdefault(worker.pid, worker)
-            except psutil.Error:
-                pass  # ansible-playbook has exited
-
-    def kill_leftovers(self) -> None:
-        """SIGKILL the process group of every noted worker that still runs."""
-        for worker in self._workers.values():
-            try:
-                if not worker.is_running():  # also false when the pid was reused
-                    continue
-                if os.getpgid(worker.pid) == worker.pid:
-                    os.killpg(worker.pid, signal.SIGKILL)
-                else:
-                    worker.kill()
-            except (psutil.Error, ProcessLookupError):
-                continue
 
 
 def _check_request(request: RunRequest, ident: str) -> str | None:
@@ -317,100 +203,5 @@ def _check_request(request: RunRequest, ident: str) -> str | None:
     return None
 
 
-class _Unsafe(str):
-    """An extra var's value: data that Ansible must never template."""
-
-    __slots__ = ()
-
-
-class _VarsDumper(yaml.SafeDumper):
-    """Writes every ``_Unsafe`` value tagged ``!unsafe``, double-quoted (any character)."""
-
-
-def _represent_unsafe(dumper: yaml.SafeDumper, value: _Unsafe) -> yaml.ScalarNode:
-    return dumper.represent_scalar("!unsafe", str(value), style='"')
-
-
-_VarsDumper.add_representer(_Unsafe, _represent_unsafe)
-
-
-def vars_yaml(extra_vars: Mapping[str, str]) -> str:
-    """Extra vars as the YAML Ansible reads with ``-e @file``: every value ``!unsafe``."""
-    data = {name: _Unsafe(value) for name, value in extra_vars.items()}
-    # ASCII only (the rest escaped) and no line folding: the value is read back exactly.
-    return yaml.dump(data, Dumper=_VarsDumper, allow_unicode=False, width=2**31)
-
-
-def _write_vars_file(path: Path, extra_vars: Mapping[str, str]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(vars_yaml(extra_vars))
-
-
-def _cmdline(vars_file: Path, *, check: bool) -> str:
-    return shlex.join(["-e", f"@{vars_file}", *(["--check"] if check else [])])
-
-
-def _host_stats(raw: Mapping[str, Mapping[str, int]] | None) -> dict[str, HostRunStats]:
-    if not raw:
-        return {}
-    per_host: dict[str, dict[str, int]] = {}
-    for key, field in _STAT_FIELDS.items():
-        for host, count in (raw.get(key) or {}).items():
-            per_host.setdefault(host, {})[field] = int(count)
-    for host in raw.get("processed") or {}:
-        per_host.setdefault(host, {})
-    return {host: HostRunStats(**counts) for host, counts in per_host.items()}
-
-
 def _secret_values(request: RunRequest) -> list[str]:
     return [request.extra_vars[k] for k in request.secret_vars if k in request.extra_vars]
-
-
-def _scrub_run_dir(private_dir: Path, redactor: Redactor) -> str | None:
-    try:
-        (private_dir / "env" / "extravars").unlink(missing_ok=True)
-        scrub_dir(private_dir, redactor)
-    except OSError as exc:
-        return f"could not scrub secrets from {private_dir}: {exc}"
-    return None
-
-
-def scrub_dir(root: Path, redactor: Redactor) -> None:
-    """Redact every file under root, and remove runner's raw ``*-partial.json`` event data."""
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        if path.name.endswith(("-partial.json", "-partial.json.tmp")):
-            path.unlink()
-        else:
-            _scrub_file(path, redactor)
-
-
-def _scrub_file(path: Path, redactor: Redactor) -> None:
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict | list):
-        clean = redactor.value(data)
-        new = json.dumps(clean).encode() if clean != data else raw
-    else:
-        text = raw.decode("utf-8", "surrogateescape")
-        new = redactor.text(text).encode("utf-8", "surrogateescape")
-    if new != raw:
-        path.write_bytes(new)
-
-
-def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
-    """Load a run's job events, ordered by their counter."""
-    events: list[dict[str, Any]] = []
-    for path in (artifact_dir / "job_events").glob("*.json"):
-        if path.name.endswith("-partial.json"):
-            continue
-        try:
-            event = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # a half-written event of a run still in progress
-        if isinstance(event, dict):
-            events.append(event)
-    return sorted(events, key=lambda e: int(e.get("counter", 0)))

@@ -1,43 +1,50 @@
-"""Decide: plan off the tick, pass every proposal through the policy gate, record the
-decision, and hold actions that need a human until they are approved, rejected or expire.
+"""Decide: plan off the tick, pass every proposal through the policy gate, and say what
+happens next (run, wait, ask a human, escalate) as steps the loop carries out.
 
-The engine (engine/loop.py) owns the incidents; this module only moves a track from
-"deciding" to "run this", "wait for a human", "escalate" or "wait".
+Approvals are part of deciding: a decided approval becomes the next steps too. Nothing
+here writes to the store or calls back into the loop.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
-from engine.incident.life import Pending, Phase, Track
+from engine.incident.life import IncidentStatus, Phase, Track
+from engine.incident.steps import (
+    AskHuman,
+    Close,
+    Decided,
+    Escalate,
+    ExpireApproval,
+    Judge,
+    Retry,
+    Run,
+    Step,
+)
 from engine.inventory import Inventory
-from engine.plan.rules import Planner, Situation
-from engine.policy.file import Policy
+from engine.plan.situation import Planner, Situation
 from engine.policy.gate import gate
-from engine.record.recorder import Recorder
+from engine.policy.schema import Policy
 from engine.types import (
     Approval,
     ApprovalStatus,
+    HostHistory,
     HostState,
     HostStatus,
-    IncidentStatus,
     Proposal,
     Sample,
-    Verdict,
     VerdictKind,
 )
 
-log = logging.getLogger("autosre.engine")
-Escalate = Callable[[Track, str, float], None]
-Close = Callable[..., None]
+History = Callable[[str, float], HostHistory]  # (host, since) -> the host's past
+RETRY_AFTER = 30.0  # seconds before deciding again when the gate says "not now"
 
 
 class Decider:
-    """Planning, the policy gate and approvals for the engine's tracks."""
+    """Planning (on a small pool of its own), the policy gate and approvals."""
 
     def __init__(
         self,
@@ -45,29 +52,20 @@ class Decider:
         policy: Policy,
         inventory: Inventory,
         planner: Planner,
-        recorder: Recorder,
-        escalate: Escalate,
-        close: Close,
-        recovered: Callable[[HostState], bool],
+        history: History,
+        workers: int = 4,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
         self.planner = planner
-        self.recorder = recorder
-        self.escalate = escalate  # engine callbacks: the engine owns incident closing
-        self.close = close
-        self.recovered = recovered
-        self._planning = ThreadPoolExecutor(max_workers=4, thread_name_prefix="autosre-plan")
-
-    def planning(self, tracks: Mapping[str, Track]) -> bool:
-        """True while some proposal is still being made."""
-        return any(t.phase is Phase.PLANNING for t in tracks.values())
+        self.history = history
+        self._planning = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autosre-plan")
 
     def shutdown(self) -> None:
         """Stop planning; proposals still being made are dropped."""
         self._planning.shutdown(wait=False, cancel_futures=True)
 
-    def _situation(
+    def situation(
         self,
         track: Track,
         state: HostState,
@@ -75,177 +73,112 @@ class Decider:
         now: float,
         fleet: Counter[HostStatus],
     ) -> Situation:
+        """Everything the planner and the gate may look at for this incident, now."""
         memory = self.policy.remediation.failure_memory.window
-        history = self.recorder.host_history(track.host, since=now - max(memory, 86400.0))
         host = self.inventory.hosts.get(track.host)
         return Situation(
             host=track.host,
             state=state,
             incident_id=track.incident_id,
             tried=tuple(track.tried),
-            history=history,
+            history=self.history(track.host, now - max(memory, 86400.0)),
             fleet=dict(fleet),
             actions={n: a.description for n, a in self.policy.actions.items()},
-            ladder=tuple(self.policy.remediation.ladder),
+            ladder=tuple(self.policy.signal(track.kind).ladder),
             now=now,
             samples=tuple(samples),
             labels=dict(host.labels) if host else {},
+            kind=track.kind,
         )
 
-    def plan(
-        self,
-        track: Track,
-        state: HostState,
-        samples: Sequence[Sample],
-        now: float,
-        fleet: Counter[HostStatus],
-    ) -> None:
-        """Start planning for a track off the tick."""
-        situation = self._situation(track, state, samples, now, fleet)
-        track.phase = Phase.PLANNING
+    def plan(self, track: Track, situation: Situation) -> None:
+        """Plan for a track: at once when the planner knows without waiting, else off the tick
+        (so a slow model never holds up the tick, and what the rules decide is batched)."""
+        track.move(Phase.PLANNING)
         track.situation = situation
-        track.plan = self._planning.submit(self.planner.propose, situation)
+        try:
+            known = self.planner.quick(situation)
+        except Exception:  # the pool's path reports planner failures, with the fallback
+            known = None
+        if known is not None:
+            done: Future[Proposal] = Future()
+            done.set_result(known)
+            track.plan = done
+        else:
+            track.plan = self._planning.submit(self.planner.propose, situation)
 
-    def collect_plans(
-        self,
-        tracks: Mapping[str, Track],
-        states: Mapping[str, HostState],
-        now: float,
-        pending: dict[str, list[Pending]],
-        *,
-        wait_for: float = 0.0,
-    ) -> None:
-        planning = [t for t in tracks.values() if t.phase is Phase.PLANNING and t.plan]
+    @staticmethod
+    def planning(tracks: Iterable[Track]) -> bool:
+        """True while some proposal is still being made."""
+        return any(t.phase is Phase.PLANNING for t in tracks)
+
+    def proposals(
+        self, tracks: Iterable[Track], *, wait_for: float = 0.0
+    ) -> list[tuple[Track, Proposal]]:
+        """The proposals made since the last call (waiting up to ``wait_for`` seconds)."""
+        planning = [t for t in tracks if t.phase is Phase.PLANNING and t.plan is not None]
         if planning and wait_for > 0:
-            wait([t.plan for t in planning if t.plan], timeout=wait_for)
+            wait([t.plan for t in planning if t.plan is not None], timeout=wait_for)
+        made = []
         for track in planning:
             if track.plan is None or not track.plan.done() or track.situation is None:
                 continue
             try:
                 proposal = track.plan.result()
             except Exception as exc:  # a planner bug falls back like any planner failure
-                rules = self._rules_fallback(track.situation)
+                fallback = getattr(self.planner, "fallback", self.planner)
+                rules: Proposal = fallback.propose(track.situation)
                 proposal = replace(rules, fallback=f"planner failed: {exc}")
             track.plan = None
-            track.phase = Phase.DECIDING
-            # The gate judges the host as it is now, not as it was when planning began.
-            situation = replace(track.situation, state=states[track.host])
-            self._decide(track, proposal, situation, now, pending)
+            track.move(Phase.DECIDING)
+            made.append((track, proposal))
+        return made
 
-    def _rules_fallback(self, situation: Situation) -> Proposal:
-        fallback = getattr(self.planner, "fallback", self.planner)
-        proposal: Proposal = fallback.propose(situation)
-        return proposal
-
-    def _decide(
-        self,
-        track: Track,
-        proposal: Proposal,
-        situation: Situation,
-        now: float,
-        pending: dict[str, list[Pending]],
-    ) -> None:
+    def judge(
+        self, track: Track, proposal: Proposal, situation: Situation, now: float
+    ) -> list[Step]:
+        """The gate's verdict over a proposal, as the steps that carry it out."""
         verdict = gate(proposal, situation, self.policy)
+        retry = Retry(verdict.retry_at or now + RETRY_AFTER)
         key = (verdict.kind.value, verdict.rule)
         if verdict.kind in (VerdictKind.WAIT, VerdictKind.DO_NOTHING) and key == track.last_verdict:
-            track.retry_at = verdict.retry_at or now + 30.0
-            return
+            return [retry]  # the same "not now" again: nothing new to record
         track.last_verdict = key
-        decision_id = self._record(track, proposal, verdict, now)
+        decided = Decided(proposal, verdict)
         if verdict.kind is VerdictKind.EXECUTE and verdict.action is not None:
-            track.decision_id = decision_id
-            pending[verdict.action].append(Pending(track.host, track, decision_id))
-        elif verdict.kind is VerdictKind.AWAIT_APPROVAL and verdict.action is not None:
+            return [decided, Run(verdict.action)]
+        if verdict.kind is VerdictKind.AWAIT_APPROVAL and verdict.action is not None:
             expires = now + self.policy.remediation.approval_timeout
-            track.approval_id = self.recorder.request_approval(
-                track.incident_id,
-                decision_id,
-                track.host,
-                verdict.action,
-                proposal.rationale,
-                at=now,
-                expires_at=expires,
-            )
-            track.phase = Phase.AWAITING_APPROVAL
-        elif verdict.kind is VerdictKind.ESCALATE:
-            self.escalate(track, verdict.reason, now)
-        else:
-            track.retry_at = verdict.retry_at or now + 30.0
+            return [decided, AskHuman(verdict.action, proposal.rationale, expires)]
+        if verdict.kind is VerdictKind.ESCALATE:
+            return [decided, Escalate(verdict.reason)]
+        return [decided, retry]
 
-    def _record(self, track: Track, proposal: Proposal, verdict: Verdict, now: float) -> int:
-        decision_id = self.recorder.record_decision(
-            track.incident_id, track.host, proposal, verdict, now
-        )
-        via = f" (fallback: {proposal.fallback})" if proposal.fallback else ""
-        log.info(
-            "%s: incident %d: %s proposed %s (%.2f)%s; policy: %s - %s",
-            track.host,
-            track.incident_id,
-            proposal.planner,
-            proposal.action,
-            proposal.confidence,
-            via,
-            verdict.kind,
-            verdict.reason,
-        )
-        return decision_id
-
-    def poll_approvals(self, tracks: Mapping[str, Track]) -> dict[int, Approval]:
-        """The engine's pending approvals, in one query."""
-        ids = [
-            t.approval_id
-            for t in tracks.values()
-            if t.phase is Phase.AWAITING_APPROVAL and t.approval_id is not None
-        ]
-        return self.recorder.approvals(ids) if ids else {}
-
+    @staticmethod
     def on_approval(
-        self,
-        track: Track,
-        state: HostState,
-        samples: Sequence[Sample],
-        approvals: dict[int, Approval],
-        now: float,
-        fleet: Counter[HostStatus],
-        pending: dict[str, list[Pending]],
-    ) -> None:
-        """Move an incident on once its approval is decided, expired or moot."""
-        approval = approvals.get(track.approval_id or -1)
+        track: Track, approval: Approval | None, state: HostState, *, recovered: bool, now: float
+    ) -> list[Step]:
+        """What an incident awaiting approval needs now: nothing, a verdict, or its end."""
         if approval is None:
-            self.escalate(track, "the pending approval disappeared from the store", now)
-            return
-        if approval.status is ApprovalStatus.PENDING and self.recovered(state):
-            self.recorder.expire_approval(approval.id, at=now)
-            self.close(
-                track,
-                IncidentStatus.RESOLVED,
-                "resolved",
-                f"recovered while awaiting approval: {state.reason}",
-                now=now,
-                value=state.value,
-            )
-            return
-        if approval.status is ApprovalStatus.PENDING and now < approval.expires_at:
-            return
+            return [Escalate("the pending approval disappeared from the store")]
+        pending = approval.status is ApprovalStatus.PENDING
+        if pending and recovered:
+            message = f"recovered while awaiting approval: {state.reason}"
+            return [
+                ExpireApproval(approval.id),
+                Close(IncidentStatus.RESOLVED, "resolved", message, state.value),
+            ]
+        if pending and now < approval.expires_at:
+            return []
         track.approval_id = None
+        note = approval.note or "no note"
         if approval.status is ApprovalStatus.APPROVED:
-            track.phase = Phase.DECIDING
+            track.move(Phase.DECIDING)
             human = Proposal(
-                approval.action,
-                1.0,
-                f"approved by {approval.decided_by}: {approval.note or 'no note'}",
-                planner="human",
+                approval.action, 1.0, f"approved by {approval.decided_by}: {note}", planner="human"
             )
-            situation = self._situation(track, state, samples, now, fleet)
-            self._decide(track, human, situation, now, pending)  # overrides still apply
-        elif approval.status is ApprovalStatus.REJECTED:
-            self.escalate(
-                track,
-                f"{approval.action} rejected by {approval.decided_by}: "
-                f"{approval.note or 'no note'}",
-                now,
-            )
-        else:
-            if approval.status is ApprovalStatus.PENDING:
-                self.recorder.expire_approval(approval.id, at=now)
-            self.escalate(track, f"approval for {approval.action} expired unanswered", now)
+            return [Judge(human)]  # the gate still applies: overrides beat approvals
+        if approval.status is ApprovalStatus.REJECTED:
+            return [Escalate(f"{approval.action} rejected by {approval.decided_by}: {note}")]
+        expired = Escalate(f"approval for {approval.action} expired unanswered")
+        return [ExpireApproval(approval.id), expired] if pending else [expired]

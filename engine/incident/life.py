@@ -1,20 +1,98 @@
-"""Per-host remediation tracking: where each open incident is in its ladder.
+"""The incident's life: every status and phase, every allowed move, in one place.
 
-The engine's tick (engine/loop.py) drives these; the store holds the record.
+A *status* is what the store, the UI and the API show; a *phase* is where the engine's
+work on an incident stands between ticks. Each phase has the status it shows, and both
+may only move along the tables below (a test walks them):
+
+    phase              shows               moves to
+    deciding           open                planning, awaiting_approval, running, escalated, closed
+    planning           open                deciding
+    awaiting_approval  awaiting_approval   deciding, escalated, closed
+    running            remediating         verifying, deciding
+    verifying          remediating         deciding, escalated, closed
+    escalated          escalated | failed  closed (the host recovered; the status stays)
+    closed             (final)             -
+
+A rejected or expired approval escalates: a human said no, or nobody answered, so the
+engine stops acting on the host. Deciding and verifying return ``Step`` values (engine/
+incident/decide.py, advance.py); the loop carries them out, writing each transition to
+the store before its side effect starts.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from engine.plan.rules import Situation
-from engine.types import IncidentStatus, Proposal
+from engine.errors import IllegalMoveError
+from engine.plan.situation import Situation
+from engine.types import Proposal
+
+
+class IncidentStatus(enum.StrEnum):
+    """What the store and the UI show of an incident."""
+
+    OPEN = "open"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REMEDIATING = "remediating"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    FAILED = "failed"
+
+
+ACTIVE_STATUSES = (
+    IncidentStatus.OPEN,
+    IncidentStatus.AWAITING_APPROVAL,
+    IncidentStatus.REMEDIATING,
+)
+CLOSED_STATUSES = (IncidentStatus.RESOLVED, IncidentStatus.ESCALATED, IncidentStatus.FAILED)
+
+# Which stored status may follow which. Escalated and failed may be written again: that
+# is how an escalated incident is closed once its host recovers.
+STATUS_MOVES: Mapping[IncidentStatus, frozenset[IncidentStatus]] = {
+    IncidentStatus.OPEN: frozenset(
+        {
+            IncidentStatus.OPEN,
+            IncidentStatus.AWAITING_APPROVAL,
+            IncidentStatus.REMEDIATING,
+            IncidentStatus.RESOLVED,
+            IncidentStatus.ESCALATED,
+            IncidentStatus.FAILED,
+        }
+    ),
+    IncidentStatus.AWAITING_APPROVAL: frozenset(
+        {
+            IncidentStatus.OPEN,
+            IncidentStatus.REMEDIATING,
+            IncidentStatus.RESOLVED,
+            IncidentStatus.ESCALATED,
+            IncidentStatus.FAILED,
+        }
+    ),
+    IncidentStatus.REMEDIATING: frozenset(
+        {
+            IncidentStatus.OPEN,
+            IncidentStatus.RESOLVED,
+            IncidentStatus.ESCALATED,
+            IncidentStatus.FAILED,
+        }
+    ),
+    IncidentStatus.ESCALATED: frozenset({IncidentStatus.ESCALATED}),
+    IncidentStatus.FAILED: frozenset({IncidentStatus.FAILED}),
+    IncidentStatus.RESOLVED: frozenset(),
+}
+
+
+def check_status_move(old: str, new: IncidentStatus) -> None:
+    """Raise IllegalMoveError unless the stored status may go from ``old`` to ``new``."""
+    if new not in STATUS_MOVES.get(IncidentStatus(old), frozenset()):
+        raise IllegalMoveError(f"an incident cannot go from {old} to {new}")
 
 
 class Phase(enum.StrEnum):
-    """Where an incident's remediation stands between ticks."""
+    """Where the engine's work on an incident stands between ticks."""
 
     DECIDING = "deciding"  # high and not being worked on: decide at the next chance
     PLANNING = "planning"  # a planner is working on a proposal (off the tick)
@@ -22,14 +100,40 @@ class Phase(enum.StrEnum):
     RUNNING = "running"  # a playbook run is in flight
     VERIFYING = "verifying"  # the run ended; waiting for fresh data to judge it
     ESCALATED = "escalated"  # a human was told; no more actions until the host recovers
+    CLOSED = "closed"  # nothing more to do; the engine forgets the incident
+
+
+PHASE_MOVES: Mapping[Phase, frozenset[Phase]] = {
+    Phase.DECIDING: frozenset(
+        {Phase.PLANNING, Phase.AWAITING_APPROVAL, Phase.RUNNING, Phase.ESCALATED, Phase.CLOSED}
+    ),
+    Phase.PLANNING: frozenset({Phase.DECIDING}),
+    Phase.AWAITING_APPROVAL: frozenset({Phase.DECIDING, Phase.ESCALATED, Phase.CLOSED}),
+    Phase.RUNNING: frozenset({Phase.VERIFYING, Phase.DECIDING}),
+    Phase.VERIFYING: frozenset({Phase.DECIDING, Phase.ESCALATED, Phase.CLOSED}),
+    Phase.ESCALATED: frozenset({Phase.CLOSED}),
+    Phase.CLOSED: frozenset(),
+}
+
+# The stored status each phase shows (escalated shows escalated or failed: see Track).
+PHASE_STATUS: Mapping[Phase, frozenset[IncidentStatus]] = {
+    Phase.DECIDING: frozenset({IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL}),
+    Phase.PLANNING: frozenset({IncidentStatus.OPEN, IncidentStatus.AWAITING_APPROVAL}),
+    Phase.AWAITING_APPROVAL: frozenset({IncidentStatus.AWAITING_APPROVAL}),
+    Phase.RUNNING: frozenset({IncidentStatus.REMEDIATING}),
+    Phase.VERIFYING: frozenset({IncidentStatus.REMEDIATING}),
+    Phase.ESCALATED: frozenset({IncidentStatus.ESCALATED, IncidentStatus.FAILED}),
+    Phase.CLOSED: frozenset(CLOSED_STATUSES),
+}
 
 
 @dataclass(slots=True)
 class Track:
-    """The engine's working memory of one active incident."""
+    """The engine's working memory of one active incident; only ``move`` changes its phase."""
 
     incident_id: int
     host: str
+    kind: str = "high_cpu"
     tried: list[str] = field(default_factory=list)
     phase: Phase = Phase.DECIDING
     decision_id: int | None = None
@@ -44,25 +148,26 @@ class Track:
     approval_id: int | None = None
     final_status: IncidentStatus = IncidentStatus.ESCALATED  # kept when the host recovers
 
-    def after_run(
-        self, action: str, *, host_ok: bool, ended_at: float, settle: float, verify_timeout: float
-    ) -> None:
-        """A run ended: verify it if it worked on this host, else decide again."""
-        self.tried.append(action)
-        self.run_ended = ended_at
-        if host_ok:
-            self.phase = Phase.VERIFYING
-            self.verify_after = ended_at + settle
-            self.verify_deadline = self.verify_after + verify_timeout
-        else:
-            self.phase = Phase.DECIDING
-            self.decision_id = None
+    def move(self, to: Phase) -> None:
+        """Go to another phase; IllegalMoveError if the table does not allow it."""
+        if to not in PHASE_MOVES[self.phase]:
+            raise IllegalMoveError(
+                f"incident {self.incident_id} on {self.host}: {self.phase} cannot go to {to}"
+            )
+        self.phase = to
 
 
-@dataclass(slots=True)
-class Pending:
-    """A decided run waiting for this tick's batch launch."""
-
-    host: str
-    track: Track
-    decision_id: int
+def resume(
+    incident_id: int, host: str, kind: str, status: str, tried: list[str], approval_id: int | None
+) -> Track:
+    """The track of an incident the store says is still active, after a restart."""
+    track = Track(incident_id, host, kind=kind, tried=list(tried))
+    track.final_status = IncidentStatus(status)
+    if status == IncidentStatus.AWAITING_APPROVAL and approval_id is not None:
+        track.phase = Phase.AWAITING_APPROVAL
+        track.approval_id = approval_id
+    elif status in (IncidentStatus.ESCALATED, IncidentStatus.FAILED):
+        track.phase = Phase.ESCALATED
+    # open, remediating (made open again by crash recovery), or awaiting an approval that
+    # is gone: decide again.
+    return track

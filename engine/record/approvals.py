@@ -1,27 +1,29 @@
-"""Approvals: actions held for a human, decided once (a conditional UPDATE), or expired."""
+"""Approvals on the write side: actions held for a human, decided once (a conditional
+UPDATE), or expired. A rejected or expired approval escalates its incident
+(engine/incident/decide.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import Update, select, update
+from sqlalchemy import Update, update
 from sqlalchemy.orm import Session
 
 from engine.errors import ApprovalError
-from engine.record.events import RecorderCore
+from engine.incident.life import IncidentStatus, check_status_move
+from engine.record.events import Journal
+from engine.record.memory import approval_from_row
 from engine.store.models import ApprovalRow, Event, Incident
-from engine.timeutil import iso, to_dt, to_ts
-from engine.types import (
-    Approval,
-    ApprovalStatus,
-    IncidentStatus,
-)
+from engine.timeutil import iso, to_dt
+from engine.types import Approval, ApprovalStatus
 
 
-class ApprovalRecords(RecorderCore):
-    """Requesting, reading, deciding and expiring approvals."""
+class ApprovalRecords:
+    """Requesting, deciding and expiring approvals."""
 
-    def request_approval(
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def request(
         self,
         incident_id: int,
         decision_id: int,
@@ -35,14 +37,14 @@ class ApprovalRecords(RecorderCore):
         """Hold an action for a human: a pending approval, the incident awaiting_approval."""
         if expires_at <= at:
             raise ApprovalError(f"approval for {action} on {host} would expire before it starts")
-        with self.sessions() as session:
+        with self.journal.sessions() as session:
             approval = ApprovalRow(
                 incident_id=incident_id,
                 decision_id=decision_id,
                 host=host,
                 action=action,
                 status=ApprovalStatus.PENDING,
-                rationale=self.text(rationale),
+                rationale=self.journal.text(rationale),
                 requested_at=to_dt(at),
                 expires_at=to_dt(expires_at),
             )
@@ -52,10 +54,11 @@ class ApprovalRecords(RecorderCore):
             message = (
                 f"{action} on {host} awaits approval {approval.id} until {iso(approval.expires_at)}"
             )
+            check_status_move(incident.status, IncidentStatus.AWAITING_APPROVAL)
             incident.status = IncidentStatus.AWAITING_APPROVAL
             incident.updated_at = to_dt(at)
-            incident.summary = self.text(message)
-            row = self._event(
+            incident.summary = self.journal.text(message)
+            row = self.journal.add(
                 session,
                 at,
                 "awaiting_approval",
@@ -69,47 +72,29 @@ class ApprovalRecords(RecorderCore):
                     "expires_at": iso(approval.expires_at),
                 },
             )
-            self._commit(session, [row])
+            self.journal.commit(session, [row])
             return approval.id
 
-    def approvals(self, ids: Sequence[int]) -> dict[int, Approval]:
-        """The approvals with these ids, as stored (the caller compares expires_at to its clock)."""
-        if not ids:
-            return {}
-        with self.sessions() as session:
-            rows = session.scalars(select(ApprovalRow).where(ApprovalRow.id.in_(set(ids)))).all()
-            return {row.id: _approval(row) for row in rows}
-
-    def pending_approvals(self) -> list[Approval]:
-        """Every pending approval, oldest first (for the engine to resume after a restart)."""
-        with self.sessions() as session:
-            rows = session.scalars(
-                select(ApprovalRow)
-                .where(ApprovalRow.status == ApprovalStatus.PENDING)
-                .order_by(ApprovalRow.requested_at, ApprovalRow.id)
-            ).all()
-            return [_approval(row) for row in rows]
-
-    def decide_approval(
+    def decide(
         self, approval_id: int, *, approve: bool, by: str, at: float, note: str | None = None
     ) -> Approval:
         """Approve or reject a pending, unexpired approval; anything else is an ApprovalError."""
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-        note = self.optional_text(note)
-        with self.sessions() as session:
+        note = self.journal.optional_text(note)
+        with self.journal.sessions() as session:
             row = session.get(ApprovalRow, approval_id)
             if row is None:
                 raise ApprovalError(f"no approval with id {approval_id}")
             if row.status != ApprovalStatus.PENDING:
                 raise ApprovalError(_settled(row))
-            current = _approval(row)
+            current = approval_from_row(row)
             if at >= current.expires_at:
                 expired = self._expire(session, row, at)
                 if expired is None:  # settled by someone else in the meantime
                     session.rollback()
                     session.refresh(row)
                     raise ApprovalError(_settled(row))
-                self._commit(session, [expired])
+                self.journal.commit(session, [expired])
                 raise ApprovalError(_expired(row))
             # Two people deciding at once: the row lock (PostgreSQL) or the write lock
             # (SQLite) serialises the UPDATEs, and only the first still finds it pending.
@@ -124,7 +109,7 @@ class ApprovalRecords(RecorderCore):
                 session.refresh(row)
                 raise ApprovalError(_settled(row))
             verb = "approved" if approve else "rejected"
-            event = self._event(
+            event = self.journal.add(
                 session,
                 at,
                 verb,
@@ -134,7 +119,7 @@ class ApprovalRecords(RecorderCore):
                 incident_id=row.incident_id,
                 data={"approval_id": approval_id, "by": by, "note": note},
             )
-            self._commit(session, [event])
+            self.journal.commit(session, [event])
             return Approval(
                 id=current.id,
                 incident_id=current.incident_id,
@@ -150,9 +135,9 @@ class ApprovalRecords(RecorderCore):
                 note=note,
             )
 
-    def expire_approval(self, approval_id: int, *, at: float) -> bool:
+    def expire(self, approval_id: int, *, at: float) -> bool:
         """Mark a pending approval expired (timed out, or no longer wanted); False if it was not."""
-        with self.sessions() as session:
+        with self.journal.sessions() as session:
             row = session.get(ApprovalRow, approval_id)
             if row is None:
                 raise ApprovalError(f"no approval with id {approval_id}")
@@ -160,7 +145,7 @@ class ApprovalRecords(RecorderCore):
             if event is None:
                 session.rollback()
                 return False
-            self._commit(session, [event])
+            self.journal.commit(session, [event])
             return True
 
     def _expire(self, session: Session, row: ApprovalRow, at: float) -> Event | None:
@@ -173,7 +158,7 @@ class ApprovalRecords(RecorderCore):
         )
         if done != 1:
             return None
-        return self._event(
+        return self.journal.add(
             session,
             at,
             "approval_expired",
@@ -192,25 +177,8 @@ def _rowcount(session: Session, statement: Update) -> int:
     return session.connection().execute(statement).rowcount
 
 
-def _approval(row: ApprovalRow) -> Approval:
-    return Approval(
-        id=row.id,
-        incident_id=row.incident_id,
-        decision_id=row.decision_id,
-        host=row.host,
-        action=row.action,
-        status=ApprovalStatus(row.status),
-        requested_at=to_ts(row.requested_at),
-        expires_at=to_ts(row.expires_at),
-        rationale=row.rationale,
-        decided_at=to_ts(row.decided_at) if row.decided_at else None,
-        decided_by=row.decided_by,
-        note=row.note,
-    )
-
-
 def _expired(row: ApprovalRow) -> str:
-    return f"approval {row.id} expired at {iso(row.expires_at)}: the engine will decide again"
+    return f"approval {row.id} expired at {iso(row.expires_at)}: the engine escalates the incident"
 
 
 def _settled(row: ApprovalRow) -> str:

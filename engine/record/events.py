@@ -1,9 +1,10 @@
-"""The recorder's core: one transaction per method, and every event mirrored to the
-JSONL audit log after its commit (engine/record.py builds the state machine on it).
+"""The journal: how the write side stores timeline events and mirrors them to the audit log.
 
-Free text and data bound for the store (messages, summaries, rationales, prompts,
-replies, errors, notes) pass through ``text()`` / ``data()``, the one redactor of
-the write side, so no caller needs to remember to redact.
+Every record module (incidents, decisions, runs, approvals) writes through it: one
+transaction per recorded fact, each event mirrored to the JSONL audit log after its
+commit. Free text and data bound for the store (messages, summaries, rationales,
+prompts, replies, errors, notes) pass through ``text()`` / ``data()``, the one
+redactor of the write side, so no caller needs to remember to redact.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from engine.store.models import Event
 from engine.timeutil import iso, to_dt
 
 
-class RecorderCore:
+class Journal:
     """The store and the audit log, and how events are written to both."""
 
     def __init__(
@@ -46,9 +47,7 @@ class RecorderCore:
         clean: dict[str, Any] = self.redactor.value(value or {})
         return clean
 
-    # -- events ---------------------------------------------------------------
-
-    def _event(
+    def add(
         self,
         session: Session,
         at: float,
@@ -60,6 +59,7 @@ class RecorderCore:
         run_id: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> Event:
+        """Add one event to the session's transaction (redacted); commit() writes it."""
         row = Event(
             at=to_dt(at),
             kind=kind,
@@ -72,7 +72,8 @@ class RecorderCore:
         session.add(row)
         return row
 
-    def _commit(self, session: Session, events: Iterable[Event] = ()) -> None:
+    def commit(self, session: Session, events: Iterable[Event] = ()) -> None:
+        """Commit the transaction, then append its events to the audit log."""
         session.commit()
         for row in events:
             self.audit.write(
@@ -91,5 +92,5 @@ class RecorderCore:
     def event(self, at: float, kind: str, message: str, **refs: Any) -> None:
         """Record a free-standing timeline event (and its audit line)."""
         with self.sessions() as session:
-            row = self._event(session, at, kind, message, **refs)
-            self._commit(session, [row])
+            row = self.add(session, at, kind, message, **refs)
+            self.commit(session, [row])

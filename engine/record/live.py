@@ -1,7 +1,8 @@
 """The engine's live view: every host's latest state and the tick counters, for the UI and /metrics.
 
-The engine process owns these rows; the web UI only reads them. Writes are bulk upserts,
-throttled so a fleet of thousands of hosts costs one transaction every few seconds.
+The engine process owns these rows; the web UI reads them through engine/read (hosts.py,
+engine_stats.py). Writes are bulk upserts, throttled so a fleet of thousands of hosts
+costs one transaction every few seconds.
 """
 
 from __future__ import annotations
@@ -9,17 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, case, delete, select
+from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import Insert
 
 from engine.store.models import Base, EngineStat, HostStateRow
-from engine.timeutil import iso, to_dt
+from engine.timeutil import to_dt
 from engine.types import HostState, HostStatus, Sample
 
 log = logging.getLogger("autosre.live")
@@ -177,41 +177,3 @@ class LivePublisher:
                 # left the inventory.
                 session.execute(delete(HOSTS).where(HOSTS.c.updated_at < at))
             session.execute(_upsert(dialect, STATS, "name"), stats)
-
-
-def _host_dict(row: HostStateRow) -> dict[str, Any]:
-    return {
-        "host": row.host,
-        "status": row.status,
-        "value": row.value,
-        "reason": row.reason,
-        "since": iso(row.since),
-        "sample_ts": iso(row.sample_ts),
-        "updated_at": iso(row.updated_at),
-        "recent": row.recent,
-    }
-
-
-def read_host_states(
-    sessions: sessionmaker[Session], *, limit: int | None = None, status: str | None = None
-) -> list[dict[str, Any]]:
-    """Published host states, high CPU first, then unknown, then normal; by host within each."""
-    rank = case(
-        (HostStateRow.status == HostStatus.HIGH_CPU.value, 0),
-        (HostStateRow.status == HostStatus.UNKNOWN.value, 1),
-        else_=2,
-    )
-    query = select(HostStateRow).order_by(rank, HostStateRow.host)
-    if status is not None:
-        query = query.where(HostStateRow.status == status)
-    if limit is not None:
-        query = query.limit(limit)
-    with sessions() as session:
-        return [_host_dict(row) for row in session.scalars(query)]
-
-
-def read_engine_stats(sessions: sessionmaker[Session]) -> dict[str, tuple[float, datetime]]:
-    """Every published engine stat: name -> (value, when it was written)."""
-    with sessions() as session:
-        rows = session.execute(select(EngineStat.name, EngineStat.value, EngineStat.updated_at))
-        return {name: (value, updated_at) for name, value, updated_at in rows}

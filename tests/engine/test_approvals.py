@@ -19,20 +19,14 @@ from sqlalchemy import Engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import ApprovalError
-from engine.read.queries import incident_detail, list_approvals
+from engine.incident.life import IncidentStatus
 from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import ApprovalRow, Base, Event, Incident
-from engine.types import (
-    Approval,
-    ApprovalStatus,
-    IncidentStatus,
-    Proposal,
-    Verdict,
-    VerdictKind,
-)
+from engine.types import Approval, ApprovalStatus, Proposal, Verdict, VerdictKind
+from tests.fixtures.reads import incident_detail, list_approvals
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
@@ -47,9 +41,9 @@ AWAIT = Verdict(
 
 def pending(recorder: Recorder, host: str = "web1", at: float = T0) -> tuple[int, int]:
     """An incident on the host held for approval: (incident id, approval id)."""
-    incident_id = recorder.open_incident(host, "high_cpu", 97.0, "CPU high", at=at, since=at - 10)
-    decision_id = recorder.record_decision(incident_id, host, PROPOSAL, AWAIT, at + 1)
-    approval_id = recorder.request_approval(
+    incident_id = recorder.incidents.open(host, "high_cpu", 97.0, "CPU high", at=at, since=at - 10)
+    decision_id = recorder.decisions.record(incident_id, host, PROPOSAL, AWAIT, at + 1)
+    approval_id = recorder.approvals.request(
         incident_id,
         decision_id,
         host,
@@ -120,10 +114,10 @@ def test_request_list_and_approve(
         }
     ]
 
-    approved = recorder.decide_approval(approval_id, approve=True, by="alice", at=T0 + 60)
+    approved = recorder.approvals.decide(approval_id, approve=True, by="alice", at=T0 + 60)
     assert approved.status == ApprovalStatus.APPROVED
     assert (approved.decided_by, approved.decided_at, approved.note) == ("alice", T0 + 60, None)
-    assert recorder.approvals([approval_id]) == {approval_id: approved}
+    assert recorder.memory.approvals([approval_id]) == {approval_id: approved}
 
     assert list_approvals(sessions, now=T0 + 61) == []
     everything = list_approvals(sessions, status=None, now=T0 + 61)
@@ -147,7 +141,7 @@ def test_request_list_and_approve(
 
 def test_reject_with_a_note(recorder: Recorder, sessions: sessionmaker[Session]) -> None:
     incident_id, approval_id = pending(recorder)
-    rejected = recorder.decide_approval(
+    rejected = recorder.approvals.decide(
         approval_id, approve=False, by="bob", at=T0 + 30, note="deploy in progress"
     )
     assert rejected.status == ApprovalStatus.REJECTED
@@ -164,9 +158,9 @@ def test_deciding_twice_names_who_decided_first(
     recorder: Recorder, sessions: sessionmaker[Session]
 ) -> None:
     _, approval_id = pending(recorder)
-    recorder.decide_approval(approval_id, approve=True, by="alice", at=T0 + 60)
+    recorder.approvals.decide(approval_id, approve=True, by="alice", at=T0 + 60)
     with pytest.raises(ApprovalError) as caught:
-        recorder.decide_approval(approval_id, approve=False, by="bob", at=T0 + 61)
+        recorder.approvals.decide(approval_id, approve=False, by="bob", at=T0 + 61)
     assert str(caught.value) == (
         f"approval {approval_id} was already approved by alice at 2023-11-14T22:14:20Z"
     )
@@ -176,17 +170,17 @@ def test_deciding_twice_names_who_decided_first(
 
 def test_unknown_approval(recorder: Recorder) -> None:
     with pytest.raises(ApprovalError, match="no approval with id 4242"):
-        recorder.decide_approval(4242, approve=True, by="alice", at=T0)
+        recorder.approvals.decide(4242, approve=True, by="alice", at=T0)
     with pytest.raises(ApprovalError, match="no approval with id 4242"):
-        recorder.expire_approval(4242, at=T0)
-    assert recorder.approvals([4242]) == {}
+        recorder.approvals.expire(4242, at=T0)
+    assert recorder.memory.approvals([4242]) == {}
 
 
 def test_request_that_expires_before_it_starts_is_refused(recorder: Recorder) -> None:
-    incident_id = recorder.open_incident("web1", "high_cpu", 97.0, "x", at=T0, since=T0)
-    decision_id = recorder.record_decision(incident_id, "web1", PROPOSAL, AWAIT, T0)
+    incident_id = recorder.incidents.open("web1", "high_cpu", 97.0, "x", at=T0, since=T0)
+    decision_id = recorder.decisions.record(incident_id, "web1", PROPOSAL, AWAIT, T0)
     with pytest.raises(ApprovalError, match="would expire before it starts"):
-        recorder.request_approval(
+        recorder.approvals.request(
             incident_id, decision_id, "web1", "restart_nginx", "", at=T0, expires_at=T0
         )
 
@@ -204,9 +198,9 @@ def test_deciding_too_late_expires_it(recorder: Recorder, sessions: sessionmaker
     assert status_of(sessions, approval_id) == "pending"
 
     with pytest.raises(ApprovalError) as caught:
-        recorder.decide_approval(approval_id, approve=True, by="alice", at=late)
+        recorder.approvals.decide(approval_id, approve=True, by="alice", at=late)
     assert str(caught.value) == (
-        f"approval {approval_id} expired at 2023-11-14T23:13:21Z: the engine will decide again"
+        f"approval {approval_id} expired at 2023-11-14T23:13:21Z: the engine escalates the incident"
     )
     assert status_of(sessions, approval_id) == "expired"
     (expired,) = events(sessions, "approval_expired")
@@ -214,19 +208,19 @@ def test_deciding_too_late_expires_it(recorder: Recorder, sessions: sessionmaker
     assert events(sessions, "approved") == []
     # Asking again says the same, without a second event.
     with pytest.raises(ApprovalError, match="expired at"):
-        recorder.decide_approval(approval_id, approve=False, by="bob", at=late + 1)
+        recorder.approvals.decide(approval_id, approve=False, by="bob", at=late + 1)
     assert len(events(sessions, "approval_expired")) == 1
-    assert recorder.approvals([approval_id])[approval_id].decided_at == late
+    assert recorder.memory.approvals([approval_id])[approval_id].decided_at == late
 
 
 def test_expire_approval(recorder: Recorder, sessions: sessionmaker[Session]) -> None:
     _, first = pending(recorder, "web1")
     _, second = pending(recorder, "web2")
-    assert recorder.expire_approval(first, at=T0 + 100) is True
-    assert recorder.expire_approval(first, at=T0 + 101) is False
-    recorder.decide_approval(second, approve=True, by="alice", at=T0 + 50)
-    assert recorder.expire_approval(second, at=T0 + 102) is False
-    found = recorder.approvals([first, second])
+    assert recorder.approvals.expire(first, at=T0 + 100) is True
+    assert recorder.approvals.expire(first, at=T0 + 101) is False
+    recorder.approvals.decide(second, approve=True, by="alice", at=T0 + 50)
+    assert recorder.approvals.expire(second, at=T0 + 102) is False
+    found = recorder.memory.approvals([first, second])
     assert found[first].status == ApprovalStatus.EXPIRED
     assert found[second].status == ApprovalStatus.APPROVED
     assert len(events(sessions, "approval_expired")) == 1
@@ -251,7 +245,7 @@ def test_two_people_deciding_at_once_only_one_wins(
 
     def decide(who: str, approve: bool) -> None:
         try:
-            outcomes[who] = recorder.decide_approval(
+            outcomes[who] = recorder.approvals.decide(
                 approval_id, approve=approve, by=who, at=T0 + 60
             )
         except ApprovalError as exc:
@@ -278,7 +272,7 @@ def test_two_people_deciding_at_once_only_one_wins(
     (winner, won), (loser, lost) = next(iter(winners.items())), next(iter(losers.items()))
     assert winner != loser
     assert f"already {won.status} by {winner}" in str(lost)
-    assert recorder.approvals([approval_id])[approval_id].decided_by == winner
+    assert recorder.memory.approvals([approval_id])[approval_id].decided_by == winner
     assert len(events(sessions, "approved")) + len(events(sessions, "rejected")) == 1
 
 
@@ -287,10 +281,10 @@ def test_two_people_deciding_at_once_only_one_wins(
 
 def test_approvals_by_id_is_one_query(recorder: Recorder, sessions: sessionmaker[Session]) -> None:
     ids = [pending(recorder, f"web{i}", at=T0 + i)[1] for i in range(4)]
-    recorder.decide_approval(ids[1], approve=False, by="alice", at=T0 + 30)
+    recorder.approvals.decide(ids[1], approve=False, by="alice", at=T0 + 30)
     engine = sessions.kw["bind"]
     with statements(engine) as sent:
-        found = recorder.approvals([*ids, 99_999, ids[0]])
+        found = recorder.memory.approvals([*ids, 99_999, ids[0]])
     assert [s for s in sent if s.lstrip().upper().startswith("SELECT")] == [sent[0]]
     assert len(sent) == 1
     assert sorted(found) == sorted(ids)
@@ -307,7 +301,7 @@ def test_approvals_by_id_is_one_query(recorder: Recorder, sessions: sessionmaker
         rationale="CPU is high; nginx workers are busy",
     )
     with statements(engine) as sent:
-        assert recorder.approvals([]) == {}
+        assert recorder.memory.approvals([]) == {}
     assert sent == []
 
 
@@ -315,7 +309,7 @@ def test_pending_list_is_oldest_first(recorder: Recorder, sessions: sessionmaker
     ids = [pending(recorder, f"web{i}", at=T0 - 10 * i)[1] for i in range(3)]
     assert [a["id"] for a in list_approvals(sessions, now=T0)] == ids[::-1]
     assert [a["id"] for a in list_approvals(sessions, now=T0, limit=2)] == ids[:0:-1]
-    assert [a.id for a in recorder.pending_approvals()] == ids[::-1]
+    assert [a.id for a in recorder.memory.pending_approvals()] == ids[::-1]
     assert [a["id"] for a in list_approvals(sessions, status=None, now=T0)] == sorted(
         ids, reverse=True
     )
@@ -325,13 +319,17 @@ def test_awaiting_approval_survives_a_restart(
     recorder: Recorder, sessions: sessionmaker[Session]
 ) -> None:
     incident_id, approval_id = pending(recorder)
-    assert recorder.active_incidents() == [(incident_id, "web1", "awaiting_approval", [])]
-    assert recorder.recover_interrupted(T0 + 100) == []
+    assert [(a.id, a.host, a.status, a.tried) for a in recorder.memory.active_incidents()] == [
+        (incident_id, "web1", "awaiting_approval", [])
+    ]
+    assert recorder.runs.recover_interrupted(T0 + 100) == []
     with sessions() as session:
         assert session.get_one(Incident, incident_id).status == "awaiting_approval"
         assert session.get_one(ApprovalRow, approval_id).status == "pending"
-    assert recorder.active_incidents() == [(incident_id, "web1", "awaiting_approval", [])]
-    assert [a.id for a in recorder.pending_approvals()] == [approval_id]
+    assert [(a.id, a.host, a.status, a.tried) for a in recorder.memory.active_incidents()] == [
+        (incident_id, "web1", "awaiting_approval", [])
+    ]
+    assert [a.id for a in recorder.memory.pending_approvals()] == [approval_id]
 
 
 # -- the migration --------------------------------------------------------------------
@@ -342,8 +340,9 @@ def _decision_columns(engine: Engine) -> set[str]:
 
 
 def test_migration_0002_keeps_existing_rows(
-    store_url: str, opened: list[sessionmaker[Session]], tmp_path: Path
+    empty_store_url: str, opened: list[sessionmaker[Session]], tmp_path: Path
 ) -> None:
+    store_url = empty_store_url
     engine = open_engine(store_url)
     try:
         upgrade(engine, "0001")
@@ -394,11 +393,13 @@ def test_migration_0002_keeps_existing_rows(
     assert old["rationale"] == "r"
     # The new table works against rows written before it existed.
     recorder = Recorder(sessions, AuditLog(tmp_path / "audit.jsonl"))
-    approval_id = recorder.request_approval(
+    approval_id = recorder.approvals.request(
         1, 1, "web1", "restart_nginx", "r", at=T0, expires_at=T0 + HOUR
     )
-    assert recorder.approvals([approval_id])[approval_id].status == ApprovalStatus.PENDING
-    assert recorder.active_incidents() == [(1, "web1", "awaiting_approval", [])]
+    assert recorder.memory.approvals([approval_id])[approval_id].status == ApprovalStatus.PENDING
+    assert [(a.id, a.host, a.status, a.tried) for a in recorder.memory.active_incidents()] == [
+        (1, "web1", "awaiting_approval", [])
+    ]
     sessions.kw["bind"].dispose()
 
     # And back: 0001's schema again, the old rows still there, the waiting incident open.

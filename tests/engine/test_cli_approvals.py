@@ -14,6 +14,7 @@ from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.store import open_store
 from engine.types import PlannerCall, Proposal, Verdict, VerdictKind
+from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 APPROVAL_KEYS = {
@@ -42,6 +43,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SUDO_USER", "alice")
     monkeypatch.delenv("AUTOSRE_PROMETHEUS_URL", raising=False)
     monkeypatch.delenv("AUTOSRE_DATABASE_URL", raising=False)
+    migrated_sqlite(tmp_path / "data" / "autosre.db")
     return tmp_path
 
 
@@ -65,10 +67,10 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def hold(recorder: Recorder, host: str = "web1", *, proposal: Proposal | None = None) -> int:
     """An incident held for approval, requested now and valid for an hour."""
     now = time.time()
-    incident_id = recorder.open_incident(host, "high_cpu", 97.0, "CPU high", at=now, since=now)
+    incident_id = recorder.incidents.open(host, "high_cpu", 97.0, "CPU high", at=now, since=now)
     proposal = proposal or Proposal("restart_nginx", 0.7, "nginx workers busy", "gemini")
-    decision_id = recorder.record_decision(incident_id, host, proposal, AWAIT, now)
-    return recorder.request_approval(
+    decision_id = recorder.decisions.record(incident_id, host, proposal, AWAIT, now)
+    return recorder.approvals.request(
         incident_id,
         decision_id,
         host,
@@ -130,7 +132,7 @@ def test_reject_then_deciding_again_exits_2(
     code, out, _ = run(capsys, "approvals", "reject", str(approval_id), "--note", "not now")
     assert code == 0
     assert f"approval {approval_id} rejected by alice" in out
-    assert recorder.approvals([approval_id])[approval_id].note == "not now"
+    assert recorder.memory.approvals([approval_id])[approval_id].note == "not now"
 
     monkeypatch.setenv("SUDO_USER", "bob")
     code, out, err = run(capsys, "approvals", "approve", str(approval_id))
@@ -138,7 +140,7 @@ def test_reject_then_deciding_again_exits_2(
     assert out == ""
     assert err.startswith(f"autosre: error: approval {approval_id} was already rejected by alice")
     assert "Traceback" not in err
-    assert recorder.approvals([approval_id])[approval_id].decided_by == "alice"
+    assert recorder.memory.approvals([approval_id])[approval_id].decided_by == "alice"
 
 
 def test_who_defaults_to_the_login_user(
@@ -149,7 +151,7 @@ def test_who_defaults_to_the_login_user(
     approval_id = hold(recorder)
     code, _, _ = run(capsys, "approvals", "approve", str(approval_id))
     assert code == 0
-    assert recorder.approvals([approval_id])[approval_id].decided_by == "carol"
+    assert recorder.memory.approvals([approval_id])[approval_id].decided_by == "carol"
 
 
 @pytest.mark.parametrize(
@@ -206,7 +208,7 @@ def test_incidents_show_prints_the_model_call_and_the_approval(
         "restart_nginx", 0.7, "CPU high", "rules", call=call, fallback="model reply unusable"
     )
     approval_id = hold(recorder, proposal=proposal)
-    incident_id = recorder.approvals([approval_id])[approval_id].incident_id
+    incident_id = recorder.memory.approvals([approval_id])[approval_id].incident_id
     run(capsys, "approvals", "approve", str(approval_id))
 
     code, out, _ = run(capsys, "incidents", "show", str(incident_id))

@@ -9,18 +9,12 @@ import pytest
 
 from autosre.cli import main
 from autosre.commands.common import printable
+from engine.incident.life import IncidentStatus
 from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.store import open_store
-from engine.types import (
-    IncidentStatus,
-    PlannerCall,
-    Proposal,
-    RunRequest,
-    RunResult,
-    Verdict,
-    VerdictKind,
-)
+from engine.types import PlannerCall, Proposal, RunRequest, RunResult, Verdict, VerdictKind
+from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 TITLE = "\x1b]0;pwned\x07"  # sets the terminal's title
@@ -49,24 +43,24 @@ def test_incidents_and_approvals_are_printed_without_escapes(
     monkeypatch.setenv("AUTOSRE_DATABASE_URL", f"sqlite:///{database}")
     monkeypatch.setenv("AUTOSRE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AUTOSRE_PROMETHEUS_URL", raising=False)
-    sessions = open_store(f"sqlite:///{database}")
+    sessions = open_store(migrated_sqlite(database))
     recorder = Recorder(sessions, AuditLog(tmp_path / "audit.jsonl"))
     now = time.time()
     try:
-        incident = recorder.open_incident("web1", "high_cpu", 97.0, HOSTILE, at=now, since=now)
+        incident = recorder.incidents.open("web1", "high_cpu", 97.0, HOSTILE, at=now, since=now)
         call = PlannerCall("gemini", "m", 0.1, 1, prompt="p", reply=HOSTILE, error=HOSTILE)
         proposal = Proposal("restart_nginx", 0.6, HOSTILE, "gemini", call=call, fallback=HOSTILE)
         verdict = Verdict(VerdictKind.AWAIT_APPROVAL, "restart_nginx", HOSTILE, "approval")
-        decision = recorder.record_decision(incident, "web1", proposal, verdict, now)
-        recorder.request_approval(
+        decision = recorder.decisions.record(incident, "web1", proposal, verdict, now)
+        recorder.approvals.request(
             incident, decision, "web1", "restart_nginx", HOSTILE, at=now, expires_at=now + 600
         )
         run = RunRequest("restart_nginx", "/x.yml", ("web1",))
-        run_id = recorder.begin_run(
+        run_id = recorder.runs.begin(
             run, ident="r-1", artifact_dir="/tmp/r-1", trigger="manual", requested_by="t", at=now
         )
-        recorder.end_run(run_id, RunResult("r-1", "failed", 2, "/tmp/r-1", now, now, {}, HOSTILE))
-        recorder.set_status(incident, IncidentStatus.OPEN, now, "note", HOSTILE)
+        recorder.runs.end(run_id, RunResult("r-1", "failed", 2, "/tmp/r-1", now, now, {}, HOSTILE))
+        recorder.incidents.set_status(incident, IncidentStatus.OPEN, now, "note", HOSTILE)
     finally:
         sessions.kw["bind"].dispose()
 

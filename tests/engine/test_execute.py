@@ -14,8 +14,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.execute.runner import REDACTED, AnsibleRunnerExecutor, read_events, vars_yaml
-from engine.redact import Redactor, encodings
+from engine.execute.results import read_events
+from engine.execute.runner import AnsibleRunnerExecutor
+from engine.execute.vars_file import vars_yaml
+from engine.redact import REDACTED, Redactor, encodings
 from engine.types import RunRequest, RunResult
 from tests.fixtures.ansible import local_inventory
 
@@ -214,8 +216,6 @@ def test_ansible_gets_an_allow_listed_environment(
     executor = AnsibleRunnerExecutor(
         runs_dir=tmp_path / "runs",
         inventory_path=inventory,
-        # An engine variable named here still never passes (the policy refuses it too).
-        action_env={"test": ["PASS_ME_THROUGH", "AUTOSRE_SECRET_KEY"]},
     )
     out = tmp_path / "out"
     out.mkdir()
@@ -224,6 +224,8 @@ def test_ansible_gets_an_allow_listed_environment(
         playbook=str(TEST_PLAYBOOKS / "env_probe.yml"),
         hosts=(HOST,),
         extra_vars={"out_dir": str(out)},
+        # An engine variable named here still never passes (the policy refuses it too).
+        env=("PASS_ME_THROUGH", "AUTOSRE_SECRET_KEY"),
     )
 
     result = executor.run(run, ident="env-1")

@@ -13,9 +13,9 @@ import pytest
 from engine.plan.gemini import GeminiTransport
 from engine.plan.llm import LLMPlanner
 from engine.plan.rules import RulesPlanner
-from engine.read.queries import incident_detail, list_runs
 from tests.engine.test_loop import INVENTORY, Lab
 from tests.fixtures.fake_llm import FakeLLM
+from tests.fixtures.reads import incident_detail, list_runs
 
 SECRET_HOST_VAR = "hunter2-host-secret"
 
@@ -33,7 +33,7 @@ def gemini(fake_gemini: FakeLLM) -> Iterator[LLMPlanner]:
         transport=transport,
         fallback=RulesPlanner(),
         timeout=2.0,
-        thresholds={"trigger_percent": 80.0},
+        thresholds={"high_cpu": {"trigger": 80.0}},
         secrets=[fake_gemini.api_key],
     )
     transport.close()
@@ -48,7 +48,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def pending_approval_id(lab: Lab) -> int | None:
-    rows = lab.recorder.pending_approvals()
+    rows = lab.recorder.memory.pending_approvals()
     return rows[0].id if rows else None
 
 
@@ -87,7 +87,7 @@ def test_low_confidence_waits_then_approved_runs(
     assert list_runs(lab.sessions) == []  # nothing runs while it waits
     approval_id = pending_approval_id(lab)
     assert approval_id is not None
-    lab.recorder.decide_approval(approval_id, approve=True, by="alice", at=time.time(), note="ok")
+    lab.recorder.approvals.decide(approval_id, approve=True, by="alice", at=time.time(), note="ok")
     lab.tick_until(engine, "the approved run", lambda: bool(list_runs(lab.sessions)))
     assert [r["action"] for r in list_runs(lab.sessions)] == ["first_fix"]
     assert engine.wait_idle(60)
@@ -108,7 +108,7 @@ def test_rejected_action_never_runs(lab: Lab, gemini: LLMPlanner, fake_gemini: F
     lab.tick_until(engine, "an approval request", lambda: pending_approval_id(lab) is not None)
     approval_id = pending_approval_id(lab)
     assert approval_id is not None
-    lab.recorder.decide_approval(approval_id, approve=False, by="bob", at=time.time(), note="no")
+    lab.recorder.approvals.decide(approval_id, approve=False, by="bob", at=time.time(), note="no")
     lab.tick_until(engine, "escalation", lambda: lab.status("web1") == "escalated")
     for _ in range(3):
         engine.tick()

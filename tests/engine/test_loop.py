@@ -12,18 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from engine.escalate import LogNotifier
-from engine.execute.locks import HostLocks
-from engine.execute.runner import AnsibleRunnerExecutor
-from engine.inventory import load_inventory
+from engine.components import Components
 from engine.loop import Engine
-from engine.plan.rules import Planner, RulesPlanner
-from engine.policy.file import load_policy
-from engine.read.queries import incident_detail, list_incidents, list_runs
-from engine.record.audit import AuditLog
-from engine.record.recorder import Recorder
+from engine.plan.rules import RulesPlanner
+from engine.plan.situation import Planner
+from engine.settings import load_settings
 from engine.store import open_store
 from engine.types import MetricsBatch, Proposal, RunRequest, Sample, Verdict, VerdictKind
+from tests.fixtures.reads import incident_detail, list_incidents, list_runs
+from tests.fixtures.store import migrated_sqlite
 
 Script = Callable[[str, float], float | None]
 
@@ -75,6 +72,23 @@ class ScriptedSource:
         return MetricsBatch(fetched_at=now, windows=windows)
 
 
+class SkewClock:
+    """The engine's clock: wall time plus a skew the test advances, so no test sleeps.
+
+    Runs end at wall time, which stays behind this clock: waits on the engine's side
+    (settle, verification deadlines, cooldowns) pass as the test advances it.
+    """
+
+    def __init__(self) -> None:
+        self.skew = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.skew
+
+    def advance(self, seconds: float) -> None:
+        self.skew += seconds
+
+
 class Lab:
     """An engine on a temporary store, playbooks and inventory."""
 
@@ -95,42 +109,45 @@ class Lab:
         inventory_file = tmp_path / "inventory.yml"
         inventory_file.write_text(inventory)
         self.tmp_path = tmp_path
-        self.policy = load_policy(policy_file, playbook_dir=books)
-        self.inventory = load_inventory(inventory_file)
         self.books = books
-        self.sessions = open_store(f"sqlite:///{tmp_path / 'autosre.db'}")
-        self.recorder = Recorder(self.sessions, AuditLog(tmp_path / "audit.jsonl"))
-        self.locks = HostLocks(tmp_path / "locks")
-        self.executor = AnsibleRunnerExecutor(
-            runs_dir=tmp_path / "runs", inventory_path=inventory_file
+        self.settings = load_settings(
+            {
+                "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
+                "AUTOSRE_POLICY": str(policy_file),
+                "AUTOSRE_INVENTORY": str(inventory_file),
+                "AUTOSRE_PLAYBOOK_DIR": str(books),
+            }
         )
+        self.sessions = open_store(migrated_sqlite(tmp_path / "autosre.db"))
+        self.components = Components(self.settings, sessions=self.sessions)
+        self.policy = self.components.policy
+        self.inventory = self.components.inventory
+        self.recorder = self.components.recorder
+        self.locks = self.components.locks
+        self.clock = SkewClock()
         self.values: dict[str, float | None] = {"web1": 20.0, "web2": 20.0, "web3": 20.0}
         self.engines: list[Engine] = []
 
     def engine(self, planner: Planner | None = None) -> Engine:
         source = ScriptedSource(lambda host, _t: self.values[host], ("web1", "web2", "web3"))
         engine = Engine(
-            policy=self.policy,
-            inventory=self.inventory,
+            self.components,
             metrics=source,
             planner=planner or RulesPlanner(),
-            executor=self.executor,
-            recorder=self.recorder,
-            locks=self.locks,
-            notifier=LogNotifier(),
-            playbook_dir=self.books,
-            runs_dir=self.tmp_path / "runs",
+            clock=self.clock,
         )
         self.engines.append(engine)
         return engine
 
     def tick_until(self, engine: Engine, what: str, done: Callable[[], bool], timeout: float = 40):
+        """Tick, one second of the engine's time apart, until done (runs are waited for)."""
         deadline = time.monotonic() + timeout
         while not done():
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             engine.tick()
-            time.sleep(0.2)
+            engine.wait_idle(60)  # a run in flight: wait for it rather than spin
+            self.clock.advance(1.0)
 
     def incidents(self, host: str | None = None) -> list[dict]:
         return list_incidents(self.sessions, host=host)
@@ -238,8 +255,8 @@ def test_no_data_after_a_run_is_not_success(tmp_path: Path) -> None:
 
 def test_restart_after_a_crash_never_reruns_blindly(lab: Lab) -> None:
     now = time.time()
-    incident = lab.recorder.open_incident("web1", "high_cpu", 97.0, "cpu 97%", at=now, since=now)
-    decision = lab.recorder.record_decision(
+    incident = lab.recorder.incidents.open("web1", "high_cpu", 97.0, "cpu 97%", at=now, since=now)
+    decision = lab.recorder.decisions.record(
         incident,
         "web1",
         Proposal("first_fix", 0.9, "r"),
@@ -247,7 +264,7 @@ def test_restart_after_a_crash_never_reruns_blindly(lab: Lab) -> None:
         now,
     )
     request = RunRequest("first_fix", str(lab.books / "ok.yml"), ("web1",))
-    lab.recorder.begin_run(
+    lab.recorder.runs.begin(
         request,
         ident="crashed-run",
         artifact_dir="x",

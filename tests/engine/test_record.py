@@ -1,7 +1,8 @@
 """The incident record on both real backends: SQLite in a temp file and the machine's PostgreSQL.
 
-Every test gets an empty, freshly migrated store (PostgreSQL: a schema of its own inside
-the session database) and its own JSONL audit file (fixtures in tests/engine/conftest.py).
+Every test gets an empty store at the newest schema (a copy of the session's migrated
+SQLite file or PostgreSQL template) and its own JSONL audit file (fixtures in
+tests/engine/conftest.py).
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.read.queries import incident_detail, list_incidents, list_runs
+from engine.errors import IllegalMoveError, StoreError
+from engine.incident.life import IncidentStatus
 from engine.record.recorder import Recorder
 from engine.store import open_store
+from engine.store.migrate import migrate_to_head
 from engine.store.models import Decision, Event, Incident, PlaybookRun
+from engine.store.schema import HEAD
 from engine.types import (
     Attempt,
     HostRunStats,
-    IncidentStatus,
     PlannerCall,
     Proposal,
     RunRequest,
@@ -31,6 +34,7 @@ from engine.types import (
     VerdictKind,
     Verification,
 )
+from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 
 T0 = 1_700_000_000.0
 TABLES = {"alembic_version", "incidents", "decisions", "playbook_runs", "events", "approvals"}
@@ -41,7 +45,7 @@ PLAYBOOK = "/opt/autosre/playbooks/restart_nginx.yml"
 
 
 def detect(recorder: Recorder, host: str = "web1", at: float = T0, value: float = 97.5) -> int:
-    return recorder.open_incident(
+    return recorder.incidents.open(
         host, "high_cpu", value, f"CPU {value}% for 10s", at=at, since=at - 10
     )
 
@@ -51,7 +55,7 @@ EXECUTE = Verdict(VerdictKind.EXECUTE, "restart_nginx", "first rung of the ladde
 
 
 def decide(recorder: Recorder, incident_id: int, host: str = "web1", at: float = T0 + 1) -> int:
-    return recorder.record_decision(incident_id, host, PROPOSAL, EXECUTE, at)
+    return recorder.decisions.record(incident_id, host, PROPOSAL, EXECUTE, at)
 
 
 def request(*hosts: str, **extra: str) -> RunRequest:
@@ -72,7 +76,7 @@ def begin(
     at: float = T0 + 2,
     **extra: str,
 ) -> int:
-    return recorder.begin_run(
+    return recorder.runs.begin(
         request(*hosts, **extra),
         ident=ident,
         artifact_dir=f"/var/lib/autosre/runs/{ident}",
@@ -81,6 +85,11 @@ def begin(
         at=at,
         decisions=pairs,
     )
+
+
+def reopen(recorder: Recorder, incident_id: int, *, at: float) -> None:
+    """What the engine records when a run did not cure: the incident is open again."""
+    recorder.incidents.set_status(incident_id, IncidentStatus.OPEN, at, "not_recovered", "high")
 
 
 def result(
@@ -125,7 +134,7 @@ def all_events(sessions: sessionmaker[Session]) -> list[Event]:
 # -- the store ------------------------------------------------------------------------
 
 
-def test_open_store_migrates_and_twice_is_fine(
+def test_open_store_on_a_current_schema_and_twice_is_fine(
     store_url: str, opened: list[sessionmaker[Session]]
 ) -> None:
     first = open_store(store_url)
@@ -135,16 +144,20 @@ def test_open_store_migrates_and_twice_is_fine(
     bind = second.kw["bind"]
     assert set(inspect(bind).get_table_names()) >= TABLES
     with second() as session:
-        assert session.scalar(text("SELECT version_num FROM alembic_version")) == "0005"
+        assert session.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
         assert session.scalar(select(Incident.id)) is None
 
 
-def test_sqlite_store_creates_its_folder(
+def test_sqlite_store_is_created_by_the_upgrade_not_by_opening(
     tmp_path: Path, opened: list[sessionmaker[Session]]
 ) -> None:
     path = tmp_path / "deep" / "er" / "autosre.db"
-    opened.append(open_store(f"sqlite:///{path}"))
+    with pytest.raises(StoreError, match=r"does not exist.*run `autosre db upgrade`"):
+        open_store(f"sqlite:///{path}")
+    assert not path.parent.exists(), "opening a missing store created its folder"
+    assert migrate_to_head(f"sqlite:///{path}") is None  # it had no schema
     assert path.is_file()
+    opened.append(open_store(f"sqlite:///{path}"))
 
 
 # -- incidents ------------------------------------------------------------------------
@@ -164,13 +177,13 @@ def test_open_incident_and_set_status(recorder: Recorder, sessions: sessionmaker
     assert opened["summary"] == "CPU 97.5% for 10s"
     assert [e["kind"] for e in opened["timeline"]] == ["detected"]
 
-    recorder.set_status(
+    recorder.incidents.set_status(
         incident_id,
         IncidentStatus.RESOLVED,
         T0 + 60,
         "resolved",
         "CPU back to 12%",
-        cpu_after=12.0,
+        value_after=12.0,
         close=True,
         data={"value": 12.0},
     )
@@ -180,26 +193,48 @@ def test_open_incident_and_set_status(recorder: Recorder, sessions: sessionmaker
     assert resolved["closed_at"] == "2023-11-14T22:14:20Z"
     assert resolved["summary"] == "CPU back to 12%"
 
-    # Closing again keeps the first close time; no cpu_after keeps the old one.
-    recorder.set_status(
-        incident_id, IncidentStatus.ESCALATED, T0 + 120, "escalated", "told a human", close=True
+    # A resolved incident is final: a move the incident's life forbids changes nothing.
+    with pytest.raises(IllegalMoveError, match="from resolved to escalated"):
+        recorder.incidents.set_status(
+            incident_id, IncidentStatus.ESCALATED, T0 + 120, "escalated", "told a human"
+        )
+    assert detail(sessions, incident_id) == resolved
+
+
+def test_closing_an_escalated_incident_again_keeps_the_first_close(
+    recorder: Recorder, sessions: sessionmaker[Session]
+) -> None:
+    incident_id = detect(recorder)
+    escalated = IncidentStatus.ESCALATED
+    recorder.incidents.set_status(incident_id, escalated, T0 + 5, "escalated", "paged")
+    recorder.incidents.set_status(
+        incident_id, escalated, T0 + 60, "recovered", "back to 12%", value_after=12.0, close=True
+    )
+    # Closing again keeps the first close time; no value_after keeps the old one.
+    recorder.incidents.set_status(
+        incident_id, escalated, T0 + 120, "escalated", "told a human", close=True
     )
     again = detail(sessions, incident_id)
     assert again["status"] == "escalated"
     assert again["closed_at"] == "2023-11-14T22:14:20Z"
     assert again["cpu_after"] == 12.0
-    assert [e["kind"] for e in again["timeline"]] == ["detected", "resolved", "escalated"]
+    assert [e["kind"] for e in again["timeline"]] == [
+        "detected",
+        "escalated",
+        "recovered",
+        "escalated",
+    ]
 
 
 def test_set_status_unknown_incident(recorder: Recorder) -> None:
     with pytest.raises(NoResultFound):
-        recorder.set_status(999, IncidentStatus.OPEN, T0, "x", "y")
+        recorder.incidents.set_status(999, IncidentStatus.OPEN, T0, "x", "y")
 
 
 def test_record_decision(recorder: Recorder, sessions: sessionmaker[Session]) -> None:
     incident_id = detect(recorder)
     wait = Verdict(VerdictKind.WAIT, None, "cooldown until 10:00", "cooldown", overridden=True)
-    first = recorder.record_decision(incident_id, "web1", PROPOSAL, wait, T0 + 1)
+    first = recorder.decisions.record(incident_id, "web1", PROPOSAL, wait, T0 + 1)
     second = decide(recorder, incident_id, at=T0 + 2)
     assert second > first
     found = detail(sessions, incident_id)
@@ -261,7 +296,7 @@ def test_record_decision_with_a_model_call_and_a_fallback(
         call=call,
         fallback="model proposed an action outside the whitelist",
     )
-    recorder.record_decision(incident_id, "web1", proposal, EXECUTE, T0 + 1)
+    recorder.decisions.record(incident_id, "web1", proposal, EXECUTE, T0 + 1)
     cached = Proposal(
         "restart_nginx",
         0.8,
@@ -269,7 +304,7 @@ def test_record_decision_with_a_model_call_and_a_fallback(
         "gemini",
         call=PlannerCall("gemini", "gemini-2.5-flash", 0.0, 1, "p", "r", cached=True),
     )
-    recorder.record_decision(incident_id, "web1", cached, EXECUTE, T0 + 2)
+    recorder.decisions.record(incident_id, "web1", cached, EXECUTE, T0 + 2)
 
     first, second = detail(sessions, incident_id)["decisions"]
     assert first["provider"] == "gemini"
@@ -305,7 +340,7 @@ def test_begin_run_is_committed_before_the_run_ends(
     run_id = begin(recorder, [(decision_id, incident_id)])
 
     # A second, independent connection pool sees it all before end_run.
-    other = open_store(store_url, migrate=False)
+    other = open_store(store_url)
     opened.append(other)
     with other() as session:
         incident = session.get_one(Incident, incident_id)
@@ -321,7 +356,8 @@ def test_begin_run_is_committed_before_the_run_ends(
         assert decision.run_id == run_id
         assert decision.outcome == "running"
 
-    # A second attempt in the same incident counts again.
+    # A second attempt in the same incident counts again (after the first did not cure).
+    reopen(recorder, incident_id, at=T0 + 9)
     second = decide(recorder, incident_id, at=T0 + 10)
     begin(recorder, [(second, incident_id)], ident="run-2", at=T0 + 11)
     assert detail(other, incident_id)["attempts"] == 2
@@ -330,7 +366,7 @@ def test_begin_run_is_committed_before_the_run_ends(
 def test_begin_run_without_decisions_is_a_manual_run(
     recorder: Recorder, sessions: sessionmaker[Session]
 ) -> None:
-    run_id = recorder.begin_run(
+    run_id = recorder.runs.begin(
         RunRequest("restart_nginx", PLAYBOOK, ("web1", "web2"), check=True),
         ident="manual-1",
         artifact_dir="/tmp/manual-1",
@@ -359,7 +395,7 @@ def test_extra_var_values_are_never_stored(
         api_token="tok-7c1d-SECRET",
         nginx_health_url="http://127.0.0.1/",
     )
-    recorder.end_run(run_id, result(web1=OK))
+    recorder.runs.end(run_id, result(web1=OK))
     found = detail(sessions, incident_id)
     assert found["runs"][0]["extra_var_names"] == ["api_token", "nginx_health_url"]
     assert "tok-7c1d-SECRET" not in json.dumps(found)
@@ -375,7 +411,7 @@ def test_end_run_success_leaves_the_outcome_to_verification(
     incident_id = detect(recorder)
     decision_id = decide(recorder, incident_id)
     run_id = begin(recorder, [(decision_id, incident_id)])
-    recorder.end_run(run_id, result(web1=OK))
+    recorder.runs.end(run_id, result(web1=OK))
     found = detail(sessions, incident_id)
     run = found["runs"][0]
     assert run["status"] == "successful"
@@ -403,7 +439,7 @@ def test_end_run_marks_a_failed_host_run_failed(
     d1 = decide(recorder, first, "web1")
     d2 = decide(recorder, second, "web2")
     run_id = begin(recorder, [(d1, first), (d2, second)], "web1", "web2")
-    recorder.end_run(run_id, result("failed", 2, web1=OK, web2=FAILED))
+    recorder.runs.end(run_id, result("failed", 2, web1=OK, web2=FAILED))
     failed = detail(sessions, second)
     assert failed["decisions"][0]["outcome"] == "run_failed"
     assert failed["runs"][0]["status"] == "failed"
@@ -423,7 +459,7 @@ def test_end_run_keeps_a_clean_host_of_a_partly_failed_run(
     d1 = decide(recorder, first, "web1")
     d2 = decide(recorder, second, "web2")
     run_id = begin(recorder, [(d1, first), (d2, second)], "web1", "web2")
-    recorder.end_run(run_id, result("failed", 2, web1=OK, web2=FAILED))
+    recorder.runs.end(run_id, result("failed", 2, web1=OK, web2=FAILED))
     assert detail(sessions, first)["decisions"][0]["outcome"] == "running"
 
 
@@ -431,7 +467,7 @@ def test_end_run_error_without_stats(recorder: Recorder, sessions: sessionmaker[
     incident_id = detect(recorder)
     decision_id = decide(recorder, incident_id)
     run_id = begin(recorder, [(decision_id, incident_id)])
-    recorder.end_run(run_id, result("error", None, error="ansible-runner not found"))
+    recorder.runs.end(run_id, result("error", None, error="ansible-runner not found"))
     found = detail(sessions, incident_id)
     assert found["decisions"][0]["outcome"] == "run_failed"
     assert found["runs"][0]["error"] == "ansible-runner not found"
@@ -450,9 +486,9 @@ def test_record_verification(
     incident_id = detect(recorder)
     decision_id = decide(recorder, incident_id)
     run_id = begin(recorder, [(decision_id, incident_id)])
-    recorder.end_run(run_id, result(web1=OK))
+    recorder.runs.end(run_id, result(web1=OK))
     check = Verification("web1", recovered, 20.0 if recovered is not None else None, T0 + 9, "ok")
-    recorder.record_verification(decision_id, check)
+    recorder.decisions.verified(decision_id, check)
     found = detail(sessions, incident_id)
     assert found["decisions"][0]["outcome"] == outcome
     verified = [e for e in all_events(sessions) if e.kind == "verified"]
@@ -470,29 +506,32 @@ def test_host_history(recorder: Recorder) -> None:
     # Attempt 1: ran, did not cure.
     d1 = decide(recorder, incident_id, at=T0 + 1)
     r1 = begin(recorder, [(d1, incident_id)], ident="run-1", at=T0 + 2)
-    recorder.end_run(r1, result(ident="run-1", ended=T0 + 5, web1=OK))
-    recorder.record_verification(d1, Verification("web1", False, 95.0, T0 + 9, "still high"))
+    recorder.runs.end(r1, result(ident="run-1", ended=T0 + 5, web1=OK))
+    recorder.decisions.verified(d1, Verification("web1", False, 95.0, T0 + 9, "still high"))
+    reopen(recorder, incident_id, at=T0 + 10)
     # Attempt 2: the playbook failed.
     d2 = decide(recorder, incident_id, at=T0 + 20)
     r2 = begin(recorder, [(d2, incident_id)], ident="run-2", at=T0 + 21)
-    recorder.end_run(r2, result("failed", 2, ident="run-2", ended=T0 + 25, web1=FAILED))
+    recorder.runs.end(r2, result("failed", 2, ident="run-2", ended=T0 + 25, web1=FAILED))
+    reopen(recorder, incident_id, at=T0 + 26)
     # Attempt 3: cured.
     d3 = decide(recorder, incident_id, at=T0 + 40)
     r3 = begin(recorder, [(d3, incident_id)], ident="run-3", at=T0 + 41)
-    recorder.end_run(r3, result(ident="run-3", ended=T0 + 45, web1=OK))
-    recorder.record_verification(d3, Verification("web1", True, 10.0, T0 + 50, "recovered"))
+    recorder.runs.end(r3, result(ident="run-3", ended=T0 + 45, web1=OK))
+    recorder.decisions.verified(d3, Verification("web1", True, 10.0, T0 + 50, "recovered"))
+    reopen(recorder, incident_id, at=T0 + 51)
     # Attempt 4: still running. Plus decisions that never ran, and another host.
     d4 = decide(recorder, incident_id, at=T0 + 60)
     begin(recorder, [(d4, incident_id)], ident="run-4", at=T0 + 61)
     decide(recorder, incident_id, at=T0 + 62)  # execute verdict, no run
-    recorder.record_decision(
+    recorder.decisions.record(
         incident_id, "web1", PROPOSAL, Verdict(VerdictKind.WAIT, None, "busy", "locked"), T0 + 63
     )
     other = detect(recorder, "web2")
     d_other = decide(recorder, other, "web2")
     begin(recorder, [(d_other, other)], "web2", ident="run-x", at=T0 + 3)
 
-    history = recorder.host_history("web1", since=T0)
+    history = recorder.memory.host_history("web1", since=T0)
     assert history.host == "web1"
     assert history.attempts == (
         Attempt(incident_id, "restart_nginx", T0 + 2, T0 + 5, False),
@@ -502,24 +541,35 @@ def test_host_history(recorder: Recorder) -> None:
     )
     assert history.remediating_hosts == 2  # web1's and web2's incidents
 
-    recent = recorder.host_history("web1", since=T0 + 30)
+    recent = recorder.memory.host_history("web1", since=T0 + 30)
     assert [a.succeeded for a in recent.attempts] == [True, None]
-    assert recorder.host_history("web3", since=T0).attempts == ()
+    assert recorder.memory.host_history("web3", since=T0).attempts == ()
 
 
 def test_active_incidents(recorder: Recorder) -> None:
     open_id = detect(recorder, "web1")
     done = detect(recorder, "web2")
-    recorder.set_status(done, IncidentStatus.RESOLVED, T0 + 5, "resolved", "ok", close=True)
+    recorder.incidents.set_status(
+        done, IncidentStatus.RESOLVED, T0 + 5, "resolved", "ok", close=True
+    )
     escalated = detect(recorder, "web3")
     d = decide(recorder, escalated, "web3")
     run_id = begin(recorder, [(d, escalated)], "web3")
-    recorder.end_run(run_id, result("failed", 2, web3=FAILED))
-    recorder.set_status(escalated, IncidentStatus.ESCALATED, T0 + 9, "escalated", "paged")
-    assert recorder.active_incidents() == [
-        (open_id, "web1", "open", []),
-        (escalated, "web3", "escalated", ["restart_nginx"]),
+    recorder.runs.end(run_id, result("failed", 2, web3=FAILED))
+    recorder.incidents.set_status(escalated, IncidentStatus.ESCALATED, T0 + 9, "escalated", "paged")
+    queries: list[str] = []
+    bind = recorder.sessions.kw["bind"]
+    listen = lambda *args: queries.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(bind, "before_cursor_execute", listen)
+    try:
+        active = recorder.memory.active_incidents()
+    finally:
+        event.remove(bind, "before_cursor_execute", listen)
+    assert [(a.id, a.host, a.kind, a.status, a.tried) for a in active] == [
+        (open_id, "web1", "high_cpu", "open", []),
+        (escalated, "web3", "high_cpu", "escalated", ["restart_nginx"]),
     ]
+    assert len([q for q in queries if q.lstrip().upper().startswith("SELECT")]) == 1
 
 
 def test_recover_interrupted(recorder: Recorder, sessions: sessionmaker[Session]) -> None:
@@ -529,9 +579,9 @@ def test_recover_interrupted(recorder: Recorder, sessions: sessionmaker[Session]
     finished = detect(recorder, "web2")
     d2 = decide(recorder, finished, "web2")
     done = begin(recorder, [(d2, finished)], "web2", ident="run-2")
-    recorder.end_run(done, result(ident="run-2", web2=OK))
+    recorder.runs.end(done, result(ident="run-2", web2=OK))
 
-    assert recorder.recover_interrupted(T0 + 100) == [in_flight]
+    assert recorder.runs.recover_interrupted(T0 + 100) == [in_flight]
 
     with sessions() as session:
         assert session.get_one(PlaybookRun, in_flight).status == "interrupted"
@@ -547,12 +597,12 @@ def test_recover_interrupted(recorder: Recorder, sessions: sessionmaker[Session]
     assert kinds[-1] == "reopened"
     interrupted = [e for e in all_events(sessions) if e.kind == "run_interrupted"]
     assert [e.run_id for e in interrupted] == [in_flight]
-    history = recorder.host_history("web1", since=T0)
+    history = recorder.memory.host_history("web1", since=T0)
     assert history.attempts[0].succeeded is False
     assert history.remediating_hosts == 0
 
     # Nothing left to recover the second time.
-    assert recorder.recover_interrupted(T0 + 200) == []
+    assert recorder.runs.recover_interrupted(T0 + 200) == []
 
 
 # -- queries ---------------------------------------------------------------------------
@@ -563,7 +613,9 @@ def test_list_incidents_filters_and_pages(
 ) -> None:
     ids = [detect(recorder, f"web{i % 3}", at=T0 + i) for i in range(7)]
     for incident_id in ids[::2]:
-        recorder.set_status(incident_id, IncidentStatus.RESOLVED, T0 + 50, "resolved", "ok")
+        recorder.incidents.set_status(
+            incident_id, IncidentStatus.RESOLVED, T0 + 50, "resolved", "ok"
+        )
 
     everything = list_incidents(sessions)
     assert [i["id"] for i in everything] == ids[::-1]
@@ -591,15 +643,15 @@ def test_incident_detail_shape(recorder: Recorder, sessions: sessionmaker[Sessio
     incident_id = detect(recorder)
     decision_id = decide(recorder, incident_id)
     run_id = begin(recorder, [(decision_id, incident_id)])
-    recorder.end_run(run_id, result(web1=OK))
-    recorder.record_verification(decision_id, Verification("web1", True, 9.0, T0 + 9, "cured"))
-    recorder.set_status(
+    recorder.runs.end(run_id, result(web1=OK))
+    recorder.decisions.verified(decision_id, Verification("web1", True, 9.0, T0 + 9, "cured"))
+    recorder.incidents.set_status(
         incident_id,
         IncidentStatus.RESOLVED,
         T0 + 10,
         "resolved",
         "cured",
-        cpu_after=9.0,
+        value_after=9.0,
         close=True,
     )
     found = detail(sessions, incident_id)
@@ -648,25 +700,27 @@ def test_every_event_is_one_audit_line(
     incident_id = detect(recorder)
     decision_id = decide(recorder, incident_id)
     run_id = begin(recorder, [(decision_id, incident_id)])
-    recorder.end_run(run_id, result(web1=OK))
-    recorder.record_verification(decision_id, Verification("web1", True, 9.0, T0 + 9, "cured"))
-    recorder.set_status(incident_id, IncidentStatus.RESOLVED, T0 + 10, "resolved", "cured")
-    recorder.event(T0 + 11, "note", "operator looked", host="web1", incident_id=incident_id)
-    recorder.recover_interrupted(T0 + 12)  # nothing to recover: no event
+    recorder.runs.end(run_id, result(web1=OK))
+    recorder.decisions.verified(decision_id, Verification("web1", True, 9.0, T0 + 9, "cured"))
+    recorder.incidents.set_status(
+        incident_id, IncidentStatus.RESOLVED, T0 + 10, "resolved", "cured"
+    )
+    recorder.journal.event(T0 + 11, "note", "operator looked", host="web1", incident_id=incident_id)
+    recorder.runs.recover_interrupted(T0 + 12)  # nothing to recover: no event
 
     events = all_events(sessions)
     lines = audit_lines(audit_path)
     assert len(lines) == len(events) == 9
     by_id = {line["event_id"]: line for line in lines}
     assert len(by_id) == len(lines)
-    for event in events:
-        line = by_id[event.id]
-        assert line["kind"] == event.kind
-        assert line["host"] == event.host
-        assert line["incident_id"] == event.incident_id
-        assert line["run_id"] == event.run_id
-        assert line["message"] == event.message
-        assert line["data"] == event.data
+    for row in events:
+        line = by_id[row.id]
+        assert line["kind"] == row.kind
+        assert line["host"] == row.host
+        assert line["incident_id"] == row.incident_id
+        assert line["run_id"] == row.run_id
+        assert line["message"] == row.message
+        assert line["data"] == row.data
         assert line["at"].endswith("Z")
     assert [line["kind"] for line in lines] == [
         "detected",

@@ -1,0 +1,112 @@
+"""The engine's parts for one process, made from the settings in one place.
+
+The CLI, the engine loop and the web UI all take their store, policy, inventory,
+redactor, recorder, executor and host locks from one ``Components``, which the
+composition root (autosre/wiring.py) makes, so every run, by the engine or by hand,
+shares the same redactor, audit log, allowed environment and locks. The store opens at
+once (and refuses a schema older than the code); the policy and the inventory load on
+first use, once, and what depends on them with them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.execute.locks import HostLocks
+from engine.execute.runner import AnsibleRunnerExecutor
+from engine.inventory import Inventory, load_inventory
+from engine.policy.load import load_policy
+from engine.policy.schema import Policy
+from engine.record.audit import AuditLog
+from engine.record.recorder import Recorder
+from engine.redact import Redactor
+from engine.settings import Settings
+from engine.store import open_store
+
+T = TypeVar("T")
+
+
+class Components:
+    """The store, policy, inventory, redactor, recorder, executor and locks of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: sessionmaker[Session] | None = None,
+        inventory: Inventory | None = None,
+    ) -> None:
+        """``sessions`` and ``inventory``: already opened or loaded (tests share them)."""
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.sessions = sessions if sessions is not None else open_store(settings.database_url)
+        self._built: dict[str, object] = {} if inventory is None else {"inventory": inventory}
+        self._lock = threading.RLock()  # web requests and the CLI may ask at once
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = build()
+            found: T = self._built[name]  # type: ignore[assignment]
+            return found
+
+    @property
+    def policy(self) -> Policy:
+        """The policy file, validated (PolicyError on the first problem)."""
+        settings = self.settings
+        return self._once(
+            "policy", lambda: load_policy(settings.policy, playbook_dir=settings.playbook_dir)
+        )
+
+    @property
+    def inventory(self) -> Inventory:
+        """The inventory as Ansible reads it (InventoryError when it cannot be used)."""
+        return self._once("inventory", lambda: load_inventory(self.settings.inventory))
+
+    @property
+    def redactor(self) -> Redactor:
+        """The one redactor: the environment's secrets and the inventory's, for every output."""
+        return self._once(
+            "redactor", lambda: Redactor(self.settings.secrets | self.inventory.secrets)
+        )
+
+    @property
+    def recorder(self) -> Recorder:
+        """The write side of the store and the audit log, redacting what it writes."""
+
+        def build() -> Recorder:
+            audit = AuditLog(self.settings.audit_log, redactor=self.redactor)
+            return Recorder(self.sessions, audit, redactor=self.redactor)
+
+        return self._once("recorder", build)
+
+    @property
+    def executor(self) -> AnsibleRunnerExecutor:
+        """Runs playbooks with ansible-runner under runs_dir, redacting as it goes."""
+
+        def build() -> AnsibleRunnerExecutor:
+            return AnsibleRunnerExecutor(
+                runs_dir=self.settings.runs_dir,
+                inventory_path=self.settings.inventory,
+                redactor=self.redactor,
+            )
+
+        return self._once("executor", build)
+
+    @property
+    def locks(self) -> HostLocks:
+        """Per-host locks shared by the engine and runs by hand."""
+        return self._once("locks", lambda: HostLocks(self.settings.locks_dir))
+
+    def load(self) -> Components:
+        """Load the policy and the inventory now (to refuse bad ones at start); self."""
+        _ = self.policy, self.inventory
+        return self
+
+    def close(self) -> None:
+        """Close the store's connections (they hold no state)."""
+        self.sessions.kw["bind"].dispose()

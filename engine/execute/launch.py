@@ -1,0 +1,109 @@
+"""Launch one action decided for several hosts in the same tick, as one batched run.
+
+Each host is locked (the engine and people never run on a host at once), the request
+passes the whitelist again, the run and its incidents are recorded as started, and only
+then does the run start on the dispatcher's workers. What could not start says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import HostBusyError, RefusedError
+from engine.execute.dispatch import RunDispatcher
+from engine.execute.locks import HeldLocks, HostLocks
+from engine.inventory import Inventory
+from engine.policy.schema import Policy
+from engine.policy.whitelist import build_request
+from engine.record.recorder import Recorder
+
+log = logging.getLogger("autosre.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A host whose incident's decision is to run the action."""
+
+    host: str
+    incident_id: int
+    decision_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    """What became of a batch: the run's ident and hosts, the busy hosts, or why none ran."""
+
+    ident: str | None = None
+    started: tuple[str, ...] = ()
+    busy: dict[str, str] = field(default_factory=dict)  # host -> who holds its lock
+    refused: str | None = None  # why the whole batch cannot run
+
+
+def run_ident(action: str, now: float) -> str:
+    """A new run's ident: its start time, its action and a random suffix."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}-{action}-{uuid.uuid4().hex[:8]}"
+
+
+class Launcher:
+    """Locks, validates, records and starts the engine's runs."""
+
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        inventory: Inventory,
+        playbook_dir: Path,
+        runs_dir: Path,
+        recorder: Recorder,
+        locks: HostLocks,
+        dispatcher: RunDispatcher,
+    ) -> None:
+        self.policy = policy
+        self.inventory = inventory
+        self.playbook_dir = playbook_dir
+        self.runs_dir = runs_dir  # where the executor puts run dirs, for the record
+        self.recorder = recorder
+        self.locks = locks
+        self.dispatcher = dispatcher
+
+    def launch(self, action: str, items: Sequence[Decided], now: float) -> Launched:
+        """Start one run of ``action`` on every host whose lock is free."""
+        ident = run_ident(action, now)
+        held: list[Decided] = []
+        locks: list[HeldLocks] = []
+        busy: dict[str, str] = {}
+        for item in items:
+            try:
+                locks.append(self.locks.acquire([item.host], f"engine run {ident}"))
+                held.append(item)
+            except HostBusyError as exc:
+                busy[item.host] = str(exc)
+        if not held:
+            return Launched(busy=busy)
+        hosts = [item.host for item in held]
+        try:
+            request = build_request(
+                self.policy, self.inventory, self.playbook_dir, action=action, hosts=hosts
+            )
+        except RefusedError as exc:
+            for lock in locks:
+                lock.release()
+            return Launched(busy=busy, refused=f"cannot run {action}: {exc}")
+        run_id = self.recorder.runs.begin(
+            request,
+            ident=ident,
+            artifact_dir=str(self.runs_dir / ident),
+            trigger="engine",
+            requested_by="engine",
+            at=now,
+            decisions=[(item.decision_id, item.incident_id) for item in held],
+        )
+        log.info("run %s: %s on %s", ident, action, ", ".join(hosts))
+        self.dispatcher.start(request, ident=ident, run_id=run_id, locks=locks)
+        return Launched(ident=ident, started=tuple(hosts), busy=busy)

@@ -1,0 +1,103 @@
+"""Advance: what an incident needs at this tick, from its phase and its host's fresh state.
+
+Close it when the host recovered, hold it while there is no data, verify a finished run
+on data newer than the run, or ask for a plan when it may act again. Pure: the answer is
+a list of steps (engine/incident/steps.py) for the loop to carry out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.incident.life import IncidentStatus, Phase, Track
+from engine.incident.steps import Close, Escalate, Note, Plan, RecordVerification, Reopen, Step
+from engine.policy.schema import SignalRule
+from engine.signals import signal_kind
+from engine.types import HostState, HostStatus, RunResult, Sample
+from engine.verify import check_recovery, unverifiable
+
+
+def recovered(state: HostState, rule: SignalRule) -> bool:
+    """Below the clear threshold now (not just "no longer sustained high")."""
+    return (
+        state.status is HostStatus.NORMAL and state.value is not None and state.value < rule.clear
+    )
+
+
+def advance(
+    track: Track, state: HostState, samples: Sequence[Sample], now: float, rule: SignalRule
+) -> list[Step]:
+    """The steps an incident needs now (none while a plan or a run is under way)."""
+    if track.phase in (Phase.RUNNING, Phase.PLANNING, Phase.AWAITING_APPROVAL, Phase.CLOSED):
+        return []  # the run, the planner or the human answers; approvals are decide's
+    if track.phase is Phase.ESCALATED:
+        if state.status is HostStatus.NORMAL:
+            message = f"host recovered after escalation: {state.reason}"
+            return [Close(track.final_status, "recovered", message, state.value)]
+        return []
+    if track.phase is Phase.VERIFYING:
+        return verify(track, state, samples, now, rule)
+    if state.status is HostStatus.NORMAL:
+        if recovered(state, rule):
+            how = "after remediation" if track.tried else "before any action"
+            message = f"recovered {how}: {state.reason}"
+            return [Close(IncidentStatus.RESOLVED, "resolved", message, state.value)]
+        return []  # not sustained high, but not below clear either: keep watching
+    if state.status is HostStatus.UNKNOWN:
+        if track.noted_unknown:
+            return []
+        track.noted_unknown = True
+        return [Note("holding", f"no action without data: {state.reason}")]
+    track.noted_unknown = False
+    return [Plan()] if now >= track.retry_at else []
+
+
+def verify(
+    track: Track, state: HostState, samples: Sequence[Sample], now: float, rule: SignalRule
+) -> list[Step]:
+    """Judge a finished run on fresh data: resolve, decide again, or fail to a human."""
+    kind = signal_kind(track.kind)
+    check = check_recovery(
+        state,
+        samples,
+        clean_from=track.run_ended + rule.step,
+        not_before=track.verify_after,
+        clear=rule.clear,
+        now=now,
+        measure=kind.measure,
+        unit=kind.unit,
+    )
+    if check is None and now < track.verify_deadline:
+        return []
+    if check is None:
+        check = unverifiable(track.host, now=now, waited=now - track.verify_after)
+    steps: list[Step] = [RecordVerification(check)] if track.decision_id is not None else []
+    if check.recovered:
+        steps.append(Close(IncidentStatus.RESOLVED, "resolved", check.reason, check.value))
+    elif check.recovered is None:
+        steps.append(Escalate(f"{check.reason}; a human must look", IncidentStatus.FAILED))
+    else:
+        steps.append(Reopen("not_recovered", check.reason))
+        if state.status is kind.status and now >= track.retry_at:
+            steps.append(Plan())  # still high: the next rung need not wait for another tick
+    return steps
+
+
+def after_run(
+    track: Track,
+    result: RunResult,
+    action: str,
+    *,
+    settle: float,
+    verify_timeout: float,
+) -> list[Step]:
+    """A run ended: verify it once fresh data comes if it worked on this host, else decide again."""
+    track.tried.append(action)
+    track.run_ended = result.ended_at
+    if result.host_succeeded(track.host):
+        track.move(Phase.VERIFYING)
+        track.verify_after = result.ended_at + settle
+        track.verify_deadline = track.verify_after + verify_timeout
+        return []
+    message = f"{action} did not complete on {track.host} ({result.status}); deciding again"
+    return [Reopen("run_failed", message)]

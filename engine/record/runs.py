@@ -1,0 +1,198 @@
+"""Playbook runs on the write side: recorded before they start and after they end, and
+after a crash, the runs left in flight marked interrupted (never re-run blindly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from engine.incident.life import IncidentStatus, check_status_move
+from engine.record.events import Journal
+from engine.store.models import Decision, Incident, PlaybookRun
+from engine.timeutil import to_dt
+from engine.types import RunRequest, RunResult
+
+RUNNING_RUN = ("pending", "running")
+
+
+class RunRecords:
+    """Begins and ends runs (with the incidents they remediate), and recovers from crashes."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def begin(
+        self,
+        request: RunRequest,
+        *,
+        ident: str,
+        artifact_dir: str,
+        trigger: str,
+        requested_by: str,
+        at: float,
+        decisions: Sequence[tuple[int, int]] = (),
+    ) -> int:
+        """Record a run as started (and its incidents as remediating) before it starts."""
+        journal = self.journal
+        with journal.sessions() as session:
+            run = PlaybookRun(
+                ident=ident,
+                action=request.action,
+                playbook=request.playbook,
+                hosts=list(request.hosts),
+                check_mode=request.check,
+                trigger=trigger,
+                requested_by=requested_by,
+                extra_var_names=sorted(request.extra_vars),
+                status="running",
+                rc=None,
+                stats={},
+                artifact_dir=artifact_dir,
+                created_at=to_dt(at),
+                started_at=to_dt(at),
+            )
+            session.add(run)
+            session.flush()
+            mode = " in check mode" if request.check else ""
+            events = [
+                journal.add(
+                    session,
+                    at,
+                    "run_started",
+                    f"{trigger} run of {request.action}{mode} on {', '.join(request.hosts)}",
+                    run_id=run.id,
+                    data={"ident": ident, "requested_by": requested_by},
+                )
+            ]
+            for decision_id, incident_id in decisions:
+                decision = session.get_one(Decision, decision_id)
+                decision.run_id = run.id
+                decision.outcome = "running"
+                incident = session.get_one(Incident, incident_id)
+                check_status_move(incident.status, IncidentStatus.REMEDIATING)
+                incident.status = IncidentStatus.REMEDIATING
+                incident.action = request.action
+                incident.attempts += 1
+                incident.updated_at = to_dt(at)
+                events.append(
+                    journal.add(
+                        session,
+                        at,
+                        "remediating",
+                        f"running {request.action} (run {ident})",
+                        host=incident.host,
+                        incident_id=incident_id,
+                        run_id=run.id,
+                    )
+                )
+            journal.commit(session, events)
+            return run.id
+
+    def end(self, run_id: int, result: RunResult) -> None:
+        """Record how a run ended; a host whose run failed has its attempt marked failed."""
+        journal = self.journal
+        with journal.sessions() as session:
+            run = session.get_one(PlaybookRun, run_id)
+            run.status = result.status
+            run.rc = result.rc
+            run.error = journal.optional_text(result.error)
+            run.ended_at = to_dt(result.ended_at)
+            run.stats = {host: _stats_dict(s) for host, s in result.stats.items()}
+            events = [
+                journal.add(
+                    session,
+                    result.ended_at,
+                    "run_ended",
+                    f"run {run.ident} {result.status} (rc {result.rc})"
+                    + (f": {result.error}" if result.error else ""),
+                    run_id=run_id,
+                    data={"stats": run.stats},
+                )
+            ]
+            decisions = session.scalars(select(Decision).where(Decision.run_id == run_id)).all()
+            for decision in decisions:
+                ok = result.host_succeeded(decision.host)
+                if not ok:
+                    decision.outcome = "run_failed"
+                    decision.outcome_at = to_dt(result.ended_at)
+                events.append(
+                    journal.add(
+                        session,
+                        result.ended_at,
+                        "run_ended",
+                        f"{run.action} {'succeeded' if ok else 'failed'} on {decision.host} "
+                        f"(run {result.status}, rc {result.rc})",
+                        host=decision.host,
+                        incident_id=decision.incident_id,
+                        run_id=run_id,
+                    )
+                )
+            journal.commit(session, events)
+
+    def recover_interrupted(self, at: float) -> list[int]:
+        """After a crash: mark runs still 'running' as interrupted; never re-run them blindly.
+
+        Pending approvals and awaiting_approval incidents are left as they are: a human
+        may still answer.
+        """
+        journal = self.journal
+        with journal.sessions() as session:
+            runs = session.scalars(select(PlaybookRun).where(PlaybookRun.status.in_(RUNNING_RUN)))
+            events = []
+            run_ids = []
+            for run in runs.all():
+                run.status = "interrupted"
+                run.ended_at = to_dt(at)
+                run_ids.append(run.id)
+                events.append(
+                    journal.add(
+                        session,
+                        at,
+                        "run_interrupted",
+                        f"run {run.ident} was in flight when the engine stopped; its effect is "
+                        "unknown and it is not re-run: it counts as a failed attempt",
+                        run_id=run.id,
+                    )
+                )
+            if run_ids:
+                session.execute(
+                    update(Decision)
+                    .where(
+                        Decision.run_id.in_(run_ids),
+                        or_(Decision.outcome == "running", Decision.outcome.is_(None)),
+                    )
+                    .values(outcome="interrupted", outcome_at=to_dt(at))
+                )
+            # Runs that ended but were never verified: their effect is unknown too.
+            session.execute(
+                update(Decision)
+                .where(Decision.outcome == "running", Decision.run_id.is_not(None))
+                .values(outcome="unverified", outcome_at=to_dt(at))
+            )
+            for incident in session.scalars(
+                select(Incident).where(Incident.status == IncidentStatus.REMEDIATING)
+            ).all():
+                incident.status = IncidentStatus.OPEN
+                incident.updated_at = to_dt(at)
+                events.append(
+                    journal.add(
+                        session,
+                        at,
+                        "reopened",
+                        "engine restarted during remediation; deciding again",
+                        host=incident.host,
+                        incident_id=incident.id,
+                    )
+                )
+            journal.commit(session, events)
+            return run_ids
+
+
+def _stats_dict(stats: Any) -> dict[str, int]:
+    return {
+        name: int(getattr(stats, name))
+        for name in ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored")
+    }
