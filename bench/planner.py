@@ -21,7 +21,8 @@ from typing import Any
 from bench.mttr import run_trials
 from engine.plan.gemini import GeminiTransport
 from engine.plan.llm import LLMPlanner
-from engine.plan.rules import RulesPlanner, Situation
+from engine.plan.rules import RulesPlanner
+from engine.plan.situation import Situation
 from engine.types import HostHistory, HostState, HostStatus, Sample
 from tests.engine.test_loop import Lab
 from tests.fixtures.fake_llm import FakeGemini, Reply, serving

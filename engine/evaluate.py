@@ -1,27 +1,53 @@
-"""Evaluate: per-host state (NORMAL / HIGH_CPU / UNKNOWN) with sustain and hysteresis.
+"""Evaluate: per-host state for one signal kind (NORMAL, the kind's status such as
+HIGH_CPU, or UNKNOWN) with sustain and hysteresis.
 
 Pure: takes sample windows and the previous state, returns the new state. The
 sustain window is counted from the first high sample in the data, not from the
-tick that noticed it, so a fresh engine acts as soon as the data allows.
+tick that noticed it, so a fresh engine acts as soon as the data allows. The kind
+(engine/signals.py) is data: its status, and what its value measures, in which unit.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from engine.policy.schema import SignalRule
+from engine.signals import SignalKind
 from engine.types import HostState, HostStatus, MetricsBatch, Sample
+
+log = logging.getLogger("autosre.engine")
+SUMMARISE_OVER = 10  # more same-kind state changes than this in a tick: one summary line
 
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """The numbers the evaluator needs (from the policy's detection rule)."""
+    """What the evaluator needs of one signal kind: its numbers (from the policy) and names."""
 
     trigger: float
     clear: float
     sustain: float
     step: float
     staleness: float
+    status: HostStatus = HostStatus.HIGH_CPU  # the status shown while the signal holds
+    measure: str = "cpu"  # what the value is, in reasons
+    unit: str = "%"
+
+    @classmethod
+    def of(cls, kind: SignalKind, rule: SignalRule) -> Thresholds:
+        """The thresholds of a kind, with the numbers of its policy section."""
+        return cls(
+            rule.trigger,
+            rule.clear,
+            rule.sustain,
+            rule.step,
+            rule.staleness,
+            status=kind.status,
+            measure=kind.measure,
+            unit=kind.unit,
+        )
 
 
 def _high_run_start(window: Sequence[Sample], trigger: float, max_gap: float) -> float | None:
@@ -72,36 +98,30 @@ def evaluate_host(
             HostStatus.UNKNOWN, None, f"stale: last sample {age:.0f}s old", sample_ts=latest.ts
         )
     value = latest.value
-    if prev_status is HostStatus.HIGH_CPU:
+    shown = f"{limits.measure} {value:.1f}{limits.unit}"
+    trigger, clear = f"{limits.trigger:g}{limits.unit}", f"{limits.clear:g}{limits.unit}"
+    if prev_status is limits.status:
         if value < limits.clear:
             return state(
-                HostStatus.NORMAL,
-                value,
-                f"cpu {value:.1f}% below clear {limits.clear:g}%",
-                sample_ts=latest.ts,
+                HostStatus.NORMAL, value, f"{shown} below clear {clear}", sample_ts=latest.ts
             )
         return state(
-            HostStatus.HIGH_CPU,
-            value,
-            f"cpu {value:.1f}%, not yet below clear {limits.clear:g}%",
-            sample_ts=latest.ts,
+            limits.status, value, f"{shown}, not yet below clear {clear}", sample_ts=latest.ts
         )
     run_start = _high_run_start(window, limits.trigger, max_gap=max(limits.staleness, limits.step))
     if run_start is not None and latest.ts - run_start >= limits.sustain:
         return state(
-            HostStatus.HIGH_CPU,
+            limits.status,
             value,
-            f"cpu {value:.1f}% above {limits.trigger:g}% for {latest.ts - run_start:.0f}s",
+            f"{shown} above {trigger} for {latest.ts - run_start:.0f}s",
             since=run_start,
             sample_ts=latest.ts,
         )
     if run_start is not None:
         held = latest.ts - run_start
-        reason = (
-            f"cpu {value:.1f}% above {limits.trigger:g}% for {held:.0f}s of {limits.sustain:g}s"
-        )
+        reason = f"{shown} above {trigger} for {held:.0f}s of {limits.sustain:g}s"
     else:
-        reason = f"cpu {value:.1f}%"
+        reason = shown
     return state(HostStatus.NORMAL, value, reason, sample_ts=latest.ts)
 
 
@@ -138,3 +158,24 @@ class Evaluator:
                 changes.append((previous, current))
             self._states[host] = current
         return Evaluation(states=dict(self._states), changes=tuple(changes))
+
+
+def log_changes(changes: tuple[tuple[HostState | None, HostState], ...]) -> None:
+    """One log line per state change; a summary line when many hosts change alike."""
+    grouped: dict[tuple[str, str], list[HostState]] = defaultdict(list)
+    for old, new in changes:
+        grouped[(old.status if old else "START", new.status)].append(new)
+    for (old_status, new_status), states in grouped.items():
+        if len(states) > SUMMARISE_OVER:
+            names = ", ".join(s.host for s in states[:5])
+            log.info(
+                "%d hosts %s -> %s (%s, ...): %s",
+                len(states),
+                old_status,
+                new_status,
+                names,
+                states[0].reason,
+            )
+            continue
+        for state in states:
+            log.info("%s %s -> %s: %s", state.host, old_status, new_status, state.reason)

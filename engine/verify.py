@@ -1,4 +1,5 @@
-"""Verify: did the host recover after a run? Pure; reads the tick's fresh samples.
+"""Verify: did the host recover after a run? Pure; reads the tick's fresh samples of the
+incident's signal kind (what it measures, in which unit, are the kind's).
 
 Only samples taken after the run ended count, and only once the settle time has
 passed; their median decides, so one noisy sample neither cures nor condemns a
@@ -21,6 +22,8 @@ def check_recovery(
     not_before: float,
     clear: float,
     now: float,
+    measure: str = "cpu",
+    unit: str = "%",
 ) -> Verification | None:
     """A verification from fresh data, or None while there is no sample new enough yet."""
     if state.status is HostStatus.UNKNOWN or state.sample_ts is None:
@@ -31,11 +34,12 @@ def check_recovery(
     if not fresh:
         return None
     value = statistics.median(fresh)
-    detail = f"median cpu {value:.1f}% of {len(fresh)} sample(s) since the run ended"
+    detail = f"median {measure} {value:.1f}{unit} of {len(fresh)} sample(s) since the run ended"
+    limit = f"{clear:g}{unit}"
     if value < clear:
-        return Verification(state.host, True, value, now, f"recovered: {detail}, below {clear:g}%")
+        return Verification(state.host, True, value, now, f"recovered: {detail}, below {limit}")
     return Verification(
-        state.host, False, value, now, f"not recovered: {detail}, not below {clear:g}%"
+        state.host, False, value, now, f"not recovered: {detail}, not below {limit}"
     )
 
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
 
-import psutil
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from engine.errors import InputError
 from engine.redact import redact_url
 from engine.types import MetricsBatch, Sample
 
@@ -29,15 +27,7 @@ _MAX_REASON = 300  # hostile servers may send megabytes of error text; logs stay
 _TS_SLACK = 0.001  # Prometheus evaluates at millisecond resolution
 
 
-class MetricsSource(Protocol):
-    """Where samples come from; called once per engine tick."""
-
-    def fetch(self, now: float) -> MetricsBatch:
-        """Return a window covering [now - lookback, now] for every known host."""
-        ...
-
-
-class _MalformedAnswerError(ValueError):
+class _MalformedAnswerError(InputError):
     """The server answered, but not with a range-query matrix of numbers."""
 
 
@@ -225,45 +215,3 @@ def _describe(exc: Exception, timeout: float) -> str:
     if isinstance(exc, LookupError | TypeError):
         return f"unexpected answer shape: {type(exc).__name__}: {exc}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _psutil_cpu_percent() -> float:
-    return float(psutil.cpu_percent(interval=None))
-
-
-class LocalSource:
-    """The embedded default: this machine's CPU through psutil, one sample per fetch."""
-
-    def __init__(
-        self,
-        *,
-        host: str,
-        lookback: float,
-        cpu_percent: Callable[[], float] = _psutil_cpu_percent,
-        other_hosts: Sequence[str] = (),
-    ) -> None:
-        self._host = host
-        self._lookback = lookback
-        self._cpu_percent = cpu_percent
-        self._others = tuple(h for h in dict.fromkeys(other_hosts) if h != host)
-        self._samples: deque[Sample] = deque()
-        self._primed = False
-
-    def prime(self) -> None:
-        """Take the meaningless first reading now, so the first fetch already has data."""
-        self._cpu_percent()
-        self._primed = True
-
-    def fetch(self, now: float) -> MetricsBatch:
-        """Sample the CPU at ``now``; other hosts get empty windows (no data)."""
-        value = self._cpu_percent()
-        # psutil's first interval=None reading compares against nothing and is
-        # meaningless; each later one averages the time since the previous call.
-        if self._primed and math.isfinite(value):
-            self._samples.append(Sample(self._host, now, value))
-        self._primed = True
-        while self._samples and self._samples[0].ts < now - self._lookback:
-            self._samples.popleft()
-        windows: dict[str, tuple[Sample, ...]] = dict.fromkeys(self._others, ())
-        windows[self._host] = tuple(self._samples)
-        return MetricsBatch(fetched_at=now, windows=windows)

@@ -16,10 +16,11 @@ from dataclasses import replace
 
 from engine.errors import LLMError, ReplyError
 from engine.plan.prompt import SYSTEM, build_user_prompt, parse_reply, reply_schema
-from engine.plan.rules import Planner, Situation
+from engine.plan.situation import Planner, Situation
 from engine.plan.transport import LLMReply, LLMTransport
 from engine.redact import Redactor
-from engine.types import ESCALATE_ACTION, HostStatus, PlannerCall, Proposal
+from engine.signals import signal_kind
+from engine.types import ESCALATE_ACTION, PlannerCall, Proposal
 
 log = logging.getLogger("autosre.planner")
 RETRYABLE = frozenset({"http", "rate_limited", "connection", "empty"})
@@ -35,7 +36,7 @@ class LLMPlanner:
         transport: LLMTransport,
         fallback: Planner,
         timeout: float,
-        thresholds: Mapping[str, float],
+        thresholds: Mapping[str, Mapping[str, float]],
         secrets: Iterable[str] = (),
         redactor: Redactor | None = None,
         max_attempts: int = 3,
@@ -48,7 +49,7 @@ class LLMPlanner:
         self.fallback = fallback
         self.name = transport.provider
         self.timeout = timeout
-        self.thresholds = dict(thresholds)
+        self.thresholds = {kind: dict(numbers) for kind, numbers in thresholds.items()}
         # Everything sent to or kept from a model passes through it.
         self.redactor = (redactor or Redactor()).with_secrets(secrets)
         self.max_attempts = max_attempts
@@ -58,23 +59,38 @@ class LLMPlanner:
         self._cache: OrderedDict[CacheKey, Proposal] = OrderedDict()
         self._cache_size = cache_size
 
-    def propose(self, situation: Situation) -> Proposal:
-        """A model proposal, or the fallback's with the reason the model was not used."""
+    def quick(self, situation: Situation) -> Proposal | None:
+        """The answer when no model needs asking (deterministic outcome, or cached), else None."""
         rules = self.fallback.propose(situation)
-        if rules.action == ESCALATE_ACTION or situation.state.status is not HostStatus.HIGH_CPU:
+        if (
+            rules.action == ESCALATE_ACTION
+            or situation.state.status is not signal_kind(situation.kind).status
+        ):
             # Deterministic outcomes (ladder exhausted, no data) never wait on a model.
             return rules
-        key: CacheKey = (
+        cached = self._cache.get(self._key(situation))
+        if cached is None:
+            return None
+        self._cache.move_to_end(self._key(situation))
+        call = replace(cached.call, cached=True, latency=0.0) if cached.call else None
+        return replace(cached, call=call)
+
+    @staticmethod
+    def _key(situation: Situation) -> CacheKey:
+        return (
             situation.host,
             situation.incident_id,
             situation.tried,
             situation.state.status.value,
         )
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            call = replace(cached.call, cached=True, latency=0.0) if cached.call else None
-            return replace(cached, call=call)
+
+    def propose(self, situation: Situation) -> Proposal:
+        """A model proposal, or the fallback's with the reason the model was not used."""
+        known = self.quick(situation)
+        if known is not None:
+            return known
+        rules = self.fallback.propose(situation)
+        key = self._key(situation)
         proposal = self._ask(situation, rules)
         self._cache[key] = proposal
         if len(self._cache) > self._cache_size:
@@ -86,7 +102,7 @@ class LLMPlanner:
             situation,
             labels=situation.labels,
             samples=situation.samples,
-            thresholds=self.thresholds,
+            thresholds=self.thresholds.get(situation.kind, {}),
         )
         user = self.redactor.text(user)
         schema = reply_schema(situation.actions)

@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import ReplyError
-from engine.plan.rules import Situation
+from engine.plan.situation import Situation
 from engine.redact import REDACTED, Redactor, looks_secret
+from engine.signals import signal_kind
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION, Sample
 
 MAX_TEXT = 300  # longest fleet string placed in a prompt; longer ones are cut
@@ -99,21 +100,27 @@ def build_user_prompt(
     samples: Sequence[Sample],
     thresholds: Mapping[str, float],
 ) -> str:
-    """The user message: the situation as one quoted JSON document."""
+    """The user message: the situation as one quoted JSON document.
+
+    The signal kind is data: its name and description, and the name of its value
+    (``cpu_percent`` for high_cpu) in the state and the sample window.
+    """
     now = situation.now
     state = situation.state
+    kind = signal_kind(situation.kind)
     data = {
         "host": _cut(situation.host),
         "labels": _labels(labels),
+        "signal": {"kind": kind.name, "description": kind.description, "unit": kind.unit},
         "state": {
             "status": state.status.value,
-            "cpu_percent": None if state.value is None else round(state.value, 1),
+            kind.value_name: None if state.value is None else round(state.value, 1),
             "for_seconds": round(max(0.0, now - state.since)),
             "reason": _cut(state.reason),
         },
         "thresholds": thresholds,
-        "cpu_window": [
-            {"seconds_ago": round(now - s.ts, 1), "cpu_percent": round(s.value, 1)}
+        f"{kind.measure}_window": [
+            {"seconds_ago": round(now - s.ts, 1), kind.value_name: round(s.value, 1)}
             for s in list(samples)[-MAX_SAMPLES:]
         ],
         "incident": {

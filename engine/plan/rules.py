@@ -1,53 +1,14 @@
-"""Plan: a planner proposes one action for an incident, with a confidence and a rationale.
+"""The rules planner: the default, and the fallback of every other planner.
 
-A planner only advises; ``engine.policy.gate`` decides. The rules planner is the
-default and the fallback for any other planner (an LLM is a later addition
-behind the same ``Planner`` seam).
+It walks the incident's ladder (from the policy's section for its signal kind): the
+next rung not yet tried in this incident and not in the host's failure memory, else
+escalate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
-
-from engine.types import ESCALATE_ACTION, HostHistory, HostState, HostStatus, Proposal, Sample
-
-
-@dataclass(frozen=True, slots=True)
-class Situation:
-    """Everything a planner may look at for one decision about one host."""
-
-    host: str
-    state: HostState
-    incident_id: int
-    tried: tuple[str, ...]  # actions already run in this incident, in order
-    history: HostHistory
-    fleet: Mapping[HostStatus, int]  # how many hosts are in each state
-    actions: Mapping[str, str]  # whitelisted action name -> description
-    ladder: tuple[str, ...]
-    now: float
-    samples: tuple[Sample, ...] = ()  # the host's metric window this tick
-    labels: Mapping[str, str] = field(default_factory=dict)  # inventory autosre_labels
-
-
-class Planner(Protocol):
-    """Anything that proposes an action for a situation."""
-
-    name: str
-
-    def propose(self, situation: Situation) -> Proposal:
-        """Return one proposal; never raise for a situation it does not understand."""
-        ...
-
-
-def recent_failures(history: HostHistory, action: str, *, since: float) -> int:
-    """How many times an action failed to cure this host since a time."""
-    return sum(
-        1
-        for attempt in history.attempts
-        if attempt.action == action and attempt.succeeded is False and attempt.started_at >= since
-    )
+from engine.plan.situation import Situation, recent_failures
+from engine.types import ESCALATE_ACTION, Proposal
 
 
 class RulesPlanner:
@@ -61,6 +22,10 @@ class RulesPlanner:
         self.confidence = confidence
         self.memory_window = memory_window
         self.max_failures = max_failures
+
+    def quick(self, situation: Situation) -> Proposal:
+        """Always answers at once: the same as propose()."""
+        return self.propose(situation)
 
     def propose(self, situation: Situation) -> Proposal:
         """Propose the next untried rung that has not kept failing on this host."""

@@ -7,12 +7,12 @@ then fleet-wide limits, and only then the planner's confidence.
 
 from __future__ import annotations
 
-from engine.plan.rules import Situation, recent_failures
-from engine.policy.file import Policy
+from engine.plan.situation import Situation, recent_failures
+from engine.policy.schema import Policy
+from engine.signals import signal_kind
 from engine.types import (
     DO_NOTHING_ACTION,
     ESCALATE_ACTION,
-    HostStatus,
     Proposal,
     Verdict,
     VerdictKind,
@@ -27,7 +27,7 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
     """Decide what may happen for this proposal; every refusal carries its reason."""
     rem = policy.remediation
     action = proposal.action
-    if situation.state.status is not HostStatus.HIGH_CPU:
+    if situation.state.status is not signal_kind(situation.kind).status:
         return Verdict(
             VerdictKind.DO_NOTHING,
             None,

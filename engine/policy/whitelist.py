@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.errors import RefusedError
 from engine.inventory import Inventory
-from engine.policy.file import Policy
+from engine.policy.schema import Policy
 from engine.types import RunRequest
 
 
@@ -69,4 +69,5 @@ def build_request(
         secret_vars=frozenset(n for n, v in spec.vars.items() if v.secret),
         check=check,
         timeout=int(spec.timeout),
+        env=tuple(spec.env),
     )

@@ -11,7 +11,8 @@ import yaml
 
 from engine.errors import RefusedError
 from engine.inventory import Inventory, parse_listing
-from engine.policy.file import Policy, load_policy, parse_policy
+from engine.policy.load import load_policy, parse_policy
+from engine.policy.schema import Policy
 from engine.policy.whitelist import build_request, parse_extra_vars
 from engine.types import RunRequest
 

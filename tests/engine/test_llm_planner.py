@@ -16,20 +16,14 @@ from hypothesis import strategies as st
 from engine.plan.gemini import GeminiTransport
 from engine.plan.llm import LLMPlanner
 from engine.plan.openai import OpenAITransport
-from engine.plan.rules import RulesPlanner, Situation
+from engine.plan.rules import RulesPlanner
+from engine.plan.situation import Situation
 from engine.plan.transport import LLMReply
-from engine.policy.file import Policy, load_policy
 from engine.policy.gate import gate
+from engine.policy.load import load_policy
+from engine.policy.schema import Policy
 from engine.redact import REDACTED, Redactor
-from engine.types import (
-    Attempt,
-    HostHistory,
-    HostState,
-    HostStatus,
-    Proposal,
-    Sample,
-    VerdictKind,
-)
+from engine.types import Attempt, HostHistory, HostState, HostStatus, Proposal, Sample, VerdictKind
 from tests.fixtures.fake_llm import FakeLLM, Reply, Status
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +81,7 @@ def provider(
             transport=transport,
             fallback=RulesPlanner(),
             timeout=timeout,
-            thresholds={"trigger_percent": 80.0},
+            thresholds={"high_cpu": {"trigger": 80.0}},
             secrets=[fake.api_key],
             **kwargs,
         )
@@ -164,21 +158,23 @@ def test_server_errors_are_retried_within_the_budget(provider: Any) -> None:
 def test_a_429_longer_than_the_budget_is_not_waited_for(provider: Any) -> None:
     fake, make = provider
     fake.script(Status(429, retry_after="30"))
-    started = time.monotonic()
-    proposal = make(timeout=1.0).propose(situation())
-    assert time.monotonic() - started < 1.0
+    slept: list[float] = []
+    proposal = make(timeout=1.0, sleep=slept.append).propose(situation())
+    assert slept == []  # the 30 s Retry-After is past the budget: not waited for at all
     assert proposal.fallback is not None
     assert len(fake.requests) == 1
 
 
 def test_a_reply_after_the_timeout_falls_back_in_time(provider: Any) -> None:
     fake, make = provider
-    fake.script(Reply(good(), delay=3.0))
-    started = time.monotonic()
+    # The answer would come far later than any slowness of this machine explains: getting
+    # the rules' proposal at all means the planner gave up at its own timeout.
+    fake.script(Reply(good(), delay=60.0))
     proposal = make(timeout=0.5).propose(situation())
-    assert time.monotonic() - started < 1.5
     assert proposal.planner == "rules"
     assert proposal.fallback is not None and "timeout" in proposal.fallback
+    assert proposal.call is not None and proposal.call.latency < 60.0
+    assert len(fake.requests) == 1  # not asked again past the deadline
 
 
 def test_one_model_call_per_decision_point(provider: Any) -> None:
@@ -197,11 +193,11 @@ def test_one_model_call_per_decision_point(provider: Any) -> None:
 def test_deterministic_outcomes_never_wait_on_the_model(provider: Any) -> None:
     fake, make = provider
     fake.script(Reply(good(), delay=5.0))
-    planner = make(timeout=10.0)
-    started = time.monotonic()
+    slept: list[float] = []
+    planner = make(timeout=10.0, sleep=slept.append)
     exhausted = planner.propose(situation(tried=("restart_nginx", "rollback_nginx")))
     unknown = planner.propose(situation(status=HostStatus.UNKNOWN))
-    assert time.monotonic() - started < 0.5
+    assert slept == []
     assert exhausted.action == "escalate"
     assert unknown.planner == "rules"
     assert fake.requests == []

@@ -14,7 +14,8 @@ import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
-from engine.metrics.prometheus import LocalSource, PrometheusSource, strip_port
+from engine.metrics.local import LocalSource
+from engine.metrics.prometheus import PrometheusSource, strip_port
 from tests.fixtures.prometheus import (
     FakePrometheus,
     NodeExporter,

@@ -8,17 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.plan.rules import RulesPlanner, Situation
-from engine.policy.file import Policy, load_policy
+from engine.plan.rules import RulesPlanner
+from engine.plan.situation import Situation
 from engine.policy.gate import gate
-from engine.types import (
-    Attempt,
-    HostHistory,
-    HostState,
-    HostStatus,
-    Proposal,
-    VerdictKind,
-)
+from engine.policy.load import load_policy
+from engine.policy.schema import Policy
+from engine.types import Attempt, HostHistory, HostState, HostStatus, Proposal, VerdictKind
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = 10_000.0

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from engine.errors import PolicyError
-from engine.policy.file import Policy, load_policy, parse_policy, template_warnings
+from engine.policy.load import load_policy, parse_policy
+from engine.policy.schema import Policy
+from engine.policy.template_check import template_warnings
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -48,7 +50,7 @@ def refusal(tmp_path: Path, mutate: Mutation) -> PolicyError:
 
 
 def high_cpu(data: dict[str, Any]) -> dict[str, Any]:
-    rule = data["detection"]["high_cpu"]
+    rule = data["signals"]["high_cpu"]
     assert isinstance(rule, dict)
     return rule
 
@@ -67,17 +69,17 @@ def test_shipped_policies_load_with_their_playbooks(name: str) -> None:
     policy = load_policy(POLICIES / name, playbook_dir=PLAYBOOKS)
     assert isinstance(policy, Policy)
     assert set(policy.actions) == {"restart_nginx", "rollback_nginx"}
-    assert policy.remediation.ladder == ["restart_nginx", "rollback_nginx"]
+    assert policy.signal("high_cpu").ladder == ["restart_nginx", "rollback_nginx"]
     for action in policy.actions.values():
         assert (PLAYBOOKS / action.playbook).is_file()
         assert action.timeout > 0
-    rule = policy.detection.high_cpu
+    rule = policy.signal("high_cpu")
     assert rule.clear < rule.trigger
 
 
 def test_lab_policy_values_and_durations() -> None:
     policy = load_policy(POLICIES / "lab.yaml", playbook_dir=PLAYBOOKS)
-    rule = policy.detection.high_cpu
+    rule = policy.signal("high_cpu")
     assert (rule.trigger, rule.clear) == (80, 50)
     assert (rule.window, rule.sustain, rule.step, rule.stale_after) == (3.0, 10.0, 1.0, 5.0)
     assert rule.staleness == 5.0
@@ -88,7 +90,7 @@ def test_lab_policy_values_and_durations() -> None:
 
 def test_default_policy_durations() -> None:
     policy = load_policy(POLICIES / "default.yaml", playbook_dir=PLAYBOOKS)
-    rule = policy.detection.high_cpu
+    rule = policy.signal("high_cpu")
     assert (rule.window, rule.sustain, rule.step) == (60.0, 300.0, 15.0)
     assert policy.remediation.cooldown == 900.0
     assert policy.remediation.failure_memory.window == 86400.0
@@ -98,24 +100,24 @@ def test_default_policy_durations() -> None:
 def test_settle_defaults_to_one_step_plus_the_window() -> None:
     lab = load_policy(POLICIES / "lab.yaml", playbook_dir=PLAYBOOKS)
     assert lab.remediation.settle is None
-    assert lab.settle == 1.0 + 3.0
+    assert lab.settle("high_cpu") == 1.0 + 3.0
     default = load_policy(POLICIES / "default.yaml", playbook_dir=PLAYBOOKS)
-    assert default.settle == 15.0 + 60.0
+    assert default.settle("high_cpu") == 15.0 + 60.0
 
 
 def test_explicit_settle_is_kept() -> None:
     data = lab_data()
     data["remediation"]["settle"] = "8s"
-    assert parse_policy(data).settle == 8.0
+    assert parse_policy(data).settle("high_cpu") == 8.0
 
 
 def test_promql_fills_in_the_window() -> None:
     lab = load_policy(POLICIES / "lab.yaml", playbook_dir=PLAYBOOKS)
-    assert lab.detection.high_cpu.promql == (
+    assert lab.signal("high_cpu").promql == (
         '100 * (1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[3s])))'
     )
     default = load_policy(POLICIES / "default.yaml", playbook_dir=PLAYBOOKS)
-    assert default.detection.high_cpu.promql.endswith('{mode="idle"}[1m])))')
+    assert default.signal("high_cpu").promql.endswith('{mode="idle"}[1m])))')
 
 
 @pytest.mark.parametrize(
@@ -124,7 +126,7 @@ def test_promql_fills_in_the_window() -> None:
 def test_promql_window_rendering(window: str, expected: str) -> None:
     data = lab_data()
     high_cpu(data)["window"] = window
-    assert parse_policy(data).detection.high_cpu.promql.endswith(f"{expected})))")
+    assert parse_policy(data).signal("high_cpu").promql.endswith(f"{expected})))")
 
 
 def test_policy_is_frozen() -> None:
@@ -138,13 +140,13 @@ def test_policy_is_frozen() -> None:
 
 def test_clear_must_be_below_trigger(tmp_path: Path) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(clear=80))
-    assert error.field == "detection.high_cpu"
+    assert error.field == "signals.high_cpu"
     assert "clear (80.0) must be below trigger (80.0)" in error.reason
 
 
 def test_unknown_field(tmp_path: Path) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(treshold=90))
-    assert error.field == "detection.high_cpu.treshold"
+    assert error.field == "signals.high_cpu.treshold"
     assert "Extra inputs are not permitted" in error.reason
 
 
@@ -155,36 +157,36 @@ def test_unknown_top_level_field(tmp_path: Path) -> None:
 
 def test_wrong_type(tmp_path: Path) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(trigger="high"))
-    assert error.field == "detection.high_cpu.trigger"
+    assert error.field == "signals.high_cpu.trigger"
     assert "valid number" in error.reason
 
 
 def test_wrong_duration(tmp_path: Path) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(sustain="10x"))
-    assert error.field == "detection.high_cpu.sustain"
+    assert error.field == "signals.high_cpu.sustain"
     assert "10x" in error.reason
 
 
 def test_missing_ladder(tmp_path: Path) -> None:
-    error = refusal(tmp_path, lambda d: d["remediation"].pop("ladder"))
-    assert error.field == "remediation.ladder"
+    error = refusal(tmp_path, lambda d: d["signals"]["high_cpu"].pop("ladder"))
+    assert error.field == "signals.high_cpu.ladder"
     assert "Field required" in error.reason
 
 
 def test_empty_ladder(tmp_path: Path) -> None:
-    error = refusal(tmp_path, lambda d: d["remediation"].update(ladder=[]))
-    assert error.field == "remediation.ladder"
+    error = refusal(tmp_path, lambda d: d["signals"]["high_cpu"].update(ladder=[]))
+    assert error.field == "signals.high_cpu.ladder"
 
 
 def test_ladder_rung_not_in_actions(tmp_path: Path) -> None:
-    error = refusal(tmp_path, lambda d: d["remediation"].update(ladder=["reboot"]))
-    assert "remediation.ladder" in str(error)
+    error = refusal(tmp_path, lambda d: d["signals"]["high_cpu"].update(ladder=["reboot"]))
+    assert "signals.high_cpu.ladder" in str(error)
     assert "'reboot' is not in actions" in error.reason
 
 
 def test_ladder_rung_error_names_the_ladder_field(tmp_path: Path) -> None:
-    error = refusal(tmp_path, lambda d: d["remediation"].update(ladder=["reboot"]))
-    assert error.field == "remediation.ladder"
+    error = refusal(tmp_path, lambda d: d["signals"]["high_cpu"].update(ladder=["reboot"]))
+    assert error.field == "signals.high_cpu.ladder"
 
 
 @pytest.mark.parametrize("name", ["escalate", "do_nothing"])
@@ -265,17 +267,17 @@ def test_settle_shorter_than_step_plus_window(tmp_path: Path) -> None:
 def test_settle_equal_to_step_plus_window_is_fine() -> None:
     data = lab_data()
     data["remediation"]["settle"] = "4s"
-    assert parse_policy(data).settle == 4.0
+    assert parse_policy(data).settle("high_cpu") == 4.0
 
 
 def test_stale_after_shorter_than_a_step(tmp_path: Path) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(stale_after="500ms"))
-    assert error.field == "detection.high_cpu"
+    assert error.field == "signals.high_cpu"
     assert "stale_after must be at least one step" in error.reason
 
 
 def test_unsupported_version(tmp_path: Path) -> None:
-    error = refusal(tmp_path, lambda d: d.update(version=2))
+    error = refusal(tmp_path, lambda d: d.update(version=3))
     assert error.field == "version"
 
 
@@ -293,14 +295,14 @@ def test_unsupported_version(tmp_path: Path) -> None:
 )
 def test_query_with_stray_braces(tmp_path: Path, query: str) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(query=query))
-    assert error.field == "detection.high_cpu"
+    assert error.field == "signals.high_cpu"
     assert "only use the {window} placeholder" in error.reason
 
 
 @pytest.mark.parametrize("query", ["rate(x[{window.real}])", "rate(x[{window[x]}])"])
 def test_query_with_attribute_or_index_placeholders(tmp_path: Path, query: str) -> None:
     error = refusal(tmp_path, lambda d: high_cpu(d).update(query=query))
-    assert error.field == "detection.high_cpu"
+    assert error.field == "signals.high_cpu"
 
 
 def test_tiny_window_never_renders_a_zero_range(tmp_path: Path) -> None:
@@ -310,7 +312,7 @@ def test_tiny_window_never_renders_a_zero_range(tmp_path: Path) -> None:
         policy = parse_policy(data)
     except PolicyError:
         return  # refusing it would be fine too
-    assert "[0s]" not in policy.detection.high_cpu.promql
+    assert "[0s]" not in policy.signal("high_cpu").promql
 
 
 @pytest.mark.parametrize("content", ["- a\n- b\n", "just a string\n", "42\n", ""])

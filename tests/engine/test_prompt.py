@@ -17,7 +17,7 @@ from engine.plan.prompt import (
     redact,
     reply_schema,
 )
-from engine.plan.rules import Situation
+from engine.plan.situation import Situation
 from engine.types import Attempt, HostHistory, HostState, HostStatus, Sample
 
 ACTIONS = {"restart_nginx": "restart", "rollback_nginx": "rollback"}
@@ -53,7 +53,7 @@ def test_fleet_text_is_quoted_data_not_instructions() -> None:
         situation({"role": INJECTION, "note": hostile}),
         labels={"role": INJECTION, "note": hostile},
         samples=situation().samples,
-        thresholds={"trigger_percent": 80},
+        thresholds={"trigger": 80},
     )
     # Exactly one data block, and the hostile text only inside it as JSON string values.
     assert prompt.count("<data>") == 1
