@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.accounts.users import create_token, create_user
 from engine.settings import load_settings
 from engine.store import open_store
+from engine.store.migrate import migrate_to_head
 from engine.store.models import Base
 from webui import create_app
 
@@ -289,6 +290,7 @@ def measure(app: Flask, incidents: int, requests: int) -> dict[str, dict[str, An
 
 def run_backend(url: str, data_dir: Path, incidents: int, requests: int) -> dict[str, Any]:
     """Migrate, seed and measure one database."""
+    migrate_to_head(url)
     sessions = open_store(url)
     start = time.perf_counter()
     counts = seed(sessions, incidents)

@@ -1,266 +1,216 @@
 """The JSON API under /api/v1: bearer tokens only, every error ``{"error", "status"}``.
 
 Reads need a viewer token, deciding approvals an operator's; the OpenAPI document at
-/api/v1/openapi.json is public (it describes the API, not the data). Query parameters
-are checked strictly: an unknown one, a bad number or an unknown status is a 400 that
-names it, never a 500 and never silently ignored.
+/api/v1/openapi.json is public (it describes the API, not the data). Each route's query
+parameters and body are models (webui/api_requests.py) that both check the request and
+describe it in the document (webui/openapi.py), as the read models describe the replies.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from pydantic import BaseModel
 
 from engine.errors import ApprovalError
-from engine.read.api_queries import (
-    get_approval,
-    get_run,
-    host_states_brief,
-    runs_page,
+from engine.read.approvals import get_approval, list_approvals
+from engine.read.hosts import read_host_states
+from engine.read.incidents import incident_detail, list_incidents
+from engine.read.models import (
+    Approval,
+    ApprovalList,
+    HostList,
+    IncidentDetail,
+    IncidentPage,
+    Run,
+    RunPage,
 )
-from engine.read.queries import APPROVAL_STATUSES, STATUSES, incident_detail, list_approvals
-from engine.read.stats import search_incidents
-from engine.record.live import read_host_states
-from engine.types import HostStatus
-from webui.converters import MAX_ID, text_problem, use_converters
+from engine.read.runs import get_run, list_runs
+from webui.api_requests import (
+    ApprovalQuery,
+    Decide,
+    HostQuery,
+    IncidentQuery,
+    Query,
+    RequestError,
+    RunQuery,
+    parsed_query,
+    validated,
+)
+from webui.converters import text_problem, use_converters
 from webui.db import components, get_sessions
 from webui.jsonbody import NO_BODY, BodyError, read_json
-from webui.openapi import DEFAULT_LIMIT, MAX_HOSTS, MAX_LIMIT, MAX_NOTE, OPENAPI
+from webui.openapi import Operation, documented, openapi_document
 from webui.redaction import redact_strings
-from webui.security import api_auth_required, api_error
+from webui.security import View, api_auth_required, api_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 use_converters(bp)
 
-HOST_STATUSES = tuple(s.value for s in HostStatus)
-INTEGER = re.compile(r"-?[0-9]{1,19}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # NUL breaks PostgreSQL; none belongs in a filter
 
-
-class InputError(Exception):
-    """A request the API refuses: becomes ``api_error(status, message)``."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-@bp.errorhandler(InputError)
-def _input_error(error: InputError) -> Response:
+@bp.errorhandler(RequestError)
+@bp.errorhandler(BodyError)
+def _refused(error: RequestError | BodyError) -> Response:
     return api_error(error.status, error.message)
 
 
-# -- query parameters ---------------------------------------------------------------
-
-
-def _only(*allowed: str) -> None:
-    unknown = sorted(set(request.args) - set(allowed))
-    if unknown:
-        names = ", ".join(allowed) or "none"
-        raise InputError(f"unknown query parameter {unknown[0]!r} (allowed: {names})")
-
-
-def _int(name: str, *, low: int = 1, high: int = MAX_ID, default: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not INTEGER.fullmatch(raw):
-        raise InputError(f"{name} must be an integer, not {raw[:40]!r}")
-    value = int(raw)
-    if not low <= value <= high:
-        raise InputError(f"{name} must be between {low} and {high}, not {value}")
-    return value
-
-
-def _choice(name: str, choices: Iterable[str], default: str | None = None) -> str | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    options = tuple(choices)
-    if raw not in options:
-        raise InputError(f"unknown {name} {raw[:40]!r} (one of: {', '.join(options)})")
-    return raw
-
-
-def _text(name: str, max_length: int) -> str | None:
-    raw = request.args.get(name)
-    if raw is not None and not 1 <= len(raw) <= max_length:
-        raise InputError(f"{name} must be 1-{max_length} characters")
-    if raw is not None and CONTROL.search(raw):
-        raise InputError(f"{name} must not contain control characters")
-    return raw
-
-
-def _time(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        if len(raw) == 10:  # a date: midnight UTC
-            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), tzinfo=UTC)
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InputError(f"{name} must be an ISO 8601 date or time, not {raw[:40]!r}") from None
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
-        raise InputError(f"{name} is out of range: in UTC it falls outside years 1-9999") from None
-
-
-def _limit(default: int | None = DEFAULT_LIMIT, high: int = MAX_LIMIT) -> int | None:
-    return _int("limit", high=high, default=default)
-
-
-def _page(items: list[dict[str, Any]], next_before: int | None) -> Response:
+def _reply(model: BaseModel) -> Response:
     # A second line of defence: the recorder redacts what it stores first.
-    return jsonify(items=redact_strings(items), next_before=next_before)
+    return jsonify(redact_strings(model.model_dump(mode="json")))
+
+
+def _route(operation: Operation) -> Callable[[View[Any]], View[Any]]:
+    """The token check the operation asks for (none when public), and its documentation."""
+
+    def decorate(view: View[Any]) -> View[Any]:
+        guarded = view if operation.role is None else api_auth_required(operation.role)(view)
+        return documented(operation)(guarded)
+
+    return decorate
 
 
 # -- reads ----------------------------------------------------------------------------
 
 
 @bp.get("/incidents")
-@api_auth_required("viewer")
+@_route(Operation("Incidents, newest first", IncidentPage, query=IncidentQuery))
 def incidents() -> ResponseReturnValue:
-    _only("status", "host", "kind", "since", "until", "limit", "before")
-    since, until = _time("since"), _time("until")
-    if since is not None and until is not None and since >= until:
-        raise InputError("since must be earlier than until")
-    items, next_before = search_incidents(
+    query = parsed_query(IncidentQuery)
+    page = list_incidents(
         get_sessions(),
-        status=_choice("status", STATUSES),
-        host=_text("host", 255),
-        kind=_text("kind", 32),
-        since=since,
-        until=until,
-        limit=_limit() or DEFAULT_LIMIT,
-        before_id=_int("before"),
+        status=query.status,
+        host=query.host,
+        kind=query.kind,
+        since=query.since,
+        until=query.until,
+        limit=query.limit,
+        before_id=query.before,
     )
-    return _page(items, next_before)
+    return _reply(page)
+
+
+ONE_INCIDENT = "One incident with its decisions, approvals, runs and timeline"
 
 
 @bp.get("/incidents/<id:incident_id>")
-@api_auth_required("viewer")
+@_route(Operation(ONE_INCIDENT, IncidentDetail, query=Query, errors=(400, 401, 404)))
 def incident(incident_id: int) -> ResponseReturnValue:
-    _only()
+    parsed_query(Query)
     detail = incident_detail(get_sessions(), incident_id)
     if detail is None:
         return api_error(404, f"no incident with id {incident_id}")
-    return jsonify(redact_strings(detail))
+    return _reply(detail)
 
 
 @bp.get("/runs")
-@api_auth_required("viewer")
+@_route(Operation("Playbook runs, newest first", RunPage, query=RunQuery))
 def runs() -> ResponseReturnValue:
-    _only("limit", "before")
-    items, next_before = runs_page(
-        get_sessions(), limit=_limit() or DEFAULT_LIMIT, before_id=_int("before")
-    )
-    return _page(items, next_before)
+    query = parsed_query(RunQuery)
+    return _reply(list_runs(get_sessions(), limit=query.limit, before_id=query.before))
 
 
 @bp.get("/runs/<id:run_id>")
-@api_auth_required("viewer")
+@_route(Operation("One playbook run", Run, query=Query, errors=(400, 401, 404)))
 def run(run_id: int) -> ResponseReturnValue:
-    _only()
+    parsed_query(Query)
     found = get_run(get_sessions(), run_id)
     if found is None:
         return api_error(404, f"no run with id {run_id}")
-    return jsonify(redact_strings(found))
+    return _reply(found)
+
+
+HOSTS = "Live host states as the engine last published them: high CPU, unknown, normal"
 
 
 @bp.get("/hosts")
-@api_auth_required("viewer")
+@_route(Operation(HOSTS, HostList, query=HostQuery))
 def hosts() -> ResponseReturnValue:
-    _only("status", "limit", "recent")
-    recent = _choice("recent", ("true", "false"), default="true") == "true"
-    reader = read_host_states if recent else host_states_brief
-    states = reader(
-        get_sessions(),
-        status=_choice("status", HOST_STATUSES),
-        limit=_limit(default=None, high=MAX_HOSTS),
+    query = parsed_query(HostQuery)
+    states = read_host_states(
+        get_sessions(), recent=query.recent == "true", status=query.status, limit=query.limit
     )
-    return jsonify(items=states)
+    # Not redacted: host names, states and numbers only. Dumped by pydantic straight to
+    # JSON: a fleet's samples through Python dicts would take several times as long.
+    body = HostList(items=states).model_dump_json()
+    return Response(body, mimetype="application/json")
+
+
+APPROVALS = "Approvals: pending oldest first, any other status newest first"
 
 
 @bp.get("/approvals")
-@api_auth_required("viewer")
+@_route(Operation(APPROVALS, ApprovalList, query=ApprovalQuery))
 def approvals() -> ResponseReturnValue:
-    _only("status", "limit")
-    status = _choice("status", (*APPROVAL_STATUSES, "all"), default="pending")
-    items = list_approvals(
-        get_sessions(),
-        status=None if status == "all" else status,
-        limit=_limit() or DEFAULT_LIMIT,
-    )
-    return jsonify(items=redact_strings(items))
+    query = parsed_query(ApprovalQuery)
+    status = None if query.status == "all" else query.status
+    found = list_approvals(get_sessions(), status=status, limit=query.limit)
+    return _reply(ApprovalList(items=found))
 
 
 @bp.get("/openapi.json")
+@_route(Operation("This document (no token needed)", None, role=None, errors=()))
 def openapi() -> ResponseReturnValue:
-    return jsonify(OPENAPI)
+    return jsonify(openapi_document(current_app))
 
 
 # -- deciding approvals -----------------------------------------------------------------
 
 
 def _note() -> str | None:
-    """The optional ``{"note": "..."}`` body; no body at all is fine."""
-    try:
-        body = read_json(request)
-    except BodyError as exc:
-        raise InputError(exc.message, exc.status) from None
+    """The optional ``{"note": "..."}`` body, stripped; no body at all is fine."""
+    body = read_json(request)
     if body is NO_BODY:
         return None
     if not isinstance(body, dict):
-        raise InputError('the body must be a JSON object like {"note": "..."}')
-    unknown = sorted(set(body) - {"note"})
-    if unknown:
-        raise InputError(f"unknown field {unknown[0][:40]!r} in the body (allowed: note)")
-    note = body.get("note")
-    if note is None:
-        return None
-    if not isinstance(note, str):
-        raise InputError("note must be a string")
-    note = note.strip()
-    if len(note) > MAX_NOTE:
-        raise InputError(f"note must be at most {MAX_NOTE} characters, not {len(note)}")
+        raise RequestError('the body must be a JSON object like {"note": "..."}')
+    note = (validated(Decide, body, "field in the body").note or "").strip()
     problem = text_problem("note", note)
     if problem is not None:
-        raise InputError(problem)
+        raise RequestError(problem)
     return note or None
 
 
 def _decide(approval_id: int, *, approve: bool) -> ResponseReturnValue:
-    _only()
+    parsed_query(Query)
     note = _note()
     sessions = get_sessions()
     if get_approval(sessions, approval_id) is None:
         return api_error(404, f"no approval with id {approval_id}")
     recorder = components().recorder
     try:
-        recorder.decide_approval(
+        recorder.approvals.decide(
             approval_id, approve=approve, by=g.user.name, at=time.time(), note=note
         )
     except ApprovalError as exc:
         return api_error(409, str(exc))
-    return jsonify(redact_strings(get_approval(sessions, approval_id)))
+    decided = get_approval(sessions, approval_id)
+    if decided is None:  # deleted in between: nothing in AutoSRE does, but say so
+        return api_error(404, f"no approval with id {approval_id}")
+    return _reply(decided)
+
+
+def _decision(verb: str) -> Operation:
+    return Operation(
+        f"{verb.capitalize()} a pending approval",
+        Approval,
+        query=Query,
+        body=Decide,
+        errors=(400, 401, 403, 404, 409, 413, 415),
+        role="operator",
+    )
 
 
 @bp.post("/approvals/<id:approval_id>/approve")
-@api_auth_required("operator")
+@_route(_decision("approve"))
 def approve(approval_id: int) -> ResponseReturnValue:
     return _decide(approval_id, approve=True)
 
 
 @bp.post("/approvals/<id:approval_id>/reject")
-@api_auth_required("operator")
+@_route(_decision("reject"))
 def reject(approval_id: int) -> ResponseReturnValue:
     return _decide(approval_id, approve=False)

@@ -16,15 +16,13 @@ from flask import Blueprint, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from engine.errors import InventoryError
+from engine.incident.life import ACTIVE_STATUSES, IncidentStatus
 from engine.inventory import Inventory, load_inventory
-from engine.read.stats import (
-    active_incident_status,
-    fleet_summary,
-    host_samples,
-    host_statuses,
-    open_incidents,
-)
-from engine.types import HostStatus, IncidentStatus
+from engine.read.fleet import fleet_summary
+from engine.read.hosts import host_statuses, read_host_states, sparkline
+from engine.read.incidents import active_incident_status, list_incidents
+from engine.signals import ANOMALIES
+from engine.types import HostStatus
 from webui.db import get_sessions, get_settings
 from webui.security import login_required
 
@@ -96,7 +94,7 @@ def inventory_hosts() -> tuple[str, ...] | None:
 
 
 def _rank(state: str, active: str | None) -> int:
-    if state == HostStatus.HIGH_CPU:
+    if state in ANOMALIES:  # a signal holds (high CPU, ...): first
         return 0
     if active in ACTIVE_LABELS:
         return 1
@@ -106,30 +104,30 @@ def _rank(state: str, active: str | None) -> int:
 def host_page(page: int) -> dict[str, Any]:
     """One page of the host table: rows (problem hosts first), the page and page count."""
     sessions = get_sessions()
-    states = host_statuses(sessions)
+    statuses = host_statuses(sessions)
     active = active_incident_status(sessions)
     names = inventory_hosts()
     from_inventory = names is not None
-    hosts = names if names is not None else tuple(states)
-    unknown = (HostStatus.UNKNOWN.value, None)
-    ranks = {h: _rank(states.get(h, unknown)[0], active.get(h)) for h in hosts}
+    hosts = names if names is not None else tuple(statuses)
+    ranks = {h: _rank(statuses.get(h, HostStatus.UNKNOWN), active.get(h)) for h in hosts}
     ordered = sorted(hosts, key=lambda h: (ranks[h], h))
     pages = max(1, -(-len(ordered) // HOSTS_PER_PAGE))
     page = min(page, pages)
     shown = ordered[(page - 1) * HOSTS_PER_PAGE : page * HOSTS_PER_PAGE]
-    samples = host_samples(sessions, shown)
+    # Values and samples for the page only: a fleet's would be most of the time.
+    published = {s.host: s for s in read_host_states(sessions, hosts=shown)}
     rows = []
     for host in shown:
-        state, value = states.get(host, unknown)
+        state = published.get(host)
         rows.append(
             {
                 "host": host,
-                "state": state,
-                "value": value,
+                "state": HostStatus.UNKNOWN.value if state is None else state.status.value,
+                "value": None if state is None else state.value,
                 "activity": ACTIVE_LABELS.get(active.get(host, "")),
                 "activity_status": active.get(host),
-                "samples": samples.get(host, []),
-                "published": host in states,
+                "samples": [] if state is None else sparkline(state),
+                "published": state is not None,
             }
         )
     return {
@@ -137,9 +135,7 @@ def host_page(page: int) -> dict[str, Any]:
         "page": page,
         "pages": pages,
         "total": len(ordered),
-        "problems": sum(
-            1 for h in ordered if _rank(states.get(h, ("", None))[0], active.get(h)) < 2
-        ),
+        "problems": sum(1 for h in ordered if _rank(statuses.get(h, ""), active.get(h)) < 2),
         "from_inventory": from_inventory,
     }
 
@@ -155,9 +151,10 @@ def _page() -> int:
 def summary() -> dict[str, Any]:
     """The fleet's numbers and the open incidents."""
     sessions = get_sessions()
+    opened = list_incidents(sessions, status=ACTIVE_STATUSES, limit=20).items
     return {
         "summary": fleet_summary(sessions, now=datetime.now(tz=UTC)),
-        "open_rows": open_incidents(sessions, limit=20),
+        "open_rows": [incident.model_dump(mode="json") for incident in opened],
     }
 
 

@@ -11,9 +11,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
 
-from engine.read.queries import incident_detail
-from engine.read.stats import search_incidents
-from engine.types import IncidentStatus
+from engine.incident.life import IncidentStatus
+from engine.read.incidents import incident_detail, list_incidents
 from webui.artifacts import (
     RUNNING,
     app_runs_dir,
@@ -94,12 +93,12 @@ def parse_filters() -> dict[str, Any]:
 def index() -> ResponseReturnValue:
     """The incident list: filters, newest first, an "older" link to the next page."""
     filters = parse_filters()
-    rows, next_before = search_incidents(get_sessions(), limit=PAGE_SIZE, **filters)
+    page = list_incidents(get_sessions(), limit=PAGE_SIZE, **filters)
     args = {k: v for k, v in request.args.items() if k != "before" and v}
     return render_template(
         "incidents/index.html",
-        rows=rows,
-        next_before=next_before,
+        rows=[incident.model_dump(mode="json") for incident in page.items],
+        next_before=page.next_before,
         args=args,
         statuses=STATUSES,
         filtered=bool(args),
@@ -111,7 +110,7 @@ def get_incident(incident_id: int) -> dict[str, Any]:
     detail = incident_detail(get_sessions(), incident_id)
     if detail is None:
         abort(404, description=f"There is no incident {incident_id}.")
-    return detail
+    return detail.model_dump(mode="json")
 
 
 def _artifacts(run: dict[str, Any]) -> dict[str, Any]:

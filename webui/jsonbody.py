@@ -11,6 +11,8 @@ from typing import Any, Final
 
 from flask import Request
 
+from engine.errors import InputError
+
 MAX_BODY = 8 * 1024  # bytes: a note of 500 characters, even all \uXXXX escapes, fits
 MAX_DEPTH = 8
 QUOTE, BACKSLASH = ord('"'), ord("\\")
@@ -18,7 +20,7 @@ OPENING, CLOSING = frozenset(b"[{"), frozenset(b"]}")
 NO_BODY: Final = object()  # what read_json returns for an empty body (JSON null is None)
 
 
-class BodyError(ValueError):
+class BodyError(InputError):
     """A body the API refuses, with the HTTP status that says why (400, 413 or 415)."""
 
     def __init__(self, message: str, status: int = 400) -> None:

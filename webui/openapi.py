@@ -1,176 +1,39 @@
-"""The OpenAPI 3.1 document of ``/api/v1``, as a plain dict served at /api/v1/openapi.json.
+"""The OpenAPI 3.1 document of ``/api/v1``, built with apispec from the routes and the models.
 
-Every route of the ``api`` blueprint is here (a test compares the two) and every schema
-lists the fields the engine's ``*_dict`` functions always return as required.
+apispec, not spectree or flask-openapi3: it only assembles the document, and leaves each
+request to us. spectree and flask-openapi3 validate requests themselves and answer bad
+input with their own 422 body unless hooked per route, and flask-openapi3 also swaps
+Flask and Blueprint for its own classes; here our ``{"error", "status"}`` replies, strict
+400s, bearer decorator and plain blueprint stay as they are. apispec is typed, maintained
+(marshmallow-code), pure Python, and OpenAPI 3.1's schemas are the JSON schemas pydantic
+writes, so the read models go in unchanged.
+
+Each route of the blueprint declares an ``Operation`` (``documented``); the document is
+built from the app's URL map once per app, and a route without one is an error, not a gap.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from engine.read.queries import APPROVAL_STATUSES, STATUSES
-from engine.types import HostStatus
+from apispec import APISpec
+from flask import Flask
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, models_json_schema
+from werkzeug.routing import Rule
+
 from webui.converters import MAX_ID
 
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 50
-MAX_HOSTS = 10_000
-MAX_NOTE = 500
-
 Schema = dict[str, Any]
+ViewT = TypeVar("ViewT", bound=Callable[..., Any])
 
-
-def _t(kind: str, *, null: bool = False, **extra: Any) -> Schema:
-    return {"type": [kind, "null"] if null else kind, **extra}
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _object(properties: dict[str, Schema], *, required: list[str] | None = None) -> Schema:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
-
-
-def _list(item: str, *, paged: bool) -> Schema:
-    properties: dict[str, Schema] = {"items": {"type": "array", "items": _ref(item)}}
-    if paged:
-        properties["next_before"] = _t(
-            "integer", null=True, description="pass as `before` for the next page; null: last"
-        )
-    return _object(properties)
-
-
-STR = _t("string")
-NSTR = _t("string", null=True)
-TIME = _t("string", format="date-time")
-NTIME = _t("string", null=True, format="date-time")
-INT = _t("integer")
-NINT = _t("integer", null=True)
-NNUM = _t("number", null=True)
-
-INCIDENT: dict[str, Schema] = {
-    "id": INT,
-    "host": STR,
-    "kind": STR,
-    "status": _t("string", enum=list(STATUSES)),
-    "action": NSTR,
-    "attempts": INT,
-    "opened_at": TIME,
-    "closed_at": NTIME,
-    "cpu_before": NNUM,
-    "cpu_after": NNUM,
-    "summary": STR,
-}
-DECISION: dict[str, Schema] = {
-    "id": INT,
-    "at": TIME,
-    "planner": STR,
-    "action": STR,
-    "confidence": _t("number"),
-    "rationale": STR,
-    "verdict": STR,
-    "verdict_action": NSTR,
-    "rule": STR,
-    "reason": STR,
-    "overridden": _t("boolean"),
-    "run_id": NINT,
-    "outcome": NSTR,
-    "provider": NSTR,
-    "model": NSTR,
-    "latency_ms": NNUM,
-    "attempts": NINT,
-    "input_tokens": NINT,
-    "output_tokens": NINT,
-    "prompt": NSTR,
-    "reply": NSTR,
-    "call_error": NSTR,
-    "cached": _t("boolean"),
-    "fallback": NSTR,
-}
-TIMELINE_ENTRY: dict[str, Schema] = {"at": TIME, "kind": STR, "message": STR, "run_id": NINT}
-
-SCHEMAS: dict[str, Schema] = {
-    "Error": _object({"error": STR, "status": INT}),
-    "Incident": _object(INCIDENT),
-    "Decision": _object(DECISION),
-    "IncidentDetail": _object(
-        {
-            **INCIDENT,
-            "decisions": {"type": "array", "items": _ref("Decision")},
-            "approvals": {"type": "array", "items": _ref("Approval")},
-            "runs": {"type": "array", "items": _ref("Run")},
-            "timeline": {"type": "array", "items": _object(TIMELINE_ENTRY)},
-        }
-    ),
-    "Run": _object(
-        {
-            "id": INT,
-            "ident": STR,
-            "action": STR,
-            "playbook": STR,
-            "hosts": {"type": "array", "items": STR},
-            "check_mode": _t("boolean"),
-            "trigger": _t("string", enum=["engine", "manual"]),
-            "requested_by": STR,
-            "extra_var_names": {"type": "array", "items": STR},
-            "status": STR,
-            "rc": NINT,
-            "stats": _t("object", description="per host: ok, changed, failures, ... counts"),
-            "artifact_dir": STR,
-            "error": NSTR,
-            "started_at": NTIME,
-            "ended_at": NTIME,
-        }
-    ),
-    "HostState": _object(
-        {
-            "host": STR,
-            "status": _t("string", enum=[s.value for s in HostStatus]),
-            "value": NNUM,
-            "reason": STR,
-            "since": TIME,
-            "sample_ts": NTIME,
-            "updated_at": TIME,
-            "recent": {
-                "type": "array",
-                "description": "the last samples as [unix_seconds, value] pairs; "
-                "absent with recent=false",
-                "items": {"type": "array", "items": _t("number")},
-            },
-        },
-        required=["host", "status", "value", "reason", "since", "sample_ts", "updated_at"],
-    ),
-    "Approval": _object(
-        {
-            "id": INT,
-            "incident_id": INT,
-            "host": STR,
-            "action": STR,
-            "status": _t("string", enum=list(APPROVAL_STATUSES)),
-            "rationale": STR,
-            "requested_at": TIME,
-            "expires_at": TIME,
-            "decided_at": NTIME,
-            "decided_by": NSTR,
-            "note": NSTR,
-        }
-    ),
-    "Decide": {
-        "type": "object",
-        "properties": {"note": _t("string", maxLength=MAX_NOTE)},
-        "additionalProperties": False,
-    },
-    "IncidentPage": _list("Incident", paged=True),
-    "RunPage": _list("Run", paged=True),
-    "HostList": _list("HostState", paged=False),
-    "ApprovalList": _list("Approval", paged=False),
-}
-
+REF = "#/components/schemas/{model}"
+DOCUMENT_KEY = "autosre_openapi"
+ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+PATH_SCHEMAS: dict[str, Schema] = {"id": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 ERRORS = {
     400: "a query parameter or the body is invalid (the message names it)",
     401: "no valid bearer token",
@@ -180,161 +43,157 @@ ERRORS = {
     413: "the body is too large",
     415: "the body is not application/json",
 }
-
-
-def _query(name: str, schema: Schema, description: str) -> Schema:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
-
-def _path(name: str) -> Schema:
-    schema = _t("integer", minimum=1, maximum=MAX_ID)
-    return {"name": name, "in": "path", "required": True, "schema": schema}
-
-
-LIMIT = _query(
-    "limit",
-    _t("integer", minimum=1, maximum=MAX_LIMIT, default=DEFAULT_LIMIT),
-    "page size",
-)
-BEFORE = _query(
-    "before",
-    _t("integer", minimum=1, maximum=MAX_ID),
-    "keyset: only ids below this (next_before)",
+DESCRIPTION = (
+    "Read incidents, runs, host states and approvals; decide approvals. "
+    "Every error is JSON: {error, status}. "
+    "Tokens: `autosre tokens create <user> --name <what for>`."
 )
 
 
-def _op(
-    summary: str,
-    schema: str | None,
-    *,
-    errors: tuple[int, ...] = (400, 401),
-    params: list[Schema] | None = None,
-    role: str = "viewer",
-    body: bool = False,
+class Error(BaseModel):
+    """What every error answers: the message, and the HTTP status again."""
+
+    error: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the document says of one route: its models, errors and who may call it."""
+
+    summary: str
+    response: type[BaseModel] | None  # None: not JSON described by a model (this document)
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    errors: tuple[int, ...] = (400, 401)
+    role: str | None = "viewer"  # None: public, no token
+
+
+OPERATIONS: dict[Callable[..., Any], Operation] = {}
+
+
+def documented(operation: Operation) -> Callable[[ViewT], ViewT]:
+    """Record the operation of the view it decorates (the function the route calls)."""
+
+    def record(view: ViewT) -> ViewT:
+        OPERATIONS[view] = operation
+        return view
+
+    return record
+
+
+class _Generator(GenerateJsonSchema):
+    """Pydantic's JSON schemas without the titles it makes up from field names."""
+
+    def field_title_should_be_set(self, schema: object) -> bool:
+        return False
+
+
+def _not_null(schema: Schema) -> Schema:
+    """A query parameter's schema: absent is None, and no query string carries a null."""
+    options = [s for s in schema.get("anyOf", ()) if s != {"type": "null"}]
+    rest = {k: v for k, v in schema.items() if k != "anyOf" and (k, v) != ("default", None)}
+    if len(options) == 1:
+        return {**options[0], **rest}
+    return {**rest, "anyOf": options} if options else rest
+
+
+def _query_parameters(schema: Schema) -> list[Schema]:
+    required = set(schema.get("required", ()))
+    parameters = []
+    for name, field in schema.get("properties", {}).items():
+        described = _not_null(field)
+        parameter = {"name": name, "in": "query", "required": name in required}
+        if "description" in described:
+            parameter["description"] = described.pop("description")
+        parameters.append({**parameter, "schema": described})
+    return parameters
+
+
+def _path(rule: Rule) -> tuple[str, list[Schema]]:
+    """The rule as an OpenAPI path, and its path parameters (each converter's bounds)."""
+    parameters = []
+    for converter, name in ARGUMENT.findall(rule.rule):
+        if converter not in PATH_SCHEMAS:
+            raise LookupError(f"{rule.rule}: no schema for the {converter or 'default'} converter")
+        schema = PATH_SCHEMAS[converter]
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return ARGUMENT.sub(r"{\2}", rule.rule), parameters
+
+
+def _routes(app: Flask, blueprint: str) -> Iterator[tuple[str, str, list[Schema], Operation]]:
+    """(path, method, path parameters, operation) for each route of the blueprint."""
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint.partition(".")[0] != blueprint:
+            continue
+        operation = OPERATIONS.get(app.view_functions[rule.endpoint])
+        if operation is None:
+            raise LookupError(f"{rule.rule} has no documented Operation")
+        path, parameters = _path(rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield path, method.lower(), parameters, operation
+
+
+def _operation(
+    operation: Operation, parameters: list[Schema], queries: dict[str, Schema]
 ) -> Schema:
-    responses: dict[str, Any] = {}
-    if schema is not None:
-        content = {"application/json": {"schema": _ref(schema)}}
-        responses["200"] = {"description": "OK", "content": content}
-    for code in errors:
-        error = {"application/json": {"schema": _ref("Error")}}
-        responses[str(code)] = {"description": ERRORS[code], "content": error}
-    op: Schema = {"summary": summary, "responses": responses}
-    if params:
-        op["parameters"] = params
-    if role != "viewer":
-        op["description"] = f"Needs a token of a user with the {role} role (or above)."
-    if body:
-        op["requestBody"] = {
-            "required": False,
-            "content": {"application/json": {"schema": _ref("Decide")}},
-        }
-    return op
+    responses: dict[int, Schema] = {}
+    if operation.response is None:
+        responses[200] = {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
+    else:
+        content = {"application/json": {"schema": operation.response.__name__}}
+        responses[200] = {"description": "OK", "content": content}
+    for code in operation.errors:
+        error = {"application/json": {"schema": Error.__name__}}
+        responses[code] = {"description": ERRORS[code], "content": error}
+    described: Schema = {"summary": operation.summary, "responses": responses}
+    if operation.query is not None:
+        parameters = parameters + _query_parameters(queries[operation.query.__name__])
+    if parameters:
+        described["parameters"] = parameters
+    if operation.role is None:
+        described["security"] = []
+    elif operation.role != "viewer":
+        described["description"] = (
+            f"Needs a token of a user with the {operation.role} role (or above)."
+        )
+    if operation.body is not None:
+        content = {"application/json": {"schema": operation.body.__name__}}
+        described["requestBody"] = {"required": False, "content": content}
+    return described
 
 
-def _decide(verb: str) -> Schema:
-    return {
-        "post": _op(
-            f"{verb.capitalize()} a pending approval",
-            "Approval",
-            errors=(400, 401, 403, 404, 409, 413, 415),
-            params=[_path("approval_id")],
-            role="operator",
-            body=True,
-        )
-    }
+def build_document(app: Flask, *, blueprint: str = "api") -> Schema:
+    """The document of every route of the blueprint, from the models their operations name."""
+    routes = list(_routes(app, blueprint))
+    queries = {op.query for *_, op in routes if op.query is not None}
+    models = {Error} | {m for *_, op in routes for m in (op.response, op.body) if m is not None}
+    _, top = models_json_schema(
+        [(model, "validation") for model in sorted(models | queries, key=lambda m: m.__name__)],
+        ref_template=REF,
+        schema_generator=_Generator,
+    )
+    schemas: dict[str, Schema] = top.get("$defs", {})
+    query_schemas = {model.__name__: schemas.pop(model.__name__) for model in queries}
+    spec = APISpec(
+        title="AutoSRE API",
+        version="1",
+        openapi_version="3.1.0",
+        info={"description": DESCRIPTION},
+        servers=[{"url": "/"}],
+        security=[{"bearer": []}],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for name, schema in sorted(schemas.items()):
+        spec.components.schema(name, schema)
+    for path, method, parameters, operation in routes:
+        spec.path(path=path, operations={method: _operation(operation, parameters, query_schemas)})
+    return spec.to_dict()
 
 
-PATHS: dict[str, Schema] = {
-    "/api/v1/incidents": {
-        "get": _op(
-            "Incidents, newest first",
-            "IncidentPage",
-            params=[
-                _query("status", _t("string", enum=list(STATUSES)), "only this status"),
-                _query("host", STR, "only this host"),
-                _query("kind", STR, "only this kind (cpu, ...)"),
-                _query("since", TIME, "opened at or after (ISO 8601; a date is midnight UTC)"),
-                _query("until", TIME, "opened before (ISO 8601; no zone means UTC)"),
-                LIMIT,
-                BEFORE,
-            ],
-        )
-    },
-    "/api/v1/incidents/{incident_id}": {
-        "get": _op(
-            "One incident with its decisions, approvals, runs and timeline",
-            "IncidentDetail",
-            errors=(401, 404),
-            params=[_path("incident_id")],
-        )
-    },
-    "/api/v1/runs": {"get": _op("Playbook runs, newest first", "RunPage", params=[LIMIT, BEFORE])},
-    "/api/v1/runs/{run_id}": {
-        "get": _op("One playbook run", "Run", errors=(401, 404), params=[_path("run_id")])
-    },
-    "/api/v1/hosts": {
-        "get": _op(
-            "Live host states as the engine last published them: high CPU, unknown, normal",
-            "HostList",
-            params=[
-                _query("status", _t("string", enum=[s.value for s in HostStatus]), "only this"),
-                _query("limit", _t("integer", minimum=1, maximum=MAX_HOSTS), "default: all"),
-                _query(
-                    "recent",
-                    _t("string", enum=["true", "false"], default="true"),
-                    "false: leave out the samples (much smaller and faster for a fleet)",
-                ),
-            ],
-        )
-    },
-    "/api/v1/approvals": {
-        "get": _op(
-            "Approvals: pending oldest first, any other status newest first",
-            "ApprovalList",
-            params=[
-                _query(
-                    "status",
-                    _t("string", enum=[*APPROVAL_STATUSES, "all"], default="pending"),
-                    "pending (default), approved, rejected, expired or all",
-                ),
-                LIMIT,
-            ],
-        )
-    },
-    "/api/v1/approvals/{approval_id}/approve": _decide("approve"),
-    "/api/v1/approvals/{approval_id}/reject": _decide("reject"),
-    "/api/v1/openapi.json": {
-        "get": {
-            "summary": "This document (no token needed)",
-            "security": [],
-            "responses": {
-                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}
-            },
-        }
-    },
-}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "AutoSRE API",
-        "version": "1",
-        "description": "Read incidents, runs, host states and approvals; decide approvals. "
-        "Every error is JSON: {error, status}. "
-        "Tokens: `autosre tokens create <user> --name <what for>`.",
-    },
-    "servers": [{"url": "/"}],
-    "security": [{"bearer": []}],
-    "paths": PATHS,
-    "components": {
-        "schemas": SCHEMAS,
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-    },
-}
+def openapi_document(app: Flask) -> Schema:
+    """The app's document, built on first use (the routes do not change once it serves)."""
+    document: Schema | None = app.extensions.get(DOCUMENT_KEY)
+    if document is None:
+        document = app.extensions.setdefault(DOCUMENT_KEY, build_document(app))
+    return document

@@ -12,16 +12,14 @@ from typing import Any
 
 from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 from werkzeug.exceptions import GatewayTimeout
 
-from autosre.wiring import Components
+from engine.components import Components
 from engine.errors import HostBusyError, RefusedError
 from engine.execute.by_hand import run_by_hand
-from engine.policy.file import ActionSpec
+from engine.policy.schema import ActionSpec
 from engine.policy.whitelist import build_request
-from engine.read.queries import list_runs, run_dict
-from engine.store.models import PlaybookRun
+from engine.read.runs import find_run, list_runs
 from webui.artifacts import (
     RUNNING,
     app_runs_dir,
@@ -62,7 +60,9 @@ def index() -> ResponseReturnValue:
     """The whitelisted actions with their descriptions and vars, and the recent runs."""
     actions = components().policy.actions
     return render_template(
-        "playbooks/index.html", actions=actions, runs=list_runs(get_sessions(), limit=20)
+        "playbooks/index.html",
+        actions=actions,
+        runs=[run.model_dump(mode="json") for run in list_runs(get_sessions(), limit=20).items],
     )
 
 
@@ -177,11 +177,10 @@ def _start(
 
 
 def _find_run(ident: str) -> dict[str, Any]:
-    with get_sessions()() as session:
-        row = session.scalar(select(PlaybookRun).where(PlaybookRun.ident == ident))
-        if row is None:
-            abort(404, description=f"No playbook run {ident!r}.")
-        return run_dict(row)
+    found = find_run(get_sessions(), ident)
+    if found is None:
+        abort(404, description=f"No playbook run {ident!r}.")
+    return found.model_dump(mode="json")
 
 
 def progress_view(found: dict[str, Any]) -> dict[str, Any]:

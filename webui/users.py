@@ -7,8 +7,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from engine.accounts.users import ROLES, create_user, disable_user, list_users, set_role
+from engine.accounts.users import ROLES, create_user, disable_user, set_role
 from engine.errors import UserError
+from engine.read.users import list_users
 from webui.db import get_sessions
 from webui.security import role_required
 
@@ -18,7 +19,7 @@ bp = Blueprint("users", __name__)
 def _page(error: str | None = None, form: dict[str, Any] | None = None) -> ResponseReturnValue:
     page = render_template(
         "users/index.html",
-        users=list_users(get_sessions()),
+        users=[user.model_dump(mode="json") for user in list_users(get_sessions())],
         roles=ROLES,
         error=error,
         form=form or {},
@@ -27,7 +28,7 @@ def _page(error: str | None = None, form: dict[str, Any] | None = None) -> Respo
 
 
 def _known(name: str) -> None:
-    if not any(u["name"] == name for u in list_users(get_sessions())):
+    if not any(user.name == name for user in list_users(get_sessions())):
         abort(404, description=f"No user named {name!r}.")
 
 

@@ -13,9 +13,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -23,7 +22,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from engine.accounts.sessions import MAX_SESSION_TOKEN_LENGTH, revoke_all_in, session_id
 from engine.errors import UserError
 from engine.store.models import ApiToken, User, WebSession
-from engine.timeutil import iso, to_dt
+from engine.timeutil import to_dt
 
 ROLES = ("viewer", "operator", "admin")
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -34,6 +33,9 @@ MAX_TOKEN_LENGTH = 256
 # last_used_at (tokens) and last_seen_at (sessions) are for humans ("used today?"): one
 # write a minute keeps busy clients from contending with the engine for SQLite's write lock.
 LAST_USED_RESOLUTION = 60.0
+# How new passwords are hashed (werkzeug's method string). A stored hash names its own
+# method, so checking never reads this. Tests swap in a cheap one (tests/conftest.py).
+PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,13 @@ def _now(at: float | None) -> float:
 
 
 @cache
-def _dummy_hash() -> str:
+def _dummy_hash(method: str) -> str:
     # Checked against when the user is unknown, so a miss costs as long as a hit.
-    return generate_password_hash(secrets.token_urlsafe(16))
+    return generate_password_hash(secrets.token_urlsafe(16), method=method)
+
+
+def _hash_password(password: str) -> str:
+    return generate_password_hash(password, method=PASSWORD_HASH_METHOD)
 
 
 def _by_name(session: Session, name: str) -> User:
@@ -98,7 +104,7 @@ def create_user(
     _valid_role(role)
     user = User(
         name=name,
-        password_hash=generate_password_hash(password),
+        password_hash=_hash_password(password),
         role=role,
         created_at=to_dt(_now(at)),
         disabled=False,
@@ -116,7 +122,7 @@ def create_user(
 
 def set_password(sessions: sessionmaker[Session], name: str, password: str) -> None:
     """Replace a user's password."""
-    password_hash = generate_password_hash(_valid_password(password))
+    password_hash = _hash_password(_valid_password(password))
     with sessions.begin() as session:
         _by_name(session, name).password_hash = password_hash
 
@@ -145,7 +151,7 @@ def authenticate(sessions: sessionmaker[Session], name: str, password: str) -> U
     """The enabled user with this name and password, or None (same cost either way)."""
     with sessions() as session:
         user = session.scalar(select(User).where(User.name == name))
-    stored = user.password_hash if user is not None else _dummy_hash()
+    stored = user.password_hash if user is not None else _dummy_hash(PASSWORD_HASH_METHOD)
     # Every path runs one hash check, so timing does not tell which names exist.
     candidate = password if len(password) <= MAX_PASSWORD_LENGTH else ""
     if not check_password_hash(stored, candidate) or user is None or user.disabled:
@@ -160,29 +166,6 @@ def get_user(sessions: sessionmaker[Session], user_id: int) -> UserInfo | None:
     if user is None or user.disabled:
         return None
     return _info(user)
-
-
-def list_users(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
-    """Every account by name, as JSON-ready dicts: id, name, role, disabled, created_at, tokens."""
-    tokens = (
-        select(func.count(ApiToken.id))
-        .where(ApiToken.user_id == User.id)
-        .correlate(User)
-        .scalar_subquery()
-    )
-    with sessions() as session:
-        rows = session.execute(select(User, tokens).order_by(User.name)).all()
-    return [
-        {
-            "id": user.id,
-            "name": user.name,
-            "role": user.role,
-            "disabled": user.disabled,
-            "created_at": iso(user.created_at),
-            "tokens": count,
-        }
-        for user, count in rows
-    ]
 
 
 def _token_hash(token: str) -> str:

@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.record.live import LivePublisher, read_engine_stats, read_host_states
+from engine.read.engine_stats import STORED_AS, read_engine_stats
+from engine.read.hosts import read_host_states
+from engine.record.live import LivePublisher
 from engine.types import HostState, HostStatus, Sample
 from tests.engine.test_loop import Lab
 
@@ -62,11 +64,13 @@ def bind(sessions: sessionmaker[Session]) -> Engine:
 
 
 def hosts_by_name(sessions: sessionmaker[Session]) -> dict[str, dict[str, Any]]:
-    return {row["host"]: row for row in read_host_states(sessions)}
+    return {row.host: row.model_dump(mode="json") for row in read_host_states(sessions)}
 
 
 def stats(sessions: sessionmaker[Session]) -> dict[str, float]:
-    return {name: value for name, (value, _at) in read_engine_stats(sessions).items()}
+    """The published stats by the names the publisher stores them under."""
+    read = read_engine_stats(sessions).model_dump()
+    return {STORED_AS[field]: value for field, value in read.items() if value is not None}
 
 
 def test_first_publish_creates_rows_then_a_due_one_updates_and_prunes(
@@ -100,8 +104,9 @@ def test_first_publish_creates_rows_then_a_due_one_updates_and_prunes(
     assert set(rows) == {"web1", "web2"}  # web3 left the inventory
     assert rows["web1"]["value"] == 72.0
     assert rows["web1"]["updated_at"] == "2027-01-15T08:00:05Z"
-    assert [host["host"] for host in read_host_states(sessions)] == ["web2", "web1"]
-    assert read_host_states(sessions, status="NORMAL", limit=5) == [rows["web1"]]
+    assert [host.host for host in read_host_states(sessions)] == ["web2", "web1"]
+    normal = read_host_states(sessions, status="NORMAL", limit=5)
+    assert [host.model_dump(mode="json") for host in normal] == [rows["web1"]]
     assert len(read_host_states(sessions, limit=1)) == 1
 
 

@@ -1,4 +1,4 @@
-"""Fleet summary and incident search on both real backends (fixtures in tests/engine/conftest.py).
+"""Fleet summary, incident search and host states on both real backends (tests/engine/conftest.py).
 
 Rows come from the Recorder and the LivePublisher, as in production.
 """
@@ -6,31 +6,18 @@ Rows come from the Recorder and the LivePublisher, as in production.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.read.stats import (
-    active_incident_status,
-    escape_like,
-    fleet_summary,
-    host_samples,
-    host_statuses,
-    open_incidents,
-    search_incidents,
-)
+from engine.incident.life import ACTIVE_STATUSES, IncidentStatus
+from engine.read.fleet import fleet_summary
+from engine.read.hosts import host_statuses, read_host_states, sparkline
+from engine.read.incidents import active_incident_status, escape_like, list_incidents
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
-from engine.types import (
-    HostState,
-    HostStatus,
-    IncidentStatus,
-    Proposal,
-    RunRequest,
-    Sample,
-    Verdict,
-    VerdictKind,
-)
+from engine.types import HostState, HostStatus, Proposal, RunRequest, Sample, Verdict, VerdictKind
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 NOW = datetime.fromtimestamp(T0, tz=UTC)
@@ -49,13 +36,23 @@ def incident(
     summary: str | None = None,
     kind: str = "high_cpu",
 ) -> int:
-    return recorder.open_incident(host, kind, cpu, summary or f"CPU {cpu}%", at=at, since=at - 10)
+    return recorder.incidents.open(host, kind, cpu, summary or f"CPU {cpu}%", at=at, since=at - 10)
 
 
 def close(
     recorder: Recorder, incident_id: int, status: IncidentStatus, at: float, cpu: float | None
 ) -> None:
-    recorder.set_status(incident_id, status, at, str(status), "closed", cpu_after=cpu, close=True)
+    recorder.incidents.set_status(
+        incident_id, status, at, str(status), "closed", value_after=cpu, close=True
+    )
+
+
+def search(
+    sessions: sessionmaker[Session], **filters: Any
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of ``list_incidents`` as JSON dicts, and the next page's ``before_id``."""
+    page = list_incidents(sessions, **filters)
+    return [row.model_dump(mode="json") for row in page.items], page.next_before
 
 
 def fill(recorder: Recorder) -> dict[str, int]:
@@ -71,11 +68,11 @@ def fill(recorder: Recorder) -> dict[str, int]:
     close(recorder, i, IncidentStatus.RESOLVED, T0 - 29 * DAY, 10.0)  # outside the window
     ids["open"] = incident(recorder, "web4", T0 - 600)
     ids["awaiting"] = i = incident(recorder, "web5", T0 - 500)
-    d = recorder.record_decision(i, "web5", PROPOSAL, WAIT, T0 - 490)
-    recorder.request_approval(i, d, "web5", "restart_nginx", "busy", at=T0 - 490, expires_at=T0)
+    d = recorder.decisions.record(i, "web5", PROPOSAL, WAIT, T0 - 490)
+    recorder.approvals.request(i, d, "web5", "restart_nginx", "busy", at=T0 - 490, expires_at=T0)
     ids["remediating"] = i = incident(recorder, "web6", T0 - 400)
-    d = recorder.record_decision(i, "web6", PROPOSAL, EXECUTE, T0 - 390)
-    recorder.begin_run(
+    d = recorder.decisions.record(i, "web6", PROPOSAL, EXECUTE, T0 - 390)
+    recorder.runs.begin(
         RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web6",)),
         ident="run-1",
         artifact_dir="/tmp/run-1",
@@ -91,7 +88,7 @@ def test_fleet_summary_on_a_known_history(
     recorder: Recorder, sessions: sessionmaker[Session]
 ) -> None:
     fill(recorder)
-    summary = fleet_summary(sessions, now=NOW)
+    summary = fleet_summary(sessions, now=NOW).model_dump()
     assert summary["window_days"] == 7
     assert summary["since"] == "2023-11-08"
     assert summary["closed"] == 3
@@ -110,7 +107,7 @@ def test_fleet_summary_on_a_known_history(
 
 
 def test_fleet_summary_of_an_empty_store(sessions: sessionmaker[Session]) -> None:
-    summary = fleet_summary(sessions, now=NOW, window_days=3)
+    summary = fleet_summary(sessions, now=NOW, window_days=3).model_dump()
     assert summary["success_rate"] is None
     assert summary["avg_cpu_reduction"] is None
     assert summary["mttr_seconds"] is None
@@ -126,14 +123,14 @@ def test_search_pages_by_id_newest_first(
     before: int | None = None
     pages = 0
     while True:
-        rows, before = search_incidents(sessions, limit=2, before_id=before)
+        rows, before = search(sessions, limit=2, before_id=before)
         seen.extend(row["id"] for row in rows)
         pages += 1
         if before is None:
             break
     assert seen == sorted(ids, reverse=True)
     assert pages == 3
-    rows, before = search_incidents(sessions, limit=5)
+    rows, before = search(sessions, limit=5)
     assert len(rows) == 5
     assert before is None  # no empty last page
 
@@ -143,7 +140,7 @@ def test_search_filters(recorder: Recorder, sessions: sessionmaker[Session]) -> 
     other = incident(recorder, "db1", T0 - 100, kind="disk_full")
 
     def found(**filters: object) -> set[int]:
-        rows, _ = search_incidents(sessions, limit=100, **filters)  # type: ignore[arg-type]
+        rows, _ = search(sessions, limit=100, **filters)
         return {row["id"] for row in rows}
 
     assert found(host="web1") == {ids["resolved_today"], ids["old"]}
@@ -174,7 +171,7 @@ def test_search_text_is_literal(recorder: Recorder, sessions: sessionmaker[Sessi
     slash = incident(recorder, "web5", T0, summary="c:\\temp full")
 
     def found(q: str) -> set[int]:
-        return {row["id"] for row in search_incidents(sessions, q=q)[0]}
+        return {row["id"] for row in search(sessions, q=q)[0]}
 
     assert found("0%") == {percent}
     assert found("a_b") == {under}
@@ -187,7 +184,7 @@ def test_open_incidents_and_active_hosts(
     recorder: Recorder, sessions: sessionmaker[Session]
 ) -> None:
     ids = fill(recorder)
-    assert [row["id"] for row in open_incidents(sessions)] == [
+    assert [row.id for row in list_incidents(sessions, status=ACTIVE_STATUSES).items] == [
         ids["remediating"],
         ids["awaiting"],
         ids["open"],
@@ -206,9 +203,15 @@ def test_host_states_and_samples(sessions: sessionmaker[Session]) -> None:
     }
     windows = {"web1": tuple(Sample("web1", T0 - 10 + n, 90.0 + n) for n in range(3))}
     LivePublisher(sessions, every=0.0, clock=lambda: T0).publish(states, windows, 0.1)
-    assert host_statuses(sessions) == {"web1": ("HIGH_CPU", 97.0), "web2": ("UNKNOWN", None)}
-    assert host_samples(sessions, ["web1", "web2", "web9"]) == {
-        "web1": [90.0, 91.0, 92.0],
-        "web2": [],
+    brief = read_host_states(sessions, recent=False)
+    assert {s.host: (s.status, s.value, s.recent) for s in brief} == {
+        "web1": ("HIGH_CPU", 97.0, None),
+        "web2": ("UNKNOWN", None, None),
     }
-    assert host_samples(sessions, []) == {}
+    assert "recent" not in brief[0].model_dump(mode="json")
+    found = read_host_states(sessions, hosts=["web1", "web2", "web9"])
+    assert {s.host: sparkline(s) for s in found} == {"web1": [90.0, 91.0, 92.0], "web2": []}
+    assert found[0].model_dump(mode="json")["recent"] == [[T0 - 10 + n, 90.0 + n] for n in range(3)]
+    assert read_host_states(sessions, hosts=[]) == []
+    assert host_statuses(sessions) == {"web1": "HIGH_CPU", "web2": "UNKNOWN"}
+    assert [s.host for s in read_host_states(sessions, status="UNKNOWN", limit=1)] == ["web2"]

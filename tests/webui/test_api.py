@@ -1,7 +1,7 @@
 """The JSON API under /api/v1: tokens and roles, filters and keyset pages, approvals, errors.
 
 Rows are inserted directly (a handful per table) so each check knows what to expect;
-responses are checked against the OpenAPI document's schemas by ``conforms`` below.
+responses are checked against the OpenAPI document the app serves by ``conforms`` below.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.accounts.users import create_token
 from tests.webui.conftest import MakeUser
 from tests.webui.seed import seed
-from webui.openapi import OPENAPI
+from webui.converters import MAX_ID
+from webui.openapi import openapi_document
 
 Headers = dict[str, str]
 
 
-# -- a tiny schema checker: types, required keys, enums, $ref -------------------------
+# -- a tiny schema checker: types, required and unknown keys, enums, anyOf, $ref --------
 
 TYPES: dict[str, Any] = {
     "string": lambda v: isinstance(v, str),
@@ -36,30 +37,65 @@ TYPES: dict[str, Any] = {
 }
 
 
-def conforms(value: Any, schema: dict[str, Any], where: str = "$") -> None:
-    """Assert the value fits the schema (the subset of JSON Schema the document uses)."""
+def served(client: FlaskClient) -> dict[str, Any]:
+    """The OpenAPI document the app serves (public: no token needed)."""
+    document = client.get("/api/v1/openapi.json").json
+    assert isinstance(document, dict)
+    return document
+
+
+def conforms(
+    value: Any, schema: dict[str, Any], document: dict[str, Any], where: str = "$"
+) -> None:
+    """Assert the value fits the schema (the subset of JSON Schema the document uses).
+
+    Stricter than JSON Schema on one point: an object with described properties may not
+    carry any other key, so that every field the API returns is in the document.
+    """
     if "$ref" in schema:
         name = schema["$ref"].removeprefix("#/components/schemas/")
-        conforms(value, OPENAPI["components"]["schemas"][name], where)
+        conforms(value, document["components"]["schemas"][name], document, where)
         return
+    if "anyOf" in schema:
+        misfits = []
+        for option in schema["anyOf"]:
+            try:
+                conforms(value, option, document, where)
+            except AssertionError as exc:
+                misfits.append(str(exc))
+            else:
+                return
+        raise AssertionError(f"{where}: {value!r} fits no option: {misfits}")
     if "type" in schema:
         kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         assert any(TYPES[k](value) for k in kinds), f"{where}: {value!r} is not {kinds}"
     if "enum" in schema and value is not None:
         assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
+    if "const" in schema:
+        assert value == schema["const"], f"{where}: {value!r} is not {schema['const']!r}"
+    members(value, schema, document, where)
+
+
+def members(value: Any, schema: dict[str, Any], document: dict[str, Any], where: str) -> None:
+    """Assert an object's keys and values, or an array's items, fit the schema."""
     if isinstance(value, dict):
         missing = set(schema.get("required", ())) - set(value)
         assert not missing, f"{where}: missing {sorted(missing)}"
+        if "properties" in schema:
+            unknown = set(value) - set(schema["properties"])
+            assert not unknown, f"{where}: undocumented {sorted(unknown)}"
         for key, sub in schema.get("properties", {}).items():
             if key in value:
-                conforms(value[key], sub, f"{where}.{key}")
+                conforms(value[key], sub, document, f"{where}.{key}")
     if isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
-            conforms(item, schema["items"], f"{where}[{i}]")
+            conforms(item, schema["items"], document, f"{where}[{i}]")
 
 
-def documented(path: str, method: str = "get", code: int = 200) -> dict[str, Any]:
-    op = OPENAPI["paths"][path][method]
+def documented(
+    document: dict[str, Any], path: str, method: str = "get", code: int = 200
+) -> dict[str, Any]:
+    op = document["paths"][path][method]
     schema: dict[str, Any] = op["responses"][str(code)]["content"]["application/json"]["schema"]
     return schema
 
@@ -94,12 +130,17 @@ def operator(token: Any) -> Headers:
     return headers
 
 
+@pytest.fixture
+def document(client: FlaskClient) -> dict[str, Any]:
+    return served(client)
+
+
 def get(client: FlaskClient, url: str, headers: Headers, status: int = 200) -> Any:
     response = client.get(url, headers=headers)
     assert response.status_code == status, response.text
     assert response.mimetype == "application/json"
     if status >= 400:
-        conforms(response.json, {"$ref": "#/components/schemas/Error"})
+        conforms(response.json, {"$ref": "#/components/schemas/Error"}, served(client))
         assert response.json is not None and response.json["status"] == status
     return response.json
 
@@ -117,16 +158,61 @@ def test_every_route_is_documented_and_the_document_is_public(
             routes |= {
                 (path, m.lower()) for m in rule.methods or () if m not in {"HEAD", "OPTIONS"}
             }
-    paths = OPENAPI["paths"]
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.json == json.loads(json.dumps(openapi_document(app)))
+    assert response.json["openapi"] == "3.1.0"
+    paths = response.json["paths"]
     assert routes == {(p, m) for p, ops in paths.items() for m in ops}
     for path, ops in paths.items():
         for op in ops.values():
             names = {p["name"] for p in op.get("parameters", ()) if p["in"] == "path"}
             assert names == set(re.findall(r"{(\w+)}", path)), path
-    response = client.get("/api/v1/openapi.json")
-    assert response.status_code == 200
-    assert response.json == json.loads(json.dumps(OPENAPI))
-    assert response.json["openapi"] == "3.1.0"
+
+
+def test_the_document_states_bounds_security_and_errors(document: dict[str, Any]) -> None:
+    assert document["components"]["securitySchemes"] == {
+        "bearer": {"type": "http", "scheme": "bearer"}
+    }
+    assert document["security"] == [{"bearer": []}]
+    assert document["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
+    schemas = document["components"]["schemas"]
+    assert schemas["Error"]["required"] == ["error", "status"]
+    for path, ops in document["paths"].items():
+        for method, op in ops.items():
+            parameters = {p["name"]: p for p in op.get("parameters", ())}
+            for parameter in parameters.values():
+                if parameter["in"] == "path":
+                    assert parameter["schema"] == {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_ID,
+                    }
+                assert "null" not in json.dumps(parameter["schema"]), (path, parameter)
+            if path == "/api/v1/openapi.json":
+                continue
+            assert "401" in op["responses"], (path, method)
+            for code, response in op["responses"].items():
+                if code != "200":
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/Error"}
+    incidents = {p["name"]: p for p in document["paths"]["/api/v1/incidents"]["get"]["parameters"]}
+    assert incidents["limit"]["schema"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 500,
+        "default": 50,
+    }
+    assert incidents["before"]["schema"] == {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    assert incidents["status"]["schema"] == {"$ref": "#/components/schemas/IncidentStatus"}
+    hosts = {p["name"]: p for p in document["paths"]["/api/v1/hosts"]["get"]["parameters"]}
+    assert hosts["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 10_000}
+    assert "recent" not in schemas["HostState"]["required"]
+    decide = document["paths"]["/api/v1/approvals/{approval_id}/approve"]["post"]
+    body = decide["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/Decide"}
+    assert schemas["Decide"]["additionalProperties"] is False
+    assert "operator" in decide["description"]
 
 
 # -- authentication ----------------------------------------------------------------------
@@ -169,30 +255,32 @@ def test_a_browser_session_does_not_authenticate_the_api(
 def test_every_read_with_viewer_and_operator_tokens_fits_the_document(
     client: FlaskClient, viewer: Headers, operator: Headers, seeded: dict[str, int]
 ) -> None:
+    document = served(client)
     for headers in (viewer, operator):
         page = get(client, "/api/v1/incidents", headers)
-        conforms(page, documented("/api/v1/incidents"))
+        conforms(page, documented(document, "/api/v1/incidents"), document)
         assert [i["id"] for i in page["items"]] == [6, 5, 4, 3, 2, 1]
         assert page["next_before"] is None
         detail = get(client, "/api/v1/incidents/1", headers)
-        conforms(detail, documented("/api/v1/incidents/{incident_id}"))
+        conforms(detail, documented(document, "/api/v1/incidents/{incident_id}"), document)
         assert [r["ident"] for r in detail["runs"]] == ["r1"]
         assert len(detail["decisions"]) == 1 and len(detail["timeline"]) == 1
         conforms(
             get(client, "/api/v1/incidents/6", headers),
-            documented("/api/v1/incidents/{incident_id}"),
+            documented(document, "/api/v1/incidents/{incident_id}"),
+            document,
         )
         runs = get(client, "/api/v1/runs", headers)
-        conforms(runs, documented("/api/v1/runs"))
+        conforms(runs, documented(document, "/api/v1/runs"), document)
         assert [r["id"] for r in runs["items"]] == [seeded["run"]]
         run = get(client, f"/api/v1/runs/{seeded['run']}", headers)
-        conforms(run, documented("/api/v1/runs/{run_id}"))
+        conforms(run, documented(document, "/api/v1/runs/{run_id}"), document)
         assert run["stats"] == {"web1": {"ok": 3}}
         hosts = get(client, "/api/v1/hosts", headers)
-        conforms(hosts, documented("/api/v1/hosts"))
+        conforms(hosts, documented(document, "/api/v1/hosts"), document)
         assert [h["host"] for h in hosts["items"]] == ["web2", "web3", "web1"]
         approvals = get(client, "/api/v1/approvals?status=all", headers)
-        conforms(approvals, documented("/api/v1/approvals"))
+        conforms(approvals, documented(document, "/api/v1/approvals"), document)
         assert len(approvals["items"]) == 3
 
 
@@ -229,6 +317,7 @@ def test_incident_filters_and_keyset_pages(client: FlaskClient, viewer: Headers)
 def test_runs_hosts_and_approvals_filters(
     client: FlaskClient, viewer: Headers, seeded: dict[str, int]
 ) -> None:
+    document = served(client)
     page = get(client, "/api/v1/runs?limit=1", viewer)
     assert page["next_before"] is None and len(page["items"]) == 1
     assert get(client, f"/api/v1/runs?before={seeded['run']}", viewer)["items"] == []
@@ -236,7 +325,7 @@ def test_runs_hosts_and_approvals_filters(
     assert [h["host"] for h in hosts] == ["web2"]
     full = get(client, "/api/v1/hosts?recent=true", viewer)["items"]
     brief = get(client, "/api/v1/hosts?recent=false", viewer)
-    conforms(brief, documented("/api/v1/hosts"))
+    conforms(brief, documented(document, "/api/v1/hosts"), document)
     assert brief["items"] == [{k: v for k, v in h.items() if k != "recent"} for h in full]
     assert [h["host"] for h in full] == ["web2", "web3", "web1"]
     assert full[0]["recent"] == [[1.0, 2.0]]
@@ -321,10 +410,12 @@ def test_wrong_method_is_json_405(client: FlaskClient, viewer: Headers) -> None:
 def test_operator_approves_and_rejects_once(
     client: FlaskClient, operator: Headers, seeded: dict[str, int]
 ) -> None:
+    document = served(client)
     url = f"/api/v1/approvals/{seeded['pending']}"
     response = client.post(f"{url}/approve", headers=operator, json={"note": "  go ahead "})
     assert response.status_code == 200, response.text
-    conforms(response.json, documented("/api/v1/approvals/{approval_id}/approve", "post"))
+    approval = documented(document, "/api/v1/approvals/{approval_id}/approve", "post")
+    conforms(response.json, approval, document)
     assert response.json is not None
     assert response.json["status"] == "approved" and response.json["note"] == "go ahead"
     assert response.json["decided_by"].startswith("operator")

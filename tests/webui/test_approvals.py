@@ -37,11 +37,11 @@ def pending(recorder: Recorder) -> Pending:
     def make(host: str = "web1", expires_in: float = HOUR) -> int:
         now = time.time()
         since = now - 120 if expires_in > 0 else now - 2 * HOUR
-        incident_id = recorder.open_incident(
+        incident_id = recorder.incidents.open(
             host, "high_cpu", 97.0, "CPU high", at=since, since=since
         )
-        decision_id = recorder.record_decision(incident_id, host, PROPOSAL, AWAIT, since + 1)
-        return recorder.request_approval(
+        decision_id = recorder.decisions.record(incident_id, host, PROPOSAL, AWAIT, since + 1)
+        return recorder.approvals.request(
             incident_id,
             decision_id,
             host,

@@ -17,20 +17,12 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import InventoryError
+from engine.incident.life import IncidentStatus
 from engine.inventory import Inventory, InventoryHost, load_inventory
 from engine.record.audit import AuditLog
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
-from engine.types import (
-    HostState,
-    HostStatus,
-    IncidentStatus,
-    Proposal,
-    RunRequest,
-    Sample,
-    Verdict,
-    VerdictKind,
-)
+from engine.types import HostState, HostStatus, Proposal, RunRequest, Sample, Verdict, VerdictKind
 from webui.dashboard import INVENTORY_KEY, InventoryCache
 
 BOTH_BACKENDS = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
@@ -77,14 +69,14 @@ def activity(recorder: Recorder) -> None:
     proposal = Proposal("restart_nginx", 0.9, "busy")
     execute = Verdict(VerdictKind.EXECUTE, "restart_nginx", "ok", "ladder")
     wait = Verdict(VerdictKind.AWAIT_APPROVAL, "restart_nginx", "human", "approval")
-    i2 = recorder.open_incident("web2", "high_cpu", 95.0, "hot web2", at=now - 60, since=now)
-    d2 = recorder.record_decision(i2, "web2", proposal, wait, now - 50)
-    recorder.request_approval(
+    i2 = recorder.incidents.open("web2", "high_cpu", 95.0, "hot web2", at=now - 60, since=now)
+    d2 = recorder.decisions.record(i2, "web2", proposal, wait, now - 50)
+    recorder.approvals.request(
         i2, d2, "web2", "restart_nginx", "busy", at=now - 50, expires_at=now + 600
     )
-    i3 = recorder.open_incident("web3", "high_cpu", 96.0, "hot web3", at=now - 40, since=now)
-    d3 = recorder.record_decision(i3, "web3", proposal, execute, now - 30)
-    recorder.begin_run(
+    i3 = recorder.incidents.open("web3", "high_cpu", 96.0, "hot web3", at=now - 40, since=now)
+    d3 = recorder.decisions.record(i3, "web3", proposal, execute, now - 30)
+    recorder.runs.begin(
         RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web3",)),
         ident="r3",
         artifact_dir="/tmp/r3",
@@ -93,9 +85,9 @@ def activity(recorder: Recorder) -> None:
         at=now - 30,
         decisions=[(d3, i3)],
     )
-    i4 = recorder.open_incident("web4", "high_cpu", 90.0, "hot web4", at=now - 900, since=now)
-    recorder.set_status(
-        i4, IncidentStatus.RESOLVED, now - 300, "resolved", "ok", cpu_after=30.0, close=True
+    i4 = recorder.incidents.open("web4", "high_cpu", 90.0, "hot web4", at=now - 900, since=now)
+    recorder.incidents.set_status(
+        i4, IncidentStatus.RESOLVED, now - 300, "resolved", "ok", value_after=30.0, close=True
     )
 
 
@@ -154,14 +146,16 @@ def test_summary_numbers(
 ) -> None:
     now = time.time()
     for host, after, seconds in (("web1", 30.0, 60.0), ("web2", 50.0, 300.0)):
-        i = recorder.open_incident(host, "high_cpu", 90.0, "hot", at=now - 600, since=now)
-        recorder.set_status(
-            i, IncidentStatus.RESOLVED, now - 600 + seconds, "resolved", "ok", cpu_after=after,
+        i = recorder.incidents.open(host, "high_cpu", 90.0, "hot", at=now - 600, since=now)
+        recorder.incidents.set_status(
+            i, IncidentStatus.RESOLVED, now - 600 + seconds, "resolved", "ok", value_after=after,
             close=True,
         )  # fmt: skip
-    i = recorder.open_incident("web3", "high_cpu", 90.0, "hot", at=now - 600, since=now)
-    recorder.set_status(i, IncidentStatus.ESCALATED, now - 100, "escalated", "gave up", close=True)
-    recorder.open_incident("web4", "high_cpu", 90.0, "hot", at=now - 50, since=now)
+    i = recorder.incidents.open("web3", "high_cpu", 90.0, "hot", at=now - 600, since=now)
+    recorder.incidents.set_status(
+        i, IncidentStatus.ESCALATED, now - 100, "escalated", "gave up", close=True
+    )
+    recorder.incidents.open("web4", "high_cpu", 90.0, "hot", at=now - 50, since=now)
     text = viewer_client.get("/dashboard/summary").text
     assert "67%" in text  # 2 of 3 closed
     assert "2 of 3 closed" in text
@@ -210,7 +204,7 @@ def test_host_names_are_escaped(
     evil = f"web{IMG}{SCRIPT}"
     app.extensions[INVENTORY_KEY] = fixed_inventory(evil, "web1")
     publish(sessions, {evil: HostStatus.HIGH_CPU})
-    recorder.open_incident(evil, "high_cpu", 99.0, f"hot {SCRIPT}", at=time.time(), since=0.0)
+    recorder.incidents.open(evil, "high_cpu", 99.0, f"hot {SCRIPT}", at=time.time(), since=0.0)
     for url in ("/", *FRAGMENTS):
         text = viewer_client.get(url).text
         assert SCRIPT not in text, url

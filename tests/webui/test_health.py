@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.incident.life import IncidentStatus
 from engine.record.audit import AuditLog
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
@@ -26,7 +27,6 @@ from engine.types import (
     HostRunStats,
     HostState,
     HostStatus,
-    IncidentStatus,
     PlannerCall,
     Proposal,
     RunRequest,
@@ -170,15 +170,15 @@ def fill(recorder: Recorder, now: float) -> None:
         )
 
     # web1: the model's advice used, held for approval (pending).
-    i1 = recorder.open_incident("web1", "high_cpu", 95.0, "high", at=now - 300, since=now - 360)
+    i1 = recorder.incidents.open("web1", "high_cpu", 95.0, "high", at=now - 300, since=now - 360)
     used = Proposal("restart_nginx", 0.9, "hot", planner="gemini", call=call("gemini", 1.5))
-    d1 = recorder.record_decision(i1, "web1", used, wait, now - 290)
-    recorder.request_approval(
+    d1 = recorder.decisions.record(i1, "web1", used, wait, now - 290)
+    recorder.approvals.request(
         i1, d1, "web1", "restart_nginx", "hot", at=now - 290, expires_at=now + 600
     )
 
     # web2: the model timed out, the rules decided, an engine run cured it.
-    i2 = recorder.open_incident("web2", "high_cpu", 97.0, "high", at=now - 250, since=now - 300)
+    i2 = recorder.incidents.open("web2", "high_cpu", 97.0, "high", at=now - 250, since=now - 300)
     fallback = Proposal(
         "restart_nginx",
         1.0,
@@ -186,9 +186,9 @@ def fill(recorder: Recorder, now: float) -> None:
         call=call("gemini", 10.0, error="timeout"),
         fallback="gemini unusable: timeout",
     )
-    d2 = recorder.record_decision(i2, "web2", fallback, go, now - 240)
+    d2 = recorder.decisions.record(i2, "web2", fallback, go, now - 240)
     request = RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web2",))
-    r1 = recorder.begin_run(
+    r1 = recorder.runs.begin(
         request,
         ident="r1",
         artifact_dir="/tmp/r1",
@@ -198,33 +198,35 @@ def fill(recorder: Recorder, now: float) -> None:
         decisions=[(d2, i2)],
     )
     stats = {"web2": HostRunStats(ok=3, changed=1)}
-    recorder.end_run(r1, RunResult("r1", "successful", 0, "/tmp/r1", now - 240, now - 230, stats))
-    recorder.set_status(i2, IncidentStatus.RESOLVED, now - 200, "resolved", "ok", close=True)
+    recorder.runs.end(r1, RunResult("r1", "successful", 0, "/tmp/r1", now - 240, now - 230, stats))
+    recorder.incidents.set_status(
+        i2, IncidentStatus.RESOLVED, now - 200, "resolved", "ok", close=True
+    )
 
     # web3: a cached answer, held for an approval that has expired unanswered.
-    i3 = recorder.open_incident("web3", "high_cpu", 91.0, "high", at=now - 150, since=now - 200)
+    i3 = recorder.incidents.open("web3", "high_cpu", 91.0, "high", at=now - 150, since=now - 200)
     cached = Proposal(
         "restart_nginx", 0.8, "hot", planner="gemini", call=call("gemini", 0.0, cached=True)
     )
-    d3 = recorder.record_decision(i3, "web3", cached, wait, now - 140)
-    recorder.request_approval(
+    d3 = recorder.decisions.record(i3, "web3", cached, wait, now - 140)
+    recorder.approvals.request(
         i3, d3, "web3", "restart_nginx", "hot", at=now - 140, expires_at=now - 10
     )
 
     # web4: an OpenAI-compatible model's advice, rejected by a human; then the rules alone.
-    i4 = recorder.open_incident("web4", "high_cpu", 99.0, "high", at=now - 60, since=now - 90)
+    i4 = recorder.incidents.open("web4", "high_cpu", 99.0, "high", at=now - 60, since=now - 90)
     other = Proposal("restart_nginx", 0.7, "hot", planner="openai", call=call("openai", 0.25))
-    d4 = recorder.record_decision(i4, "web4", other, wait, now - 50)
-    a4 = recorder.request_approval(
+    d4 = recorder.decisions.record(i4, "web4", other, wait, now - 50)
+    a4 = recorder.approvals.request(
         i4, d4, "web4", "restart_nginx", "hot", at=now - 50, expires_at=now + 600
     )
-    recorder.decide_approval(a4, approve=False, by="ada", at=now - 40)
-    recorder.set_status(i4, IncidentStatus.OPEN, now - 35, "rejected", "deciding again")
-    recorder.record_decision(i4, "web4", Proposal("restart_nginx", 1.0, "rules"), wait, now - 30)
+    recorder.approvals.decide(a4, approve=False, by="ada", at=now - 40)
+    recorder.incidents.set_status(i4, IncidentStatus.OPEN, now - 35, "rejected", "deciding again")
+    recorder.decisions.record(i4, "web4", Proposal("restart_nginx", 1.0, "rules"), wait, now - 30)
 
     # A failed run by hand.
     request = RunRequest("rollback_nginx", "/p/rollback_nginx.yml", ("web5",))
-    r2 = recorder.begin_run(
+    r2 = recorder.runs.begin(
         request,
         ident="r2",
         artifact_dir="/tmp/r2",
@@ -232,7 +234,7 @@ def fill(recorder: Recorder, now: float) -> None:
         requested_by="ada",
         at=now - 20,
     )
-    recorder.end_run(r2, RunResult("r2", "failed", 2, "/tmp/r2", now - 20, now - 15))
+    recorder.runs.end(r2, RunResult("r2", "failed", 2, "/tmp/r2", now - 20, now - 15))
 
 
 def test_metrics_match_the_rows_recorded(

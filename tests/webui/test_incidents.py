@@ -18,11 +18,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.incident.life import IncidentStatus
 from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.types import (
     HostRunStats,
-    IncidentStatus,
     PlannerCall,
     Proposal,
     RunRequest,
@@ -94,7 +94,7 @@ def make_artifacts(runs_dir: Path, ident: str) -> Path:
 def story(recorder: Recorder, runs_dir: Path, *, host: str = "web1") -> tuple[int, int]:
     """Detected, a model's proposal overridden by policy, a run, verified, resolved."""
     now = time.time() - 3600
-    incident = recorder.open_incident(
+    incident = recorder.incidents.open(
         host, "high_cpu", 97.5, f"CPU 97.5% {IMG}", at=now, since=now - 30
     )
     call = PlannerCall("gemini", "gemini-2.5-flash", 0.8, 1, "prompt", "{}")
@@ -102,9 +102,9 @@ def story(recorder: Recorder, runs_dir: Path, *, host: str = "web1") -> tuple[in
     verdict = Verdict(
         VerdictKind.EXECUTE, "restart_nginx", "ladder's first rung", "ladder", overridden=True
     )
-    decision = recorder.record_decision(incident, host, proposal, verdict, now + 1)
+    decision = recorder.decisions.record(incident, host, proposal, verdict, now + 1)
     folder = make_artifacts(runs_dir, f"run-{incident}")
-    run = recorder.begin_run(
+    run = recorder.runs.begin(
         RunRequest("restart_nginx", "/p/restart_nginx.yml", (host,)),
         ident=f"run-{incident}",
         artifact_dir=str(folder),
@@ -114,14 +114,14 @@ def story(recorder: Recorder, runs_dir: Path, *, host: str = "web1") -> tuple[in
         decisions=[(decision, incident)],
     )
     stats = {host: HostRunStats(ok=3, changed=1)}
-    recorder.end_run(
+    recorder.runs.end(
         run, RunResult(f"run-{incident}", "successful", 0, str(folder), now + 2, now + 9, stats)
     )
-    recorder.record_verification(
+    recorder.decisions.verified(
         decision, Verification(host, True, 22.0, now + 40, "CPU 22.0% below 70%")
     )
-    recorder.set_status(
-        incident, IncidentStatus.RESOLVED, now + 40, "resolved", "recovered", cpu_after=22.0,
+    recorder.incidents.set_status(
+        incident, IncidentStatus.RESOLVED, now + 40, "resolved", "recovered", value_after=22.0,
         close=True,
     )  # fmt: skip
     return incident, run
@@ -231,15 +231,15 @@ def test_bad_ids_are_a_404_page(
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "stdout").write_text("secret")
-    stray = recorder.open_incident("web3", "high_cpu", 95.0, "hot", at=time.time(), since=0.0)
-    decision = recorder.record_decision(
+    stray = recorder.incidents.open("web3", "high_cpu", 95.0, "hot", at=time.time(), since=0.0)
+    decision = recorder.decisions.record(
         stray,
         "web3",
         Proposal("restart_nginx", 0.9, "busy"),
         Verdict(VerdictKind.EXECUTE, "restart_nginx", "ok", "ladder"),
         time.time(),
     )
-    stray_run = recorder.begin_run(
+    stray_run = recorder.runs.begin(
         RunRequest("restart_nginx", "/p/x.yml", ("web3",)),
         ident="stray",
         artifact_dir=str(outside),
@@ -296,7 +296,7 @@ def test_pages_and_filters_return_the_right_rows(
 ) -> None:
     now = time.time()
     ids = [
-        recorder.open_incident(f"web{n % 3}", "high_cpu", 90.0, f"load {n}", at=now, since=now)
+        recorder.incidents.open(f"web{n % 3}", "high_cpu", 90.0, f"load {n}", at=now, since=now)
         for n in range(60)
     ]
     links = re.compile(r'href="/incidents/(\d+)"')

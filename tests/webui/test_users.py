@@ -8,7 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.accounts.users import authenticate, list_users
+from engine.accounts.users import authenticate
+from tests.fixtures.reads import list_users
 from tests.webui.conftest import PASSWORD, MakeUser
 
 Token = Callable[[FlaskClient], str]

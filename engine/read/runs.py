@@ -1,0 +1,35 @@
+"""Playbook runs: keyset pages newest first, and one run by id or by ident."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.read.models import Run, RunPage
+from engine.read.paging import read_page
+from engine.store.models import PlaybookRun
+
+
+def list_runs(
+    sessions: sessionmaker[Session], *, limit: int = 50, before_id: int | None = None
+) -> RunPage:
+    """One page of playbook runs, newest first, and the ``before_id`` of the next page."""
+    with sessions() as session:
+        rows, next_before = read_page(
+            session, select(PlaybookRun), PlaybookRun.id, limit=limit, before_id=before_id
+        )
+        return RunPage(items=[Run.from_row(row) for row in rows], next_before=next_before)
+
+
+def get_run(sessions: sessionmaker[Session], run_id: int) -> Run | None:
+    """One playbook run, or None if no such id."""
+    with sessions() as session:
+        row = session.get(PlaybookRun, run_id)
+        return None if row is None else Run.from_row(row)
+
+
+def find_run(sessions: sessionmaker[Session], ident: str) -> Run | None:
+    """The playbook run with this ident (``run-...``), or None."""
+    with sessions() as session:
+        row = session.scalar(select(PlaybookRun).where(PlaybookRun.ident == ident))
+        return None if row is None else Run.from_row(row)
