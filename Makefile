@@ -7,7 +7,7 @@ DEBIAN_TEST_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmana
 	chromium chromium-driver
 DEBIAN_RUN_PACKAGES := nginx
 
-.PHONY: setup run test lint unit bench system-packages clean
+.PHONY: setup run test test-parallel lint unit bench system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ $(VENV)/.dev-stamp: $(VENV)/.setup-stamp requirements-dev.txt
 ## setup: create .venv and install the project (editable) with pinned dependencies
 setup: $(VENV)/.setup-stamp
 
+# More workers than cores: the tests spend much of their time waiting on Ansible,
+# Chromium and servers.
+TEST_WORKERS ?= 3
 WEB_HOST ?= 127.0.0.1
 WEB_PORT ?= 8080
 
@@ -57,8 +60,13 @@ lint: $(VENV)/.dev-stamp
 ## test: install what the tests need, lint, and run the whole suite
 test: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
-	@$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	@# The linters and the parallel tests share the machine; the chaos scenarios then run
+	@# alone: they read the whole host's CPU, and anything beside them would make it lie.
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-parallel
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
+
+test-parallel: $(VENV)/.dev-stamp
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not serial"
 
 ## bench: MTTR vs its floor, planner overhead, web server times on 100,000 incidents
 bench: $(VENV)/.dev-stamp

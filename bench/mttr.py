@@ -22,8 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.policy.file import load_policy
-from engine.read.queries import incident_detail, list_incidents
+from engine.policy.load import load_policy
+from engine.read.incidents import incident_detail, list_incidents
 from engine.store import open_store
 from tests.fixtures.prometheus import (
     PrometheusServer,
@@ -63,6 +63,8 @@ def trial(workdir: Path, prometheus_url: str, extra_env: Mapping[str, str]) -> d
     workdir.mkdir(parents=True, exist_ok=True)
     env = lab_env(workdir, prometheus_url, **extra_env)
     log = workdir / "engine.log"
+    # As a user would: the store is made by `autosre db upgrade`, then the engine starts.
+    subprocess.run([str(AUTOSRE), "db", "upgrade"], env=env, check=True, capture_output=True)
     with log.open("wb") as out:
         engine = subprocess.Popen([str(AUTOSRE), "run"], env=env, stdout=out, stderr=out)
     sessions = open_store(f"sqlite:///{workdir / 'data' / 'autosre.db'}")
@@ -82,13 +84,14 @@ def trial(workdir: Path, prometheus_url: str, extra_env: Mapping[str, str]) -> d
         acted = time.time()
 
         def closed() -> dict[str, Any] | None:
-            rows = list_incidents(sessions, host="web1", limit=1)
-            return rows[0] if rows and rows[0]["closed_at"] else None
+            rows = list_incidents(sessions, host="web1", limit=1).items
+            return rows[0].model_dump(mode="json") if rows and rows[0].closed_at else None
 
         incident = _wait("the incident to close", closed, 120, every=0.2)
         burn.wait(timeout=30)
-        detail = incident_detail(sessions, incident["id"])
-        assert detail is not None
+        found = incident_detail(sessions, incident["id"])
+        assert found is not None
+        detail = found.model_dump(mode="json")
         if incident["status"] != "resolved":
             raise SystemExit(f"bench: incident ended {incident['status']}: {detail['summary']}")
         events = {e["kind"]: _ts(e["at"]) for e in reversed(detail["timeline"])}
@@ -149,7 +152,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mttr.json")
     args = parser.parse_args()
     policy = load_policy(ROOT / "policies" / "lab.yaml")
-    rule = policy.detection.high_cpu
+    rule = policy.signal("high_cpu")
     (results,) = run_trials(args.trials, envs=[{}])
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     floor = rule.sustain + median["playbook"] + policy.settle

@@ -1,4 +1,13 @@
-"""Shared fixtures: real services started on free 127.0.0.1 ports, stopped by pid."""
+"""Shared fixtures: real services started on free 127.0.0.1 ports, stopped by pid;
+stores migrated once per session and copied per test; a cheap password hash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from engine.accounts import users
 
 pytest_plugins = [
     "tests.fixtures.fake_llm",
@@ -6,3 +15,16 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
 ]
+
+# A few pbkdf2 rounds instead of scrypt (~0.2 s of CPU per hash, for every test user and
+# every sign-in). tests/engine/test_passwords.py checks the real method.
+TEST_PASSWORD_HASH = "pbkdf2:sha256:1000"
+PRODUCTION_PASSWORD_HASH = users.PASSWORD_HASH_METHOD
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hash() -> Iterator[None]:
+    """Every test hashes new passwords with TEST_PASSWORD_HASH."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(users, "PASSWORD_HASH_METHOD", TEST_PASSWORD_HASH)
+        yield

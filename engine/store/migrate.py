@@ -1,4 +1,5 @@
-"""Schema migrations: ``autosre db upgrade`` and the engine's start both call ``upgrade``."""
+"""Schema migrations. Only ``autosre db upgrade`` (and the tests' set-up) calls them:
+opening the store checks the schema and never changes it (``engine.store.schema``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
+
+from engine.errors import StoreError
+from engine.store import open_engine
+from engine.store.schema import current_revision, describe, safe_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -19,6 +24,23 @@ def alembic_config(url: str) -> Config:
     # ConfigParser interpolates %: a password with % in the URL must survive.
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
+
+
+def migrate_to_head(url: str) -> str | None:
+    """Bring the database at url to the newest schema; return the revision it had before.
+
+    None means the database had no schema. Any failure is a StoreError naming the database.
+    """
+    engine = open_engine(url)
+    try:
+        with engine.connect() as connection:
+            before = current_revision(connection)
+        upgrade(engine)
+    except Exception as exc:
+        raise StoreError(f"cannot migrate {safe_url(engine)}: {describe(exc)}") from None
+    finally:
+        engine.dispose()
+    return before
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -1,13 +1,15 @@
 """Fixtures for browser tests: the real app on a 127.0.0.1 port, driven by headless Chromium.
 
-- ``live_server``: ``create_app`` on a fresh SQLite store, a tmp policy (one harmless
-  ``say_hello`` action), playbook dir and localhost inventory, served by werkzeug's
-  threaded server on a free 127.0.0.1 port in a background thread; stopped at teardown.
+- ``live_server``: ``create_app`` on a fresh SQLite store at the newest schema, a policy
+  (one harmless ``say_hello`` action), playbook dir and localhost inventory, served
+  by werkzeug's threaded server on a free 127.0.0.1 port in a background thread; stopped
+  at teardown.
 - ``browser``: one Chromium per session (Debian's /usr/bin/chromium; skipped if missing).
 - ``page``: a fresh context per test (1280x800). Console errors, page errors, CSP
   violations, failed requests and sub-resource errors are collected and fail the test at
   teardown; ``page_problems(page)`` returns them so far.
-- ``screenshot(page, name)``: a PNG in ``test-output/screenshots/<name>.png``.
+- ``screenshot(page, name, *shows)``: asserts the page shows each text, then saves a PNG
+  in ``test-output/screenshots/<name>.png``.
 - ``make_user(server, role, name=None)`` and ``login(page, server, name, password)``.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import re
 import shutil
 import sys
 import threading
@@ -33,6 +36,7 @@ from playwright.sync_api import (
     Playwright,
     Request,
     Response,
+    expect,
     sync_playwright,
 )
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,7 +46,10 @@ from engine.accounts.users import UserInfo, create_user
 from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.settings import Settings, load_settings
+from tests.fixtures.ansible import load_inventory_once
+from tests.fixtures.store import migrated_sqlite
 from webui import create_app
+from webui.dashboard import INVENTORY_KEY, InventoryCache
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
@@ -118,31 +125,40 @@ class LiveServer:
             connection.close()
 
     def require(self, path: str) -> None:
-        """Skip the test while the page at ``path`` does not exist yet (404)."""
-        if self.status(path) == 404:
-            pytest.skip(f"{path} is not built yet (404)")
+        """Fail the test if the page at ``path`` is missing (404): a deleted page is a bug."""
+        status = self.status(path)
+        assert status != 404, f"{path} is missing (404)"
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """The real app in a background thread on a free 127.0.0.1 port, its own data and policy."""
-    config = tmp_path / "config"
-    (config / "playbooks").mkdir(parents=True)
+@pytest.fixture(scope="session")
+def browser_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The policy, playbooks and inventory of every live server (none of them writes there)."""
+    config = tmp_path_factory.mktemp("browser-config")
+    (config / "playbooks").mkdir()
     (config / "policy.yaml").write_text(POLICY)
     (config / "playbooks" / "hello.yml").write_text(PLAYBOOK)
     shutil.copy(ROOT / "playbooks" / "restart_nginx.yml", config / "playbooks")
     (config / "inventory.yml").write_text(INVENTORY)
+    return config
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, browser_config: Path) -> Iterator[LiveServer]:
+    """The real app in a background thread on a free 127.0.0.1 port, its own data."""
+    config = browser_config
     data = tmp_path / "data"
     settings = load_settings(
         {
             "AUTOSRE_DATA_DIR": str(data),
-            "AUTOSRE_DATABASE_URL": f"sqlite:///{data / 'autosre.db'}",
+            "AUTOSRE_DATABASE_URL": migrated_sqlite(data / "autosre.db"),
             "AUTOSRE_POLICY": str(config / "policy.yaml"),
             "AUTOSRE_PLAYBOOK_DIR": str(config / "playbooks"),
             "AUTOSRE_INVENTORY": str(config / "inventory.yml"),
         }
     )
     app = create_app(TEST_CONFIG, settings=settings)
+    # The dashboard's hosts: the inventory parsed once per session, not once per test.
+    app.extensions[INVENTORY_KEY] = InventoryCache(settings.inventory, loader=load_inventory_once)
     sessions: sessionmaker[Session] = app.extensions["autosre"]
     server: BaseWSGIServer = make_server(HOST, 0, app, threaded=True)
     thread = threading.Thread(
@@ -257,8 +273,13 @@ def page_problems(tab: Page) -> list[str]:
     return list(_problems[id(tab)].items)
 
 
-def screenshot(tab: Page, name: str) -> Path:
-    """Save a full-page PNG as test-output/screenshots/<name>.png."""
+def screenshot(tab: Page, name: str, *shows: str | re.Pattern[str]) -> Path:
+    """Check that the page shows each of ``shows``, then save a full-page PNG as
+    test-output/screenshots/<name>.png. A picture alone proves nothing, so each one
+    names what the page must show."""
+    assert shows, f"screenshot {name!r}: name what the page must show"
+    for text in shows:
+        expect(tab.locator("body")).to_contain_text(text)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     tab.screenshot(path=str(path), full_page=True)

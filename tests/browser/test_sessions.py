@@ -61,7 +61,7 @@ def test_sign_out_everywhere_from_the_account_page(
         expect(laptop.get_by_role("heading", name="Your account")).to_be_visible()
         expect(laptop.locator("table.sessions tbody tr")).to_have_count(2)
         expect(laptop.get_by_text("this browser")).to_be_visible()
-        screenshot(laptop, "account")
+        screenshot(laptop, "account", "Your account", "this browser")
         with laptop.expect_navigation():
             laptop.get_by_role("button", name="Sign out everywhere").click()
         _on_login_page(laptop)

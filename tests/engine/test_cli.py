@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autosre.cli import main
+from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,6 +20,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AUTOSRE_INVENTORY", str(ROOT / "inventory" / "lab.yml"))
     monkeypatch.delenv("AUTOSRE_PROMETHEUS_URL", raising=False)
     monkeypatch.delenv("AUTOSRE_DATABASE_URL", raising=False)
+    migrated_sqlite(tmp_path / "data" / "autosre.db")
     return tmp_path
 
 
@@ -61,7 +63,7 @@ def test_bad_policy_is_refused_with_file_field_and_reason(
     bad.write_text((ROOT / "policies" / "lab.yaml").read_text().replace("clear: 50", "clear: 90"))
     code, _, err = run(capsys, "policy", "check", str(bad))
     assert code == 2
-    assert f"{bad}: detection.high_cpu: clear (90.0) must be below trigger (80.0)" in err
+    assert f"{bad}: signals.high_cpu: clear (90.0) must be below trigger (80.0)" in err
     monkeypatch.setenv("AUTOSRE_POLICY", str(bad))
     code, _, err = run(capsys, "run", "--once")
     assert code == 2

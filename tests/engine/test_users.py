@@ -42,7 +42,6 @@ from engine.accounts.users import (
     disable_user,
     get_user,
     has_role,
-    list_users,
     set_password,
     set_role,
     user_for_session,
@@ -53,6 +52,8 @@ from engine.settings import load_settings
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import ApiToken, Base, EngineStat, HostStateRow, User
+from tests.fixtures.reads import list_users
+from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
@@ -73,8 +74,8 @@ def test_models_match_the_migrations(sessions: sessionmaker[Session]) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_migration_0003_up_and_down(store_url: str) -> None:
-    engine = open_engine(store_url)
+def test_migration_0003_up_and_down(empty_store_url: str) -> None:
+    engine = open_engine(empty_store_url)
     try:
         upgrade(engine, "0002")
         assert not NEW_TABLES & set(inspect(engine).get_table_names())
@@ -88,8 +89,8 @@ def test_migration_0003_up_and_down(store_url: str) -> None:
         engine.dispose()
 
 
-def test_migration_0005_up_and_down(store_url: str) -> None:
-    engine = open_engine(store_url)
+def test_migration_0005_up_and_down(empty_store_url: str) -> None:
+    engine = open_engine(empty_store_url)
     try:
         upgrade(engine, "0004")
         assert not SESSION_TABLES & set(inspect(engine).get_table_names())
@@ -161,7 +162,8 @@ def test_create_and_authenticate(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         row = session.get_one(User, user.id)
         assert PASSWORD not in row.password_hash
-        assert row.password_hash.startswith("scrypt:")
+        # The method in force (a cheap one in tests; test_passwords.py checks scrypt).
+        assert row.password_hash.startswith(users_module.PASSWORD_HASH_METHOD + "$")
         assert row.created_at == datetime.fromtimestamp(T0, tz=UTC)
         assert row.disabled is False
 
@@ -457,11 +459,14 @@ def test_cli_tokens_create(
 
 
 def web_env(tmp_path: Path) -> dict[str, str]:
-    """An environment of its own for ``autosre web``: data and database in tmp_path."""
+    """An environment of its own for ``autosre web``: data and a migrated store in tmp_path."""
+    database = tmp_path / "data" / "autosre.db"
+    if not database.exists():  # a second server in the same test keeps the first one's store
+        migrated_sqlite(database)
     env = {
         **os.environ,
         "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-        "AUTOSRE_DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'autosre.db'}",
+        "AUTOSRE_DATABASE_URL": f"sqlite:///{database}",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AUTOSRE_SECRET_KEY", None)

@@ -13,10 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.read.queries import incident_detail, list_incidents, list_runs
 from engine.store import open_store
+from tests.fixtures.reads import incident_detail, list_incidents, list_runs
+from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTOSRE = Path(sys.executable).parent / "autosre"
@@ -38,15 +40,27 @@ all:
 """
 
 
-def lab_env(tmp_path: Path, prometheus_url: str, **extra: str) -> dict[str, str]:
-    """Environment for an engine on the lab policy, a two-host inventory and its own data."""
+def lab_env(
+    tmp_path: Path, prometheus_url: str, *, sustain: str | None = None, **extra: str
+) -> dict[str, str]:
+    """Environment for an engine on the lab policy (with another sustain window if given), a
+    two-host inventory and its own data (a store at the newest schema, as `autosre db
+    upgrade` leaves it)."""
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(LAB_INVENTORY)
+    policy = ROOT / "policies" / "lab.yaml"
+    if sustain is not None:
+        data = yaml.safe_load(policy.read_text(encoding="utf-8"))
+        data["signals"]["high_cpu"]["sustain"] = sustain
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    if not (tmp_path / "data" / "autosre.db").exists():
+        migrated_sqlite(tmp_path / "data" / "autosre.db")
     env = dict(os.environ)
     env.update(
         AUTOSRE_DATA_DIR=str(tmp_path / "data"),
         AUTOSRE_PROMETHEUS_URL=prometheus_url,
-        AUTOSRE_POLICY=str(ROOT / "policies" / "lab.yaml"),
+        AUTOSRE_POLICY=str(policy),
         AUTOSRE_INVENTORY=str(inventory),
         AUTOSRE_PLAYBOOK_DIR=str(ROOT / "playbooks"),
         AUTOSRE_INTERVAL="1",
@@ -91,12 +105,37 @@ class Store:
         bind.dispose()
 
 
+TICK_LINE = "tick took"  # what the scheduler logs at DEBUG after each tick
+
+
+def ticks(log: Path) -> int:
+    """How many ticks the engine writing this log has finished."""
+    return log.read_text().count(TICK_LINE)
+
+
+def wait_ticks(log: Path, count: int) -> None:
+    """Wait until the engine has finished ``count`` more ticks: on a busy machine a tick
+    may take longer than its interval, so a fixed sleep may cover fewer ticks than it says."""
+    target = ticks(log) + count
+    wait_for(
+        f"{count} more engine ticks",
+        lambda: ticks(log) >= target or None,
+        timeout=10 + 3 * count,
+        every=0.1,
+    )
+
+
 @contextmanager
 def engine_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`autosre run` in the background; SIGTERM at the end, and it must stop cleanly."""
+    """`autosre run` in the background; SIGTERM at the end, and it must stop cleanly.
+
+    It logs at DEBUG, so that ``ticks`` and ``wait_ticks`` can count its ticks."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(AUTOSRE), "run"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [str(AUTOSRE), "run"],
+            env={**env, "AUTOSRE_LOG_LEVEL": "DEBUG"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for("the engine's first tick", lambda: "START ->" in log.read_text() or None, 60)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from autosre.cli import main
 from engine.execute.locks import HostLocks
 from tests.integration.harness import AUTOSRE, Store, lab_env
 
@@ -71,22 +72,65 @@ def test_check_mode_changes_nothing(env: dict[str, str], nginx_service: Any) -> 
     assert nginx_service.pid() == old
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["wipe_disk", "--limit", "web1"], "'wipe_disk' is not a whitelisted action"),
-        (["restart_nginx", "--limit", "db9"], "not in the inventory"),
-        (["restart_nginx", "--limit", "web1,'all'"], "not in the inventory"),
-        (["restart_nginx", "--limit", "web1", "-e", "ansible_host=evil"], "is not allowed"),
-        (
-            ["restart_nginx", "--limit", "web1", "-e", "nginx_health_url=http://x/;rm -rf /"],
-            "does not match",
-        ),
-        (["restart_nginx", "--limit", "web1", "-e", "novalue"], "is not key=value"),
-        (["restart_nginx"], "--limit"),
-    ],
-)
+REFUSALS = [
+    (["wipe_disk", "--limit", "web1"], "'wipe_disk' is not a whitelisted action"),
+    (["restart_nginx", "--limit", "db9"], "not in the inventory"),
+    (["restart_nginx", "--limit", "web1,'all'"], "not in the inventory"),
+    (["restart_nginx", "--limit", "web1", "-e", "ansible_host=evil"], "is not allowed"),
+    (
+        ["restart_nginx", "--limit", "web1", "-e", "nginx_health_url=http://x/;rm -rf /"],
+        "does not match",
+    ),
+    (["restart_nginx", "--limit", "web1", "-e", "novalue"], "is not key=value"),
+    (["restart_nginx"], "--limit"),
+]
+
+
+def in_process(
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *args: str,
+) -> tuple[int, str]:
+    """``autosre *args`` in this process, in env's AUTOSRE_ settings: status and stderr."""
+    for name, value in env.items():
+        if name.startswith("AUTOSRE_"):
+            monkeypatch.setenv(name, value)
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse exits on usage errors
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def assert_nothing_ran(tmp_path: Path, nginx_service: Any, old: int | None) -> None:
+    assert nginx_service.pid() == old
+    runs = tmp_path / "data" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSALS)
 def test_refusals_exit_2_and_run_nothing(
+    env: dict[str, str],
+    tmp_path: Path,
+    nginx_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    old = nginx_service.pid()
+    code, err = in_process(env, monkeypatch, capsys, "playbook", "run", *args)
+    assert code == 2, err
+    assert message in err
+    assert "Traceback" not in err
+    assert_nothing_ran(tmp_path, nginx_service, old)
+
+
+# The real command for each way to exit 2 (a refused request, a bad command line); the
+# other refusals above take the same paths in this process.
+@pytest.mark.parametrize(("args", "message"), [REFUSALS[0], REFUSALS[-1]])
+def test_the_real_cli_refuses_with_exit_2(
     env: dict[str, str], tmp_path: Path, nginx_service: Any, args: list[str], message: str
 ) -> None:
     old = nginx_service.pid()
@@ -94,19 +138,25 @@ def test_refusals_exit_2_and_run_nothing(
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-    assert nginx_service.pid() == old
-    assert not (tmp_path / "data" / "runs").exists() or not any(
-        (tmp_path / "data" / "runs").iterdir()
-    )
+    assert_nothing_ran(tmp_path, nginx_service, old)
 
 
-def test_busy_host_is_refused(env: dict[str, str], tmp_path: Path, nginx_service: Any) -> None:
+def test_busy_host_is_refused(
+    env: dict[str, str],
+    tmp_path: Path,
+    nginx_service: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     old = nginx_service.pid()
+    # flock: held on another open file, the lock refuses this process as it would another.
     held = HostLocks(tmp_path / "data" / "locks").acquire(["web1"], "engine run 42")
     try:
-        done = autosre(env, "playbook", "run", "restart_nginx", "--limit", "web1")
+        code, err = in_process(
+            env, monkeypatch, capsys, "playbook", "run", "restart_nginx", "--limit", "web1"
+        )
     finally:
         held.release()
-    assert done.returncode == 2
-    assert "web1 is busy: engine run 42" in done.stderr
+    assert code == 2
+    assert "web1 is busy: engine run 42" in err
     assert nginx_service.pid() == old

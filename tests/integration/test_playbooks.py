@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.execute.runner import AnsibleRunnerExecutor, read_events
+from engine.execute.results import read_events
+from engine.execute.runner import AnsibleRunnerExecutor
 from engine.types import RunRequest, RunResult
 from tests.fixtures.ansible import local_inventory
 from tests.fixtures.nginx import NginxService

@@ -1,29 +1,92 @@
 """The chaos scenarios every release must pass, end to end with real services:
-Prometheus (1 s scrapes) + node_exporter + nginx + ansible-runner + the `autosre` CLI."""
+Prometheus (1 s scrapes) + node_exporter + nginx + ansible-runner + the `autosre` CLI.
+
+Waits are counted in engine ticks (``wait_ticks``), not seconds: on a busy machine a tick
+may take longer than its 1 s interval. The scenarios that never stop Prometheus share one;
+the ones that stop it have their own, all started together."""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.harness import Store, chaos, cli_json, engine_process, lab_env, wait_for
+from tests.integration.harness import (
+    Store,
+    chaos,
+    cli_json,
+    engine_process,
+    lab_env,
+    wait_for,
+    wait_ticks,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 CPU_QUERY = 'node_cpu_seconds_total{mode="idle"}'
+# The lab policy's CPU expression (window 3s), above its trigger (80 %).
+CPU_HIGH = '100 * (1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idle"}[3s]))) > 80'
+CPU_CALM = CPU_HIGH.replace("> 80", "< 50")  # below the lab policy's clear
+# The scenarios that need a burn to be acted on watch a shorter window: what they prove
+# does not depend on its length, and every second of it is waited for.
+SHORT = 4
+SHORT_SUSTAIN = f"{SHORT}s"
+
+
+OWN_PROMETHEUS = 2  # scenarios below that stop Prometheus, each on a server of its own
+
+
+def _scraping(factory: Callable[..., Any], node_exporter: Any) -> Any:
+    server = factory([node_exporter.address], scrape_interval="1s")
+    server.wait_for_series(CPU_QUERY, timeout=30)
+    return server
+
+
+@pytest.fixture(scope="module")
+def _prometheus_pool(
+    node_exporter: Any, module_prometheus_factory: Callable[..., Any]
+) -> list[Any]:
+    """The scenarios' Prometheus servers, started together (each takes seconds to be ready):
+    the first is shared, the others wait for a scenario that stops one."""
+    with ThreadPoolExecutor() as pool:
+        return list(
+            pool.map(
+                lambda _: _scraping(module_prometheus_factory, node_exporter),
+                range(1 + OWN_PROMETHEUS),
+            )
+        )
+
+
+def _calm(server: Any) -> Any:
+    # Every server saw the burns of the tests before (CPU is the whole host's), and a fresh
+    # engine would take a burn that just ended for one of its own.
+    wait_for(
+        "the CPU to calm down after the tests before",
+        lambda: server.query(CPU_CALM) or None,
+        timeout=30,
+        every=0.2,
+    )
+    return server
 
 
 @pytest.fixture
-def lab(tmp_path: Path, node_exporter: Any, prometheus_factory: Callable[..., Any]) -> Any:
-    """A Prometheus scraping this host's node_exporter every second, with data flowing."""
-    server = prometheus_factory([node_exporter.address], scrape_interval="1s")
-    server.wait_for_series(CPU_QUERY, timeout=30)
-    return server
+def lab(
+    _prometheus_pool: list[Any], node_exporter: Any, prometheus_factory: Callable[..., Any]
+) -> Any:
+    """A Prometheus of the test's own (it may stop it), scraping this host every second."""
+    if len(_prometheus_pool) > 1:
+        return _calm(_prometheus_pool.pop())
+    return _calm(_scraping(prometheus_factory, node_exporter))  # more stoppers than spares
+
+
+@pytest.fixture
+def shared_lab(_prometheus_pool: list[Any]) -> Any:
+    """The Prometheus of the scenarios that never stop it, scraping this host every second."""
+    return _calm(_prometheus_pool[0])
 
 
 def _incident(store: Store, host: str, statuses: set[str]) -> dict[str, Any] | None:
@@ -33,8 +96,10 @@ def _incident(store: Store, host: str, statuses: set[str]) -> dict[str, Any] | N
     return None
 
 
-def test_sustained_cpu_cured_by_nginx_restart(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
-    env = lab_env(tmp_path, lab.url)
+def test_sustained_cpu_cured_by_nginx_restart(
+    tmp_path: Path, shared_lab: Any, nginx_service: Any
+) -> None:
+    env = lab_env(tmp_path, shared_lab.url, sustain=SHORT_SUSTAIN)
     store = Store(tmp_path / "data")
     old_pid = nginx_service.pid()
     with engine_process(env, tmp_path / "engine.log"):
@@ -81,11 +146,14 @@ def test_sustained_cpu_cured_by_nginx_restart(tmp_path: Path, lab: Any, nginx_se
     store.close()
 
 
-def test_repeated_failed_recoveries_escalate(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
-    env = lab_env(tmp_path, lab.url)
+def test_repeated_failed_recoveries_escalate(
+    tmp_path: Path, shared_lab: Any, nginx_service: Any
+) -> None:
+    env = lab_env(tmp_path, shared_lab.url, sustain=SHORT_SUSTAIN)
     store = Store(tmp_path / "data")
+    log = tmp_path / "engine.log"
     with (
-        engine_process(env, tmp_path / "engine.log"),
+        engine_process(env, log),
         chaos(env, "--stubborn", "--seconds", "150", log=tmp_path / "chaos.log"),
     ):
         escalated = wait_for(
@@ -95,7 +163,10 @@ def test_repeated_failed_recoveries_escalate(tmp_path: Path, lab: Any, nginx_ser
         )
         assert escalated["status"] == "escalated", store.detail(escalated["id"])
         runs_then = len(store.runs())
-        time.sleep(10)  # the burn goes on: the engine must keep its hands off
+        # The burn goes on and the engine must keep its hands off. The host is still high,
+        # so any new incident, decision and run would come on the next tick or two (a run
+        # starts in the tick that decides it): five ticks give it every chance.
+        wait_ticks(log, 5)
         assert len(store.runs()) == runs_then
         assert _incident(store, "web1", {"open", "remediating"}) is None
     detail = store.detail(escalated["id"])
@@ -108,13 +179,17 @@ def test_repeated_failed_recoveries_escalate(tmp_path: Path, lab: Any, nginx_ser
 
 
 def test_prometheus_down_means_no_action(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
-    env = lab_env(tmp_path, lab.url)
+    window = 6  # sustain, seconds and ticks: longer than the high data the engine will see
+    env = lab_env(tmp_path, lab.url, sustain=f"{window}s")
     store = Store(tmp_path / "data")
     old_pid = nginx_service.pid()
     log = tmp_path / "engine.log"
     with engine_process(env, log):
         with chaos(env, "--stubborn", "--seconds", "60", log=tmp_path / "chaos.log"):
-            time.sleep(4)  # high, but not yet for the whole sustain window (10 s)
+            # High in the data the engine reads, for a tick: not yet for the whole sustain
+            # window, and Prometheus stops before it could be.
+            wait_for("the burn in Prometheus", lambda: lab.query(CPU_HIGH) or None, 20, 0.2)
+            wait_ticks(log, 1)
             lab.stop()
             wait_for(
                 "web1 to become UNKNOWN",
@@ -125,7 +200,9 @@ def test_prometheus_down_means_no_action(tmp_path: Path, lab: Any, nginx_service
                 ),
                 20,
             )
-            time.sleep(15)  # far past the sustain window, burning, no data
+            # Burning with no data for a whole sustain window after the data stopped: far
+            # past the end of the window that began with the first high sample.
+            wait_ticks(log, window)
         assert store.runs() == []
         assert all(i["status"] != "remediating" for i in store.incidents())
         assert nginx_service.pid() == old_pid
@@ -135,14 +212,16 @@ def test_prometheus_down_means_no_action(tmp_path: Path, lab: Any, nginx_service
     store.close()
 
 
-def test_host_without_series_is_never_touched(tmp_path: Path, lab: Any, nginx_service: Any) -> None:
-    env = lab_env(tmp_path, lab.url)
+def test_host_without_series_is_never_touched(
+    tmp_path: Path, shared_lab: Any, nginx_service: Any
+) -> None:
+    env = lab_env(tmp_path, shared_lab.url)
     store = Store(tmp_path / "data")
     log = tmp_path / "engine.log"
     with engine_process(env, log):
         wait_for("web2 UNKNOWN", lambda: "web2 START -> UNKNOWN" in log.read_text() or None, 30)
         wait_for("web1 NORMAL", lambda: "web1 START -> NORMAL" in log.read_text() or None, 30)
-        time.sleep(3)
+        wait_ticks(log, 3)  # three more chances to touch web2
     assert store.incidents("web2") == []
     assert store.runs() == []
     store.close()
@@ -159,6 +238,7 @@ def test_partial_information_with_the_gemini_planner(
     env = lab_env(
         tmp_path,
         lab.url,
+        sustain=SHORT_SUSTAIN,
         AUTOSRE_PLANNER="gemini",
         AUTOSRE_LLM_MODEL=fake_gemini.model,
         AUTOSRE_LLM_BASE_URL=fake_gemini.url,
@@ -176,7 +256,8 @@ def test_partial_information_with_the_gemini_planner(
         lab.stop()
         wait_for("web1 UNKNOWN", lambda: "web1 HIGH_CPU -> UNKNOWN" in log.read_text() or None, 20)
         runs_then = len(store.runs())
-        time.sleep(12)  # burning, no data: nothing new may run
+        # Burning, no data: nothing new may run for longer than a sustain window.
+        wait_ticks(log, SHORT + 2)
         assert len(store.runs()) == runs_then
     assert all(run["action"] in {"restart_nginx", "rollback_nginx"} for run in store.runs())
     assert store.incidents("web2") == []

@@ -31,7 +31,8 @@ from engine.redact import encodings
 from engine.settings import load_settings
 from engine.store.models import Base
 from engine.types import RunResult
-from tests.fixtures.postgres import own_schema
+from tests.fixtures.postgres import own_database
+from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_PLAYBOOKS = ROOT / "tests" / "playbooks"
@@ -50,7 +51,7 @@ def found(canaries: Iterable[str], text: str) -> list[str]:
 def policy_with(tmp_path: Path, actions: dict[str, Any]) -> Path:
     data = yaml.safe_load((ROOT / "policies" / "lab.yaml").read_text(encoding="utf-8"))
     data["actions"] = actions
-    data["remediation"]["ladder"] = list(actions)
+    data["signals"]["high_cpu"]["ladder"] = list(actions)
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -106,7 +107,7 @@ def store_text(components: Any) -> str:
 
 
 def test_no_secret_reaches_the_data_dir_during_or_after_a_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_template: str
 ) -> None:
     env_canaries = {
         "GEMINI_API_KEY": canary("gemini-key"),
@@ -128,7 +129,7 @@ def test_no_secret_reaches_the_data_dir_during_or_after_a_run(
     data_dir = tmp_path / "data"
     policy = leak_probe_policy(tmp_path)
     inventory = local_inventory(tmp_path / "inventory.yml", db_password=inventory_password)
-    with own_schema(postgres_url, "leak") as store_url:
+    with own_database(postgres_template, "leak") as store_url:
         database_url = make_url(store_url).set(password=database_password)
         for name, value in env_canaries.items():
             monkeypatch.setenv(name, value)
@@ -206,6 +207,7 @@ def test_recorder_redacts_what_it_stores_and_audits(
     monkeypatch.setenv("AUTOSRE_PROMETHEUS_URL", f"http://u:{url_password}@127.0.0.1:9")
     monkeypatch.setenv("AUTOSRE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AUTOSRE_DATABASE_URL", raising=False)
+    migrated_sqlite(tmp_path / "data" / "autosre.db")
     monkeypatch.setenv("AUTOSRE_POLICY", str(ROOT / "policies" / "lab.yaml"))
     monkeypatch.setenv(
         "AUTOSRE_INVENTORY",
@@ -218,21 +220,23 @@ def test_recorder_redacts_what_it_stores_and_audits(
     leaks = f"key {model_key}, {json.dumps(url_password)}, pw={inventory_password}"
     now = time.time()
 
-    incident = recorder.open_incident("localhost", "high_cpu", 97.0, leaks, at=now, since=now)
+    incident = recorder.incidents.open("localhost", "high_cpu", 97.0, leaks, at=now, since=now)
     call = PlannerCall("gemini", "m", 0.1, 1, prompt=leaks, reply=leaks, error=leaks)
     proposal = Proposal("restart_nginx", 0.6, leaks, "gemini", call=call, fallback=leaks)
     verdict = Verdict(VerdictKind.AWAIT_APPROVAL, "restart_nginx", leaks, "approval")
-    decision = recorder.record_decision(incident, "localhost", proposal, verdict, now)
-    approval = recorder.request_approval(
+    decision = recorder.decisions.record(incident, "localhost", proposal, verdict, now)
+    approval = recorder.approvals.request(
         incident, decision, "localhost", "restart_nginx", leaks, at=now, expires_at=now + 60
     )
-    recorder.decide_approval(approval, approve=False, by="tester", at=now, note=leaks)
+    recorder.approvals.decide(approval, approve=False, by="tester", at=now, note=leaks)
     run = RunRequest("restart_nginx", "/x.yml", ("localhost",))
-    run_id = recorder.begin_run(
+    run_id = recorder.runs.begin(
         run, ident="r-1", artifact_dir="/tmp/r-1", trigger="manual", requested_by="t", at=now
     )
-    recorder.end_run(run_id, RunResult("r-1", "error", None, "/tmp/r-1", now, now, {}, leaks))
-    recorder.event(now, "note", leaks, host="localhost", data={"detail": leaks, "token": "x-1"})
+    recorder.runs.end(run_id, RunResult("r-1", "error", None, "/tmp/r-1", now, now, {}, leaks))
+    recorder.journal.event(
+        now, "note", leaks, host="localhost", data={"detail": leaks, "token": "x-1"}
+    )
 
     canaries = [model_key, url_password, inventory_password]
     assert not found(canaries, store_text(components))
@@ -257,6 +261,7 @@ def test_run_once_never_logs_a_url_password(tmp_path: Path) -> None:
         "AUTOSRE_PROMETHEUS_TIMEOUT": "1",
         "AUTOSRE_LOG_LEVEL": "DEBUG",
     }
+    migrated_sqlite(tmp_path / "data" / "autosre.db")
 
     done = subprocess.run(
         [str(AUTOSRE), "run", "--once"],
@@ -291,6 +296,7 @@ def test_extra_vars_reach_the_playbook_as_literal_text(
     )
     monkeypatch.setenv("AUTOSRE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AUTOSRE_DATABASE_URL", raising=False)
+    migrated_sqlite(tmp_path / "data" / "autosre.db")
     monkeypatch.setenv("AUTOSRE_POLICY", str(policy))
     monkeypatch.setenv("AUTOSRE_INVENTORY", str(local_inventory(tmp_path / "inventory.yml")))
     monkeypatch.setenv("AUTOSRE_PLAYBOOK_DIR", str(TEST_PLAYBOOKS))

@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 
 from engine.accounts.users import create_token, create_user
 from engine.settings import load_settings
+from tests.fixtures.store import migrated_sqlite
 from tests.integration.test_secrets import (
     TEST_PLAYBOOKS,
     canary,
@@ -90,6 +91,7 @@ def test_a_viewer_sees_no_secret_during_or_after_a_run_by_hand(
     monkeypatch.setenv("AUTOSRE_PROMETHEUS_URL", f"http://prom:{prometheus_password}@127.0.0.1:9")
     monkeypatch.setenv("AUTOSRE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("AUTOSRE_DATABASE_URL", raising=False)
+    migrated_sqlite(tmp_path / "data" / "autosre.db")
     monkeypatch.setenv("AUTOSRE_POLICY", str(policy))
     monkeypatch.setenv("AUTOSRE_INVENTORY", str(inventory))
     monkeypatch.setenv("AUTOSRE_PLAYBOOK_DIR", str(TEST_PLAYBOOKS))

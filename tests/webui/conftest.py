@@ -1,7 +1,8 @@
 """Fixtures for web UI tests: an app on a store of its own, users of each role, signed-in clients.
 
-- ``app``: ``create_app(TEST_CONFIG, settings=settings)`` on a fresh SQLite file in the
-  test's data dir. For PostgreSQL, parametrize ``database_url`` indirectly:
+- ``app``: ``create_app(TEST_CONFIG, settings=settings)`` on a migrated SQLite file in the
+  test's data dir (a copy of a template migrated once). For PostgreSQL, parametrize
+  ``database_url`` indirectly:
   ``@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)``.
 - ``client``: a signed-out test client. ``sessions``: the app's session factory.
 - ``make_user(role, name=None, password=PASSWORD)``: a user in the store (a UserInfo).
@@ -30,11 +31,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
 from engine.accounts.users import UserInfo, create_user
+from engine.components import Components
 from engine.settings import Settings, load_settings
 from engine.store.models import WebSession
 from engine.timeutil import to_dt
-from tests.fixtures.postgres import own_schema
+from tests.fixtures.ansible import load_inventory_once
+from tests.fixtures.postgres import own_database
+from tests.fixtures.store import migrated_sqlite
 from webui import create_app
+from webui.dashboard import INVENTORY_KEY, InventoryCache
 
 PASSWORD = "correct horse battery staple"
 TEST_CONFIG = {"TESTING": True, "SECRET_KEY": "test-secret-key-" + "x" * 32}
@@ -64,11 +69,12 @@ def expire_sessions(sessions: sessionmaker[Session]) -> None:
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """SQLite in the test's data dir; with param "postgresql", a schema of its own."""
+    """A migrated store: SQLite in the test's data dir; with param "postgresql", a database
+    of its own (copies of the session's migrated templates)."""
     if getattr(request, "param", "sqlite") == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'autosre.db'}"
+        yield migrated_sqlite(tmp_path / "data" / "autosre.db")
         return
-    with own_schema(request.getfixturevalue("postgres_url"), "w") as url:
+    with own_database(request.getfixturevalue("postgres_template"), "w") as url:
         yield url
 
 
@@ -82,7 +88,13 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    application = create_app(TEST_CONFIG, settings=settings)
+    # The engine's parts with the inventory parsed once per session, not once per test.
+    components = Components(settings, inventory=load_inventory_once(settings.inventory))
+    application = create_app(TEST_CONFIG, components=components)
+    # The dashboard's hosts: the inventory parsed once per session, not once per test.
+    application.extensions[INVENTORY_KEY] = InventoryCache(
+        settings.inventory, loader=load_inventory_once
+    )
     yield application
     application.extensions["autosre"].kw["bind"].dispose()
 
@@ -114,7 +126,9 @@ def csrf_token() -> Callable[[FlaskClient], str]:
     """The CSRF token of the client's session, as a page's <meta name="csrf-token"> shows it."""
 
     def read(client: FlaskClient) -> str:
-        page = client.get("/login", follow_redirects=True)  # signed in: lands on the home page
+        # Signed in, the account page; signed out, the sign-in page it sends you to. Not the
+        # dashboard: it spawns ansible-inventory (about 0.5 s) to list the hosts.
+        page = client.get("/account", follow_redirects=True)
         found = CSRF_META.search(page.text)
         assert found, page.text
         return found.group(1)

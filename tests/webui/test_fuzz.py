@@ -38,7 +38,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-EXAMPLES = 30  # per operation and mode
+EXAMPLES = 20  # per operation and mode (derandomized: the same cases every run)
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
