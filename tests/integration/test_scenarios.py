@@ -164,9 +164,9 @@ def test_repeated_failed_recoveries_escalate(
         assert escalated["status"] == "escalated", store.detail(escalated["id"])
         runs_then = len(store.runs())
         # The burn goes on and the engine must keep its hands off. The host is still high,
-        # so any new incident, decision and run would come on the next tick or two (a run
-        # starts in the tick that decides it): five ticks give it every chance.
-        wait_ticks(log, 5)
+        # so any new incident, decision and run would come on the next tick (a run starts
+        # in the tick that decides it): three ticks give it every chance.
+        wait_ticks(log, 3)
         assert len(store.runs()) == runs_then
         assert _incident(store, "web1", {"open", "remediating"}) is None
     detail = store.detail(escalated["id"])
