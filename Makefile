@@ -9,6 +9,12 @@ DEBIAN_RUN_PACKAGES := nginx
 
 .PHONY: setup run test test-parallel lint unit bench system-packages clean
 
+# Compiled modules and pytest's rewritten tests are cached in __pycache__ (git-ignored):
+# without the cache every test process and every CLI call the tests make compiles them again.
+unexport PYTHONDONTWRITEBYTECODE
+# The chaos scenarios, which read the whole machine's CPU, all live here (marked serial).
+SERIAL_TESTS := tests/integration
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -63,7 +69,7 @@ test: $(VENV)/.dev-stamp
 	@# The linters and the parallel tests share the machine; the chaos scenarios then run
 	@# alone: they read the whole host's CPU, and anything beside them would make it lie.
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-parallel
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial $(SERIAL_TESTS)
 
 test-parallel: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not serial"

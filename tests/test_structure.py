@@ -76,3 +76,18 @@ def test_every_error_class_is_in_the_one_tree() -> None:
                 ):
                     strays.append(f"{module.__name__}.{name}")
     assert not strays, f"errors outside the AutoSREError tree: {strays}"
+
+
+def test_serial_tests_live_where_make_test_runs_them() -> None:
+    """`make test` runs the tests marked serial from tests/integration alone, after the rest;
+    one marked elsewhere would run in neither phase."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "SERIAL_TESTS := tests/integration\n" in makefile
+    elsewhere = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "tests").rglob("test_*.py")
+        if path != Path(__file__).resolve()
+        and "mark.serial" in path.read_text(encoding="utf-8")
+        and (ROOT / "tests" / "integration") not in path.parents
+    ]
+    assert elsewhere == [], f"marked serial outside tests/integration: {elsewhere}"

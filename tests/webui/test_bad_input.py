@@ -3,17 +3,23 @@
 Walks every rule of ``app.url_map`` with hostile path values and query strings, signed in
 as an admin (and with an admin bearer token for /api), then checks the known cases:
 huge ids, dates whose UTC conversion overflows, deeply nested and oversized JSON bodies.
+
+A query parameter or form field gets every hostile value only on the routes that read it:
+the first value finds out (a route that has not read a key cannot answer differently for
+another value of it), so the walk spends its requests where input reaches code.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.routing import Rule
 
 from engine.accounts.users import create_token
@@ -102,36 +108,139 @@ def _status(
     return str(response.status_code)
 
 
-def _requests(rule: Rule) -> Iterator[tuple[str, str, dict[str, str] | None]]:
-    """Method, URL and form of each hostile request to the rule."""
+EVERY_KEY = "*"
+
+
+class _ReadKeys(ImmutableMultiDict[str, str]):
+    """Query arguments and form fields that note which keys the route read
+    (EVERY_KEY when it enumerated them)."""
+
+    read: ClassVar[set[str]] = set()
+
+    def __getitem__(self, key: str) -> str:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default, type)
+
+    def getlist(self, key: str, type: Any = None) -> Any:
+        self.read.add(key)
+        return super().getlist(key, type)
+
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return super().__contains__(key)
+
+    def _every(self) -> None:
+        self.read.add(EVERY_KEY)
+
+    def __iter__(self) -> Iterator[str]:
+        self._every()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._every()
+        return super().keys()
+
+    def items(self, multi: bool = False) -> Any:
+        self._every()
+        return super().items(multi)
+
+    def values(self) -> Any:
+        self._every()
+        return super().values()
+
+    def lists(self) -> Any:
+        self._every()
+        return super().lists()
+
+    def listvalues(self) -> Any:
+        self._every()
+        return super().listvalues()
+
+    def to_dict(self, flat: bool = True) -> Any:
+        self._every()
+        return super().to_dict(flat)
+
+    def copy(self) -> Any:
+        self._every()
+        return super().copy()
+
+
+def _noting_reads(app: Flask) -> None:
+    """Make the app's requests note the query and form keys each route reads."""
+    request_class = app.request_class
+    app.request_class = type(
+        "NotingRequest", (request_class,), {"parameter_storage_class": _ReadKeys}
+    )
+
+
+Request = tuple[str, str, dict[str, str] | None]
+
+
+def _keyed(
+    method: str, benign: str, names: Iterable[str], values: list[str], in_form: bool
+) -> Iterator[tuple[str, list[Request]]]:
+    """Per key: the key and its hostile requests, the first of which finds out whether the
+    route reads it."""
+    for name in names:
+        yield (
+            name,
+            [
+                (method, benign, {name: value})
+                if in_form
+                else (method, f"{benign}?{name}={value}", None)
+                for value in values
+            ],
+        )
+
+
+def _requests(rule: Rule) -> Iterator[tuple[str | None, list[Request]]]:
+    """The hostile requests to the rule, in groups: (None, requests sent whatever happens)
+    or (key, requests of which all but the first go only to a route that reads the key)."""
     methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
     benign = next(_urls(rule))
     for method in methods:
-        for url in _urls(rule):
-            yield method, url, None
+        yield None, [(method, url, None) for url in _urls(rule)]
         if method == "GET" and "<" not in rule.rule:  # filters belong to lists
-            for name in PARAMETERS:
-                for value in HOSTILE_VALUES:
-                    yield method, f"{benign}?{name}={value}", None
+            yield from _keyed(method, benign, PARAMETERS, HOSTILE_VALUES, in_form=False)
         elif not rule.endpoint.startswith("auth."):  # sign-in has tests of its own
-            for name in FORM_FIELDS:
-                for text in HOSTILE_TEXT:
-                    yield method, benign, {name: text}
+            yield from _keyed(method, benign, FORM_FIELDS, HOSTILE_TEXT, in_form=True)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_every_route_answers_hostile_input_without_a_5xx(app: Flask, admin: Admin) -> None:
     client, csrf, bearer, _ = admin
+    _noting_reads(app)
     failures: list[str] = []
+    read: set[tuple[str, str]] = set()
+
+    def send(method: str, url: str, form: dict[str, str] | None) -> None:
+        status = _status(client, method, url, csrf, bearer, form)
+        if status.startswith("5"):
+            failures.append(f"{method} {url[:120]} {form!r:.60} -> {status}")
+
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("auth.logout"):  # would end the admin's session mid-walk
             continue
-        for method, url, form in _requests(rule):
-            status = _status(client, method, url, csrf, bearer, form)
-            if status.startswith("5"):
-                failures.append(f"{method} {url[:120]} {form!r:.60} -> {status}")
+        for key, requests in _requests(rule):
+            if key is None:
+                for request in requests:
+                    send(*request)
+                continue
+            _ReadKeys.read.clear()
+            send(*requests[0])
+            if key in _ReadKeys.read or EVERY_KEY in _ReadKeys.read:
+                read.add((rule.rule, key))
+                for request in requests[1:]:
+                    send(*request)
     assert not failures, "\n".join(failures)
     assert client.get("/users").status_code == 200  # still signed in: every request counted
+    # The probe sees reads: the filters of the incident list and the notes of approvals.
+    assert {("/incidents", "status"), ("/incidents", "q")} <= read, sorted(read)
+    assert any(key == "note" for _, key in read), sorted(read)
 
 
 BOTH_STORES = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
