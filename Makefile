@@ -10,7 +10,8 @@ DEBIAN_RUN_PACKAGES := nginx
 .PHONY: setup run test test-parallel lint unit bench system-packages clean
 
 # Compiled modules and pytest's rewritten tests are cached in __pycache__ (git-ignored):
-# without the cache every test process and every CLI call the tests make compiles them again.
+# without the cache every process (each test worker, each CLI call, the engine) would
+# compile what it imports again.
 unexport PYTHONDONTWRITEBYTECODE
 # The chaos scenarios, which read the whole machine's CPU, all live here (marked serial).
 SERIAL_TESTS := tests/integration
@@ -19,13 +20,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# --no-compile: modules are compiled when first imported and cached then (see the
+# unexport below), so only what runs is compiled, not every module of every package.
 $(VENV)/.setup-stamp: $(BIN)/python requirements.txt pyproject.toml
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --no-compile -r requirements.txt
+	$(BIN)/pip install --quiet --no-compile --no-deps -e .
 	touch $@
 
 $(VENV)/.dev-stamp: $(VENV)/.setup-stamp requirements-dev.txt
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-compile -r requirements-dev.txt
 	touch $@
 
 ## setup: create .venv and install the project (editable) with pinned dependencies

@@ -1,5 +1,6 @@
 """Shared fixtures: real services started on free 127.0.0.1 ports, stopped by pid;
-stores migrated once per session and copied per test; a cheap password hash."""
+stores migrated once per session and copied per test; a cheap password hash; each
+inventory listed once per test process."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from engine import components
 from engine.accounts import users
+from tests.fixtures.ansible import load_inventory_once
 
 pytest_plugins = [
     "tests.fixtures.fake_llm",
@@ -27,4 +30,14 @@ def cheap_password_hash() -> Iterator[None]:
     """Every test hashes new passwords with TEST_PASSWORD_HASH."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(users, "PASSWORD_HASH_METHOD", TEST_PASSWORD_HASH)
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def inventory_listed_once() -> Iterator[None]:
+    """The engine's components read each inventory content once per test process (the real
+    ansible-inventory costs about 0.5 s of CPU a call); tests/engine/test_inventory.py
+    calls the loader itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(components, "load_inventory", load_inventory_once)
         yield
