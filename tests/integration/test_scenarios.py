@@ -3,7 +3,8 @@ Prometheus (1 s scrapes) + node_exporter + nginx + ansible-runner + the `autosre
 
 Waits are counted in engine ticks (``wait_ticks``), not seconds: on a busy machine a tick
 may take longer than its 1 s interval. The scenarios that never stop Prometheus share one;
-the ones that stop it have their own, all started together."""
+the ones that stop it have their own, all started together. (A host without series is
+never touched: tests/integration/test_unknown_hosts.py, which does not need a quiet CPU.)"""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ CPU_HIGH = '100 * (1 - avg by (instance) (irate(node_cpu_seconds_total{mode="idl
 CPU_CALM = CPU_HIGH.replace("> 80", "< 50")  # below the lab policy's clear
 # The scenarios that need a burn to be acted on watch a shorter window: what they prove
 # does not depend on its length, and every second of it is waited for.
-SHORT = 4
+SHORT = 3
 SHORT_SUSTAIN = f"{SHORT}s"
 
 
@@ -209,21 +210,6 @@ def test_prometheus_down_means_no_action(tmp_path: Path, lab: Any, nginx_service
         text = log.read_text()
         assert text.count("prometheus unreachable") == 1, "outage must be logged once"
         assert "web2 " in text and "UNKNOWN" in text
-    store.close()
-
-
-def test_host_without_series_is_never_touched(
-    tmp_path: Path, shared_lab: Any, nginx_service: Any
-) -> None:
-    env = lab_env(tmp_path, shared_lab.url)
-    store = Store(tmp_path / "data")
-    log = tmp_path / "engine.log"
-    with engine_process(env, log):
-        wait_for("web2 UNKNOWN", lambda: "web2 START -> UNKNOWN" in log.read_text() or None, 30)
-        wait_for("web1 NORMAL", lambda: "web1 START -> NORMAL" in log.read_text() or None, 30)
-        wait_ticks(log, 3)  # three more chances to touch web2
-    assert store.incidents("web2") == []
-    assert store.runs() == []
     store.close()
 
 
