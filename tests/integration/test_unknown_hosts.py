@@ -7,6 +7,7 @@ this host's CPU goes, nothing is acted on."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from tests.integration.harness import Store, engine_process, lab_env, wait_for, wait_ticks
 
 pytestmark = pytest.mark.integration
+WEB1_NORMAL = re.compile(r"web1 [A-Z_]+ -> NORMAL")
 
 
 def test_host_without_series_is_never_touched(
@@ -28,7 +30,8 @@ def test_host_without_series_is_never_touched(
     log = tmp_path / "engine.log"
     with engine_process(env, log):
         wait_for("web2 UNKNOWN", lambda: "web2 START -> UNKNOWN" in log.read_text() or None, 30)
-        wait_for("web1 NORMAL", lambda: "web1 START -> NORMAL" in log.read_text() or None, 30)
+        # web1 has data (on a busy machine it may first be UNKNOWN, its samples late).
+        wait_for("web1 NORMAL", lambda: WEB1_NORMAL.search(log.read_text()), 30)
         wait_ticks(log, 3)  # three more chances to touch web2
         assert "web2 UNKNOWN ->" not in log.read_text(), "web2 left UNKNOWN without series"
     assert store.incidents("web2") == []
