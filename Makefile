@@ -16,19 +16,20 @@ unexport PYTHONDONTWRITEBYTECODE
 # The chaos scenarios, which read the whole machine's CPU, all live here (marked serial).
 SERIAL_TESTS := tests/integration
 
+# A current pip: it installs the pinned wheels faster than Python 3.11's own (23.2).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 
 # --no-compile: modules are compiled when first imported and cached then (see the
-# unexport below), so only what runs is compiled, not every module of every package.
+# unexport above), so only what runs is compiled, not every module of every package.
 $(VENV)/.setup-stamp: $(BIN)/python requirements.txt pyproject.toml
-	$(BIN)/pip install --quiet --no-compile -r requirements.txt
-	$(BIN)/pip install --quiet --no-compile --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .
 	touch $@
 
 $(VENV)/.dev-stamp: $(VENV)/.setup-stamp requirements-dev.txt
-	$(BIN)/pip install --quiet --no-compile -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	touch $@
 
 ## setup: create .venv and install the project (editable) with pinned dependencies
