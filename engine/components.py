@@ -93,6 +93,7 @@ class Components:
                 runs_dir=self.settings.runs_dir,
                 inventory_path=self.settings.inventory,
                 redactor=self.redactor,
+                fact_cache_dir=self.settings.facts_dir,
             )
 
         return self._once("executor", build)

@@ -111,6 +111,11 @@ class Settings:
         return self.data_dir / "audit.jsonl"
 
     @property
+    def facts_dir(self) -> Path:
+        """Ansible's fact cache shared by every run (what a host is, learned once)."""
+        return self.data_dir / "facts"
+
+    @property
     def locks_dir(self) -> Path:
         """Per-host lock files shared by the engine and the CLI."""
         return self.data_dir / "locks"

@@ -83,12 +83,15 @@ class AnsibleRunnerExecutor:
         inventory_path: Path,
         envvars: Mapping[str, str] | None = None,
         redactor: Redactor | None = None,
+        fact_cache_dir: Path | None = None,
     ) -> None:
-        """``envvars``: extra settings for Ansible (on top of the engine's own)."""
+        """``envvars``: extra settings for Ansible (on top of the engine's own);
+        ``fact_cache_dir``: facts kept across runs (else each run's own, as runner does)."""
         self._runs_dir = runs_dir
         self._inventory_path = inventory_path
         self._envvars = dict(envvars or {})
         self._redactor = redactor or Redactor()
+        self._fact_cache_dir = fact_cache_dir
 
     @property
     def runs_dir(self) -> Path:
@@ -189,6 +192,12 @@ class AnsibleRunnerExecutor:
         env |= {key: runner_env[key] for key in _RUNNER_KEYS if key in runner_env}
         env |= self._runner_env()
         env["AWX_ISOLATED_DATA_DIR"] = str(scratch)  # raw event data, outside the run dir
+        if self._fact_cache_dir is not None:
+            # What a host is (its service manager, say) is learned by one run and read by
+            # the next; outside runs/, so no artifact download carries it.
+            self._fact_cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            env["ANSIBLE_CACHE_PLUGIN"] = "jsonfile"
+            env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = str(self._fact_cache_dir)
         return {name: value for name, value in env.items() if not is_engine_variable(name)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,9 @@ HOST = "localhost"
 @pytest.fixture
 def executor(tmp_path: Path) -> AnsibleRunnerExecutor:
     inventory = local_inventory(tmp_path / "inventory.yml", HOST)
-    return AnsibleRunnerExecutor(runs_dir=tmp_path / "runs", inventory_path=inventory)
+    return AnsibleRunnerExecutor(
+        runs_dir=tmp_path / "runs", inventory_path=inventory, fact_cache_dir=tmp_path / "facts"
+    )
 
 
 def run_playbook(
@@ -46,6 +49,20 @@ def failed_messages(result: RunResult) -> list[str]:
     ]
 
 
+def task_events(result: RunResult, task: str) -> list[str]:
+    """The runner_on_* events of one task in a run, e.g. ["runner_on_skipped"]."""
+    return [
+        str(event["event"])
+        for event in read_events(Path(result.artifact_dir))
+        if str(event.get("event", "")).startswith("runner_on_")
+        and event.get("event") != "runner_on_start"
+        and event.get("event_data", {}).get("task") == task
+    ]
+
+
+LEARN = "Learn the service manager once"
+
+
 def test_restart_replaces_the_master_and_snapshots_the_config(
     nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
 ) -> None:
@@ -65,10 +82,21 @@ def test_restart_replaces_the_master_and_snapshots_the_config(
     if (conf / "sites-enabled" / "default").is_symlink():
         assert enabled.is_symlink()
 
-    # The snapshot is already current: only the restart itself changes anything.
+    # The service manager was detected once and kept in the shared fact cache.
+    assert task_events(result, LEARN) == ["runner_on_ok"]
+    (cached,) = (tmp_path / "facts").iterdir()
+    facts = json.loads(cached.read_text())
+    if "__payload__" in facts:  # ansible-core 2.19 wraps the facts in a JSON string
+        facts = json.loads(facts["__payload__"])
+    assert facts["ansible_service_mgr"]
+
+    # The snapshot is already current: only the restart itself changes anything, and the
+    # service manager comes from the cache.
     again = run_playbook(executor, "restart_nginx", "restart-2", nginx_known_good_dir=str(snapshot))
     assert again.host_succeeded(HOST), again
     assert again.stats[HOST].changed == 1
+    assert task_events(again, LEARN) == ["runner_on_skipped"]
+    assert nginx_service.running()
 
 
 def test_rollback_restores_the_snapshot(
