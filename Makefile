@@ -78,10 +78,11 @@ test: $(VENV)/.dev-stamp
 test-parallel: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not serial"
 
-## bench: MTTR vs its floor, planner overhead, web server times on 100,000 incidents
+## bench: MTTR vs its floor, time to act beside Monit, planner overhead, web server times
 bench: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 	$(BIN)/python -m bench.mttr
+	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.planner
 	$(BIN)/python -m bench.web
 

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,10 +59,23 @@ def _wait(what: str, probe: Any, timeout: float, every: float = 0.05) -> Any:
     raise SystemExit(f"bench: timed out after {timeout:.0f}s waiting for {what}")
 
 
-def trial(workdir: Path, prometheus_url: str, extra_env: Mapping[str, str]) -> dict[str, float]:
-    """One run of the scenario; returns its phases in seconds from burn start."""
+def trial(
+    workdir: Path,
+    prometheus_url: str,
+    extra_env: Mapping[str, str],
+    *,
+    inventory: Path | None = None,
+    facts: Path | None = None,
+) -> dict[str, float]:
+    """One run of the scenario; returns its phases in seconds from burn start.
+    ``inventory`` replaces the lab one; ``facts`` seeds the engine's fact cache (as an
+    engine that acted on the host before would have it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = lab_env(workdir, prometheus_url, **extra_env)
+    if inventory is not None:
+        env["AUTOSRE_INVENTORY"] = str(inventory)
+    if facts is not None:
+        shutil.copytree(facts, workdir / "data" / "facts")
     log = workdir / "engine.log"
     # As a user would: the store is made by `autosre db upgrade`, then the engine starts.
     subprocess.run([str(AUTOSRE), "db", "upgrade"], env=env, check=True, capture_output=True)
