@@ -126,6 +126,12 @@ def trial(
         sessions.kw["bind"].dispose()
 
 
+def print_trial(number: int, label: str, result: Mapping[str, float]) -> None:
+    """One line of progress: a trial's phases in seconds from burn start."""
+    phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.items())
+    print(f"trial {number + 1} ({label}): {phases}", flush=True)
+
+
 def run_trials(trials: int, *, envs: Sequence[Mapping[str, str]]) -> list[list[dict[str, float]]]:
     """Start Prometheus once; run ``trials`` trials per environment, alternating them."""
     if _nginx_pid() is None:
@@ -147,12 +153,7 @@ def run_trials(trials: int, *, envs: Sequence[Mapping[str, str]]) -> list[list[d
                     time.sleep(8)  # let CPU and the rate window settle between trials
                     result = trial(root / f"trial{number}-{which}", prom.url, env)
                     results[which].append(result)
-                    label = env.get("AUTOSRE_PLANNER", "rules")
-                    print(
-                        f"trial {number + 1} ({label}): "
-                        + ", ".join(f"{k} {v:.1f}s" for k, v in result.items()),
-                        flush=True,
-                    )
+                    print_trial(number, env.get("AUTOSRE_PLANNER", "rules"), result)
         finally:
             prom.stop()
             _stop(exporter.proc)

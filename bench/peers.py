@@ -32,7 +32,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from bench.mttr import _nginx_pid, _wait, trial
+from bench.mttr import _nginx_pid, _wait, print_trial, trial
 from tests.fixtures.nginx import NginxService
 from tests.fixtures.prometheus import PrometheusServer, _stop, free_port, start_node_exporter
 from tests.integration.harness import AUTOSRE, ROOT
@@ -173,11 +173,7 @@ def main() -> int:
                     time.sleep(SETTLE)
                     result = run()
                     results[name].append(result)
-                    print(
-                        f"trial {number + 1} {name}: "
-                        + ", ".join(f"{k} {v:.1f}s" for k, v in result.items()),
-                        flush=True,
-                    )
+                    print_trial(number, name, result)
         finally:
             prom.stop()
             _stop(exporter.proc)
