@@ -53,6 +53,9 @@ all:
 """
 
 
+PLAN_WAIT = 10.0  # seconds
+
+
 class ScriptedSource:
     """Samples from a function of (host, time); None means no data for that host."""
 
@@ -135,6 +138,10 @@ class Lab:
             metrics=source,
             planner=planner or RulesPlanner(),
             clock=self.clock,
+            # A tick judges the proposals made within this wait, and goes on as soon as
+            # they are in: a generous one keeps a busy machine from moving a decision to
+            # the next tick (0.3 s in production, where the next tick comes anyway).
+            plan_wait=PLAN_WAIT,
         )
         self.engines.append(engine)
         return engine
