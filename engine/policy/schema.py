@@ -25,7 +25,8 @@ ACTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 VAR_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 RESERVED_ACTIONS = frozenset({ESCALATE_ACTION, DO_NOTHING_ACTION})
 # Ansible reserves these; letting an operator set them would bypass the inventory.
-FORBIDDEN_VARS = re.compile(r"^(ansible_|hostvars$|groups$|inventory_|playbook_dir$)")
+# autosre_* are the engine's own (a staged run's release file, say).
+FORBIDDEN_VARS = re.compile(r"^(ansible_|autosre_|hostvars$|groups$|inventory_|playbook_dir$)")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 LAYOUT_VERSION = 2
 

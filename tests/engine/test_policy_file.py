@@ -244,7 +244,15 @@ def test_bad_var_regex(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ansible_host", "ansible_become_password", "hostvars", "groups", "inventory_dir"]
+    "name",
+    [
+        "ansible_host",
+        "ansible_become_password",
+        "hostvars",
+        "groups",
+        "inventory_dir",
+        "autosre_release_file",
+    ],
 )
 def test_ansible_reserved_var_names(tmp_path: Path, name: str) -> None:
     error = refusal(tmp_path, lambda d: restart(d)["vars"].update({name: {"pattern": ".*"}}))

@@ -1,0 +1,82 @@
+"""Staged runs: a playbook's read-only preflight (runner start, inventory, connection,
+``nginx -t``, the service manager) runs while the engine still decides, then holds at the
+playbook's release point until the verdict releases it or discards it.
+
+The release point is a pair of tasks in the playbook (see ``restart_nginx.yml``): they wait
+on the controller for ``autosre_release_file`` and end the host's play unless it says
+"release". Nothing mutating comes before them, so a run that is discarded, or whose engine
+dies (no answer before ``autosre_release_timeout``: the wait fails), has changed nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+from engine.execute.runner import Executor
+from engine.types import RunRequest, RunResult
+
+RELEASE = "release"
+DISCARD = "discard"
+
+
+class StagedRun:
+    """One run started ahead of its verdict; ``release()`` or ``discard()`` answers it once."""
+
+    def __init__(self, executor: Executor, request: RunRequest, *, ident: str, hold: float) -> None:
+        """Start the run now, in a thread of its own; it waits at most ``hold`` seconds."""
+        self.ident = ident
+        self._dir = Path(tempfile.mkdtemp(prefix="autosre-stage-"))  # 0700, the engine's only
+        self._verdict_file = self._dir / "verdict"
+        self._answered: str | None = None
+        self._lock = threading.Lock()
+        self._result: RunResult | None = None
+        staged_vars = {
+            **request.extra_vars,
+            "autosre_release_file": str(self._verdict_file),
+            "autosre_release_timeout": str(max(1, round(hold))),
+        }
+        self._request = replace(request, extra_vars=staged_vars)
+        self._executor = executor
+        self._thread = threading.Thread(target=self._run, name=f"staged-{ident}", daemon=True)
+        self._thread.start()
+
+    @property
+    def answer(self) -> str | None:
+        """ "release", "discard", or None while the run still waits for its verdict."""
+        return self._answered
+
+    def release(self) -> bool:
+        """Let the run go past its release point; False when it was already answered."""
+        return self._answer(RELEASE)
+
+    def discard(self) -> bool:
+        """End the run at its release point, having changed nothing; False when answered."""
+        return self._answer(DISCARD)
+
+    def result(self, timeout: float | None = None) -> RunResult | None:
+        """The run's result once it has ended, else None after ``timeout`` seconds."""
+        self._thread.join(timeout)
+        return self._result
+
+    def _answer(self, verdict: str) -> bool:
+        with self._lock:
+            if self._answered is not None:
+                return False
+            self._answered = verdict
+            partial = self._dir / ".verdict"
+            try:
+                partial.write_text(verdict, encoding="utf-8")
+                partial.replace(self._verdict_file)  # the waiting task sees it whole
+            except OSError:
+                pass  # the run has already ended (its folder is gone): nothing waits
+            return True
+
+    def _run(self) -> None:
+        try:
+            self._result = self._executor.run(self._request, ident=self.ident)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
