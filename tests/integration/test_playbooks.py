@@ -11,7 +11,7 @@ import pytest
 from engine.execute.results import read_events
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.types import RunRequest, RunResult
-from tests.fixtures.ansible import local_inventory
+from tests.fixtures.ansible import local_executor, task_outcomes
 from tests.fixtures.nginx import NginxService
 
 pytestmark = pytest.mark.integration
@@ -22,10 +22,7 @@ HOST = "localhost"
 
 @pytest.fixture
 def executor(tmp_path: Path) -> AnsibleRunnerExecutor:
-    inventory = local_inventory(tmp_path / "inventory.yml", HOST)
-    return AnsibleRunnerExecutor(
-        runs_dir=tmp_path / "runs", inventory_path=inventory, fact_cache_dir=tmp_path / "facts"
-    )
+    return local_executor(tmp_path, HOST)
 
 
 def run_playbook(
@@ -46,17 +43,6 @@ def failed_messages(result: RunResult) -> list[str]:
         str(event["event_data"]["res"].get("msg", ""))
         for event in read_events(Path(result.artifact_dir))
         if event.get("event") == "runner_on_failed"
-    ]
-
-
-def task_events(result: RunResult, task: str) -> list[str]:
-    """The runner_on_* events of one task in a run, e.g. ["runner_on_skipped"]."""
-    return [
-        str(event["event"])
-        for event in read_events(Path(result.artifact_dir))
-        if str(event.get("event", "")).startswith("runner_on_")
-        and event.get("event") != "runner_on_start"
-        and event.get("event_data", {}).get("task") == task
     ]
 
 
@@ -83,7 +69,7 @@ def test_restart_replaces_the_master_and_snapshots_the_config(
         assert enabled.is_symlink()
 
     # The service manager was detected once and kept in the shared fact cache.
-    assert task_events(result, LEARN) == ["runner_on_ok"]
+    assert task_outcomes(Path(result.artifact_dir), LEARN) == ["runner_on_ok"]
     (cached,) = (tmp_path / "facts").iterdir()
     facts = json.loads(cached.read_text())
     if "__payload__" in facts:  # ansible-core 2.19 wraps the facts in a JSON string
@@ -95,7 +81,7 @@ def test_restart_replaces_the_master_and_snapshots_the_config(
     again = run_playbook(executor, "restart_nginx", "restart-2", nginx_known_good_dir=str(snapshot))
     assert again.host_succeeded(HOST), again
     assert again.stats[HOST].changed == 1
-    assert task_events(again, LEARN) == ["runner_on_skipped"]
+    assert task_outcomes(Path(again.artifact_dir), LEARN) == ["runner_on_skipped"]
     assert nginx_service.running()
 
 

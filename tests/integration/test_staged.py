@@ -14,11 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.execute.results import read_events
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.staged import StagedRun
 from engine.types import RunRequest
-from tests.fixtures.ansible import local_inventory
+from tests.fixtures.ansible import local_executor, local_inventory, task_outcomes, task_started
 from tests.fixtures.nginx import NginxService
 
 pytestmark = pytest.mark.integration
@@ -40,23 +39,6 @@ def request(snapshot: Path) -> RunRequest:
     )
 
 
-def started(artifact_dir: Path, task: str) -> bool:
-    return any(
-        e.get("event") == "runner_on_start" and e.get("event_data", {}).get("task") == task
-        for e in read_events(artifact_dir)
-    )
-
-
-def outcome(artifact_dir: Path, task: str) -> list[str]:
-    return [
-        str(e["event"])
-        for e in read_events(artifact_dir)
-        if str(e.get("event", "")).startswith("runner_on_")
-        and e.get("event") != "runner_on_start"
-        and e.get("event_data", {}).get("task") == task
-    ]
-
-
 def wait_until(what: str, probe: Callable[[], object], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not probe():
@@ -66,23 +48,29 @@ def wait_until(what: str, probe: Callable[[], object], timeout: float = 60) -> N
 
 @pytest.fixture
 def executor(tmp_path: Path) -> AnsibleRunnerExecutor:
-    inventory = local_inventory(tmp_path / "inventory.yml", HOST)
-    return AnsibleRunnerExecutor(
-        runs_dir=tmp_path / "runs", inventory_path=inventory, fact_cache_dir=tmp_path / "facts"
-    )
+    return local_executor(tmp_path, HOST)
+
+
+def staged_and_holding(
+    executor: AnsibleRunnerExecutor, tmp_path: Path, ident: str
+) -> tuple[StagedRun, Path, Path]:
+    """A staged restart_nginx run that has reached its hold: the run, its artifact dir and
+    the snapshot dir it would write."""
+    snapshot = tmp_path / "known-good"
+    staged = StagedRun(executor, request(snapshot), ident=ident, hold=60)
+    artifacts = tmp_path / "runs" / ident / "artifacts" / ident
+    wait_until("the run to hold", lambda: task_started(artifacts, HOLD))
+    return staged, artifacts, snapshot
 
 
 def test_preflight_runs_and_nothing_changes_until_the_release(
     nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
 ) -> None:
     old = nginx_service.pid()
-    snapshot = tmp_path / "known-good"
-    staged = StagedRun(executor, request(snapshot), ident="staged-1", hold=60)
-    artifacts = tmp_path / "runs" / "staged-1" / "artifacts" / "staged-1"
-    wait_until("the run to hold", lambda: started(artifacts, HOLD))
+    staged, artifacts, snapshot = staged_and_holding(executor, tmp_path, "staged-1")
     time.sleep(1.0)  # holding: give a wrong playbook every chance to go on
-    assert outcome(artifacts, PREFLIGHT) == ["runner_on_ok"]
-    assert not started(artifacts, RESTART)
+    assert task_outcomes(artifacts, PREFLIGHT) == ["runner_on_ok"]
+    assert not task_started(artifacts, RESTART)
     assert nginx_service.pid() == old
     assert not snapshot.exists()
 
@@ -98,15 +86,12 @@ def test_a_discarded_run_ends_at_the_hold_having_changed_nothing(
     nginx_service: NginxService, executor: AnsibleRunnerExecutor, tmp_path: Path
 ) -> None:
     old = nginx_service.pid()
-    snapshot = tmp_path / "known-good"
-    staged = StagedRun(executor, request(snapshot), ident="staged-2", hold=60)
-    artifacts = tmp_path / "runs" / "staged-2" / "artifacts" / "staged-2"
-    wait_until("the run to hold", lambda: started(artifacts, HOLD))
+    staged, artifacts, snapshot = staged_and_holding(executor, tmp_path, "staged-2")
     assert staged.discard()
     result = staged.result(timeout=120)
     assert result is not None and result.status == "successful", result
     assert result.stats[HOST].changed == 0
-    assert not started(artifacts, RESTART)
+    assert not task_started(artifacts, RESTART)
     assert nginx_service.pid() == old
     assert not snapshot.exists()
 
