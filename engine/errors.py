@@ -13,7 +13,7 @@
      │    └── ReplyError              a model's reply that cannot be a proposal
      ├── HostBusyError (RuntimeError) another run holds a host's lock (.host, .holder)
      ├── StoreError (RuntimeError)    the database cannot be opened, or its schema is not current
- ├── IllegalMoveError (RuntimeError) an incident move its life's tables forbid: an engine bug
+     ├── IllegalMoveError (RuntimeError) an incident move its life's tables forbid: a bug
      └── LLMError (RuntimeError)      one failed model call (.kind, .status, .retry_after)
 
 The CLI reports any ``AutoSREError`` in one line and exits with status 2; the engine

@@ -16,6 +16,9 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import yaml
+
+from engine.errors import RefusedError
 from engine.execute.runner import Executor
 from engine.types import RunRequest, RunResult
 
@@ -27,7 +30,13 @@ class StagedRun:
     """One run started ahead of its verdict; ``release()`` or ``discard()`` answers it once."""
 
     def __init__(self, executor: Executor, request: RunRequest, *, ident: str, hold: float) -> None:
-        """Start the run now, in a thread of its own; it waits at most ``hold`` seconds."""
+        """Start the run now, in a thread of its own; it waits at most ``hold`` seconds.
+        RefusedError when the playbook has no release point (it would not wait)."""
+        if not has_release_point(Path(request.playbook)):
+            raise RefusedError(
+                f"{request.playbook}: no release point (a meta: end_host task on "
+                "autosre_release_file), so it cannot be staged"
+            )
         self.ident = ident
         self._dir = Path(tempfile.mkdtemp(prefix="autosre-stage-"))  # 0700, the engine's only
         self._verdict_file = self._dir / "verdict"
@@ -80,3 +89,20 @@ class StagedRun:
             self._result = self._executor.run(self._request, ident=self.ident)
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def has_release_point(playbook: Path) -> bool:
+    """True when a play of the playbook ends the host's run on the engine's verdict."""
+    try:
+        plays = yaml.safe_load(playbook.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    for play in plays if isinstance(plays, list) else []:
+        tasks = play.get("tasks") if isinstance(play, dict) else None
+        for task in tasks if isinstance(tasks, list) else []:
+            if not isinstance(task, dict):
+                continue
+            meta = task.get("ansible.builtin.meta", task.get("meta"))
+            if meta == "end_host" and "autosre_release_file" in str(task.get("when", "")):
+                return True
+    return False

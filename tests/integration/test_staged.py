@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
+from engine.errors import RefusedError
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.staged import StagedRun
 from engine.types import RunRequest
@@ -44,6 +46,16 @@ def wait_until(what: str, probe: Callable[[], object], timeout: float = 60) -> N
     while not probe():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def test_a_playbook_without_a_release_point_is_never_staged(tmp_path: Path) -> None:
+    executor = local_executor(tmp_path, HOST)
+    rollback = replace(
+        request(tmp_path / "kg"), playbook=str(ROOT / "playbooks" / "rollback_nginx.yml")
+    )
+    with pytest.raises(RefusedError, match="no release point"):
+        StagedRun(executor, rollback, ident="staged-0", hold=60)
+    assert not (tmp_path / "runs").exists(), "nothing may start"
 
 
 @pytest.fixture
@@ -99,6 +111,7 @@ def test_a_discarded_run_ends_at_the_hold_having_changed_nothing(
 ENGINE = """
 import os, signal, sys, time
 from pathlib import Path
+from engine.errors import RefusedError
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.staged import StagedRun
 from engine.types import RunRequest
