@@ -28,9 +28,12 @@ $(VENV)/.setup-stamp: $(BIN)/python requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .
 	touch $@
 
-$(VENV)/.dev-stamp: $(VENV)/.setup-stamp requirements-dev.txt
+# One pip call for both sets (requirements-dev.txt includes requirements.txt): a fresh
+# clone resolves once.
+$(VENV)/.dev-stamp: $(BIN)/python requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
-	touch $@
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .
+	touch $(VENV)/.setup-stamp $@
 
 ## setup: create .venv and install the project (editable) with pinned dependencies
 setup: $(VENV)/.setup-stamp
