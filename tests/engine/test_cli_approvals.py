@@ -14,22 +14,11 @@ from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.store import open_store
 from engine.types import PlannerCall, Proposal, Verdict, VerdictKind
+from tests.engine.test_read_models import APPROVAL
 from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
-APPROVAL_KEYS = {
-    "id",
-    "incident_id",
-    "host",
-    "action",
-    "status",
-    "rationale",
-    "requested_at",
-    "expires_at",
-    "decided_at",
-    "decided_by",
-    "note",
-}
+APPROVAL_KEYS = set(APPROVAL)  # the read model's fields, as the API shows them
 AWAIT = Verdict(
     VerdictKind.AWAIT_APPROVAL, "restart_nginx", "confidence below 0.8", "approval_required"
 )

@@ -34,6 +34,7 @@ from engine.types import (
     VerdictKind,
     Verification,
 )
+from tests.engine.test_read_models import INCIDENT
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 
 T0 = 1_700_000_000.0
@@ -655,23 +656,7 @@ def test_incident_detail_shape(recorder: Recorder, sessions: sessionmaker[Sessio
         close=True,
     )
     found = detail(sessions, incident_id)
-    assert set(found) == {
-        "id",
-        "host",
-        "kind",
-        "status",
-        "action",
-        "attempts",
-        "opened_at",
-        "closed_at",
-        "cpu_before",
-        "cpu_after",
-        "summary",
-        "decisions",
-        "approvals",
-        "runs",
-        "timeline",
-    }
+    assert set(found) == {*INCIDENT, "decisions", "approvals", "runs", "timeline"}
     assert found["approvals"] == []
     assert found["action"] == "restart_nginx"
     assert found["attempts"] == 1
