@@ -8,9 +8,10 @@ both: CPU above 80 % for 10 s restarts nginx.
 - AutoSRE as a new user runs it: the lab policy (sustain 10 s, 1 s ticks, 1 s scrapes),
   the plain inventory line ``web1 ansible_connection=local
   ansible_python_interpreter=/usr/bin/python3``; Prometheus labels node_exporter's series
-  ``instance="web1"``. Measured twice: with a fresh data dir (the first incident on a host:
-  Ansible detects its service manager) and with the fact cache an earlier run filled (every
-  later incident on that host).
+  ``instance="web1"``. Measured with a fresh data dir (the first incident on a host:
+  Ansible detects its service manager), with the fact cache an earlier run filled (every
+  later incident on that host), and, beside them, with staged runs turned off
+  (``remediation.stage_runs: false``, facts cached) to show what staging buys.
 
 After time to act: nginx answering again, and (AutoSRE) the recovery verified on fresh data.
 Prints a table (median, min, max, ratio to Monit) and writes bench/results/peers.json.
@@ -31,6 +32,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+
+import yaml
 
 from bench.mttr import _nginx_pid, _wait, print_trial, trial
 from tests.fixtures.nginx import NginxService
@@ -141,13 +144,21 @@ def main() -> int:
     monit = ensure_monit()
     if monit is None:
         print("bench: monit is not installed (apt-get install monit, as root): AutoSRE alone")
-    results: dict[str, list[dict[str, float]]] = {"autosre": [], "autosre-warm": []}
+    results: dict[str, list[dict[str, float]]] = {
+        "autosre": [],
+        "autosre-warm": [],
+        "autosre-unstaged": [],
+    }
     if monit is not None:
         results["monit"] = []
     with tempfile.TemporaryDirectory(prefix="autosre-peers-") as tmp:
         root = Path(tmp)
         inventory = root / "inventory.ini"
         inventory.write_text(PLAIN_INVENTORY)
+        lab = yaml.safe_load((ROOT / "policies" / "lab.yaml").read_text(encoding="utf-8"))
+        lab.setdefault("remediation", {})["stage_runs"] = False
+        unstaged = root / "unstaged.yaml"
+        unstaged.write_text(yaml.safe_dump(lab, sort_keys=False), encoding="utf-8")
         exporter = start_node_exporter(root)
         prom = _prometheus(root, exporter.address)
         try:
@@ -162,6 +173,17 @@ def main() -> int:
                             root / f"warm{number}",
                             prom.url,
                             {},
+                            inventory=inventory,
+                            facts=cold / "data" / "facts",
+                        ),
+                    ),
+                    (
+                        "autosre-unstaged",
+                        partial(
+                            trial,
+                            root / f"unstaged{number}",
+                            prom.url,
+                            {"AUTOSRE_POLICY": str(unstaged)},
                             inventory=inventory,
                             facts=cold / "data" / "facts",
                         ),
@@ -193,6 +215,7 @@ def main() -> int:
         "monit": "Monit 5.33 (daemon 1, 10 cycles)",
         "autosre": "AutoSRE, plain inventory, first incident",
         "autosre-warm": "AutoSRE, plain inventory, facts cached",
+        "autosre-unstaged": "AutoSRE, facts cached, staging off",
     }
     for name, figures in act.items():
         ratio = figures["median"] / act["monit"]["median"] if "monit" in act else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.policy.schema import SignalRule
 from engine.signals import SignalKind
@@ -117,12 +117,13 @@ def evaluate_host(
             since=run_start,
             sample_ts=latest.ts,
         )
-    if run_start is not None:
-        held = latest.ts - run_start
-        reason = f"{shown} above {trigger} for {held:.0f}s of {limits.sustain:g}s"
-    else:
-        reason = shown
-    return state(HostStatus.NORMAL, value, reason, sample_ts=latest.ts)
+    if run_start is None:
+        return state(HostStatus.NORMAL, value, shown, sample_ts=latest.ts)
+    held = latest.ts - run_start
+    reason = f"{shown} above {trigger} for {held:.0f}s of {limits.sustain:g}s"
+    return replace(
+        state(HostStatus.NORMAL, value, reason, sample_ts=latest.ts), rising_since=run_start
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,9 @@ What an incident needs is decided by engine/incident (advance, decide) as steps;
 this loop carries the steps out, in order, writing each to the store before its side
 effect starts. Planning and playbook runs happen off the tick: a slow model never holds
 up detection or the other hosts, and runs of one action decided in the same tick are
-batched into one ansible-runner invocation (engine/execute/launch.py).
+batched into one ansible-runner invocation (engine/execute/launch.py). While a host's
+signal rises, the first rung's run is staged: its read-only preflight runs and holds until
+the verdict releases or discards it (engine/execute/staging.py).
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ from engine.carry_out import Batch, Seen, StepRunner
 from engine.components import Components
 from engine.escalate import LogNotifier, Notifier
 from engine.evaluate import Evaluator, Thresholds, log_changes
-from engine.execute.dispatch import RunDispatcher
+from engine.execute.dispatch import RunDispatcher, wait_until_idle
 from engine.execute.launch import Decided, Launcher
 from engine.incident.advance import advance, after_run, recovered
 from engine.incident.decide import Decider
-from engine.incident.life import IncidentStatus, Phase, Track, resume
+from engine.incident.life import IncidentStatus, Phase, Track
 from engine.incident.steps import Escalate, Note, Retry, Step
 from engine.metrics import MetricsSource
 from engine.plan.situation import Planner
 from engine.policy.schema import SignalRule
 from engine.record.live import LivePublisher
+from engine.resume import resume_tracks
 from engine.signals import SignalKind, signal_kind
 from engine.types import HostState, HostStatus, Sample
 
@@ -107,6 +110,7 @@ class Engine:
             locks=components.locks,
             dispatcher=self.runs,
         )
+        self.stager = self.launcher.stager
         self.decider = Decider(
             policy=policy,
             inventory=self.inventory,
@@ -116,49 +120,26 @@ class Engine:
         self.steps = StepRunner(
             recorder=self.recorder, notifier=self.notifier, decider=self.decider, tracks=self.tracks
         )
-        self._resume()
+        self.tracks.update(
+            resume_tracks(self.recorder, self.inventory.hosts, self.watches, self.clock())
+        )
 
     # -- lifecycle ------------------------------------------------------------
 
-    def _resume(self) -> None:
-        interrupted = self.recorder.runs.recover_interrupted(self.clock())
-        if interrupted:
-            log.warning("recovered %d interrupted run(s); not re-running them", len(interrupted))
-        memory = self.recorder.memory
-        waiting = {a.incident_id: a.id for a in memory.pending_approvals()}
-        for active in memory.active_incidents():
-            if active.host not in self.inventory.hosts or active.kind not in self.watches:
-                continue
-            track = resume(
-                active.id,
-                active.host,
-                active.kind,
-                active.status,
-                active.tried,
-                waiting.get(active.id),
-            )
-            self.tracks[active.host] = track
-            tried = ", ".join(active.tried) or "nothing"
-            log.info(
-                "%s: resuming incident %d (%s, tried %s)",
-                active.host,
-                active.id,
-                active.status,
-                tried,
-            )
-
     def busy(self) -> bool:
-        """True while a playbook run is in flight."""
-        return self.runs.busy()
+        """True while a playbook run is in flight (a staged run waiting for its verdict is
+        not: it acts only once released)."""
+        return self.runs.busy() or self.stager.busy()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait (bounded) until no run is in flight; True if idle."""
-        return self.runs.wait_idle(timeout)
+        return wait_until_idle(self.busy, timeout)
 
     def shutdown(self, *, cancel_runs: bool = True, timeout: float = 30.0) -> None:
         """Stop the workers, cancelling in-flight runs (they are recorded as canceled)."""
         self.decider.shutdown()
         self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
+        self.stager.shutdown(timeout)
         for watch in self.watches.values():
             close = getattr(watch.source, "close", None)
             if callable(close):
@@ -172,6 +153,7 @@ class Engine:
         now = self.clock()
         seen: dict[str, Seen] = {}
         windows: dict[str, tuple[Sample, ...]] = {}
+        rising: dict[str, tuple[str, float]] = {}  # host -> (kind, since) while it rises
         for name, watch in self.watches.items():
             batch = watch.source.fetch(now)
             evaluation = watch.evaluator.update(batch, now)
@@ -184,6 +166,8 @@ class Engine:
                     host not in seen or state.status is not HostStatus.NORMAL
                 ):
                     seen[host], windows[host] = Seen(state, samples, fleet), samples
+                if track is None and state.rising_since is not None:
+                    rising.setdefault(host, (name, state.rising_since))
         batch_runs: Batch = defaultdict(list)
         self._collect_finished(now)
         self._advance_all(seen, now, batch_runs)
@@ -196,6 +180,7 @@ class Engine:
             batch_runs = defaultdict(list)
             self._judge_proposals(seen, now, batch_runs, wait_for=self.plan_wait)
             launched += self._launch(batch_runs, now)
+        self.stager.tick(self.tracks, rising, now)
         states = {host: s.state for host, s in seen.items()}
         if self.publisher:
             self.publisher.publish(states, windows, time.monotonic() - started)
@@ -261,7 +246,7 @@ class Engine:
             items = [Decided(t.host, t.incident_id, t.decision_id or 0) for t in tracks]
             launched = self.launcher.launch(action, items, now)
             for track in tracks:
-                if track.host in launched.started:
+                if track.host in launched.started or track.host in launched.released:
                     track.move(Phase.RUNNING)
                 elif track.host in launched.busy:
                     track.last_verdict = None
@@ -273,8 +258,8 @@ class Engine:
                 elif launched.refused is not None:
                     refused: list[Step] = [Escalate(launched.refused, IncidentStatus.FAILED)]
                     self.steps.run(track, refused, now)
-            if launched.ident is not None:
-                idents.append(launched.ident)
+            idents += [launched.ident] if launched.ident is not None else []
+            idents += launched.released.values()
         return idents
 
     def _collect_finished(self, now: float) -> None:

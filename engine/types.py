@@ -66,6 +66,8 @@ class HostState:
     since: float  # when the current status began (first high sample for HIGH_CPU)
     reason: str
     sample_ts: float | None = None  # timestamp of the latest sample
+    # While NORMAL: when the high run still filling the sustain window began (None if none).
+    rising_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

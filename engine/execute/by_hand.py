@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from engine.components import Components
-from engine.execute.launch import run_ident
+from engine.execute.dispatch import run_ident
 from engine.policy.whitelist import build_request
 from engine.types import RunResult
 

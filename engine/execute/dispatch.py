@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -19,6 +20,22 @@ from engine.record.recorder import Recorder
 from engine.types import RunRequest, RunResult
 
 log = logging.getLogger("autosre.engine")
+
+
+def run_ident(action: str, now: float) -> str:
+    """A new run's ident: its start time, its action and a random suffix."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}-{action}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until_idle(busy: Callable[[], bool], timeout: float) -> bool:
+    """Wait (bounded) until ``busy()`` is false; True if it became so in time."""
+    deadline = time.monotonic() + timeout
+    while busy():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 class RunDispatcher:
@@ -57,16 +74,25 @@ class RunDispatcher:
         finally:
             for lock in locks:
                 lock.release()
+        self.finish(request, run_id, result)
+
+    def finish(self, request: RunRequest, run_id: int, result: RunResult) -> None:
+        """Record how a run ended and report it to the tick (its locks are already free)."""
         self.recorder.runs.end(run_id, result)
         log.info(
             "run %s %s (rc %s) in %.1fs",
-            ident,
+            result.ident,
             result.status,
             result.rc,
             result.ended_at - result.started_at,
         )
         for host in request.hosts:
             self._finished.put((host, result, request.action))
+
+    @property
+    def cancel(self) -> threading.Event:
+        """Set when the engine stops: every run it started should stop too."""
+        return self._cancel
 
     def finished(self) -> list[tuple[str, RunResult, str]]:
         """Every (host, result, action) that ended since the last call."""
@@ -83,12 +109,7 @@ class RunDispatcher:
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait (bounded) until no run is in flight; True if idle."""
-        deadline = time.monotonic() + timeout
-        while self.busy():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        return wait_until_idle(self.busy, timeout)
 
     def shutdown(self, *, cancel_runs: bool, timeout: float) -> None:
         """Stop taking runs; cancel the ones in flight (recorded as canceled) if asked."""

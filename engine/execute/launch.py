@@ -8,15 +8,14 @@ then does the run start on the dispatcher's workers. What could not start says w
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import HostBusyError, RefusedError
-from engine.execute.dispatch import RunDispatcher
+from engine.execute.dispatch import RunDispatcher, run_ident
 from engine.execute.locks import HeldLocks, HostLocks
+from engine.execute.staging import Stager
 from engine.inventory import Inventory
 from engine.policy.schema import Policy
 from engine.policy.whitelist import build_request
@@ -42,16 +41,11 @@ class Launched:
     started: tuple[str, ...] = ()
     busy: dict[str, str] = field(default_factory=dict)  # host -> who holds its lock
     refused: str | None = None  # why the whole batch cannot run
-
-
-def run_ident(action: str, now: float) -> str:
-    """A new run's ident: its start time, its action and a random suffix."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
-    return f"{stamp}-{action}-{uuid.uuid4().hex[:8]}"
+    released: dict[str, str] = field(default_factory=dict)  # host -> its staged run's ident
 
 
 class Launcher:
-    """Locks, validates, records and starts the engine's runs."""
+    """Locks, validates, records and starts the engine's runs; releases the staged ones."""
 
     def __init__(
         self,
@@ -71,9 +65,32 @@ class Launcher:
         self.recorder = recorder
         self.locks = locks
         self.dispatcher = dispatcher
+        self.stager = Stager(
+            policy=policy,
+            inventory=inventory,
+            playbook_dir=playbook_dir,
+            runs_dir=runs_dir,
+            recorder=recorder,
+            locks=locks,
+            executor=dispatcher.executor,
+            dispatcher=dispatcher,
+        )
 
-    def launch(self, action: str, items: Sequence[Decided], now: float) -> Launched:
-        """Start one run of ``action`` on every host whose lock is free."""
+    def launch(self, action: str, decided: Sequence[Decided], now: float) -> Launched:
+        """Release the hosts' staged runs of ``action``; start one run of it on every other
+        host whose lock is free."""
+        released: dict[str, str] = {}
+        items: list[Decided] = []
+        for item in decided:
+            pair = (item.decision_id, item.incident_id)
+            staged = self.stager.release(item.host, action, decision=pair, now=now)
+            if staged is None:
+                self.stager.discard(item.host, f"the verdict is to run {action} instead")
+                items.append(item)
+            else:
+                released[item.host] = staged
+        if not items:
+            return Launched(released=released)
         ident = run_ident(action, now)
         held: list[Decided] = []
         locks: list[HeldLocks] = []
@@ -85,7 +102,7 @@ class Launcher:
             except HostBusyError as exc:
                 busy[item.host] = str(exc)
         if not held:
-            return Launched(busy=busy)
+            return Launched(busy=busy, released=released)
         hosts = [item.host for item in held]
         try:
             request = build_request(
@@ -94,7 +111,7 @@ class Launcher:
         except RefusedError as exc:
             for lock in locks:
                 lock.release()
-            return Launched(busy=busy, refused=f"cannot run {action}: {exc}")
+            return Launched(busy=busy, refused=f"cannot run {action}: {exc}", released=released)
         run_id = self.recorder.runs.begin(
             request,
             ident=ident,
@@ -106,4 +123,4 @@ class Launcher:
         )
         log.info("run %s: %s on %s", ident, action, ", ".join(hosts))
         self.dispatcher.start(request, ident=ident, run_id=run_id, locks=locks)
-        return Launched(ident=ident, started=tuple(hosts), busy=busy)
+        return Launched(ident=ident, started=tuple(hosts), busy=busy, released=released)

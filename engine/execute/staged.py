@@ -13,6 +13,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,14 +26,24 @@ from engine.types import RunRequest, RunResult
 
 RELEASE = "release"
 DISCARD = "discard"
+UNANSWERED = "unanswered"  # the run ended before any verdict reached it
 
 
 class StagedRun:
     """One run started ahead of its verdict; ``release()`` or ``discard()`` answers it once."""
 
-    def __init__(self, executor: Executor, request: RunRequest, *, ident: str, hold: float) -> None:
-        """Start the run now, in a thread of its own; it waits at most ``hold`` seconds.
-        RefusedError when the playbook has no release point (it would not wait)."""
+    def __init__(
+        self,
+        executor: Executor,
+        request: RunRequest,
+        *,
+        ident: str,
+        hold: float,
+        on_end: Callable[[StagedRun, RunResult], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Start the run now, in a thread of its own; it waits at most ``hold`` seconds, and
+        ``on_end`` hears its result. RefusedError when the playbook has no release point."""
         if not has_release_point(Path(request.playbook)):
             raise RefusedError(
                 f"{request.playbook}: no release point (a meta: end_host task on "
@@ -43,6 +55,9 @@ class StagedRun:
         self._answered: str | None = None
         self._lock = threading.Lock()
         self._result: RunResult | None = None
+        self._ended = False
+        self._on_end = on_end
+        self._cancel = cancel
         staged_vars = {
             **request.extra_vars,
             "autosre_release_file": str(self._verdict_file),
@@ -54,12 +69,18 @@ class StagedRun:
         self._thread.start()
 
     @property
+    def request(self) -> RunRequest:
+        """What the run runs (with the release point's own variables)."""
+        return self._request
+
+    @property
     def answer(self) -> str | None:
-        """ "release", "discard", or None while the run still waits for its verdict."""
+        """ "release", "discard", "unanswered" (it ended first), or None while it waits."""
         return self._answered
 
     def release(self) -> bool:
-        """Let the run go past its release point; False when it was already answered."""
+        """Let the run go past its release point; False when it was already answered or
+        has ended (then it did not act, and the caller starts a run of its own)."""
         return self._answer(RELEASE)
 
     def discard(self) -> bool:
@@ -73,7 +94,7 @@ class StagedRun:
 
     def _answer(self, verdict: str) -> bool:
         with self._lock:
-            if self._answered is not None:
+            if self._answered is not None or self._ended:
                 return False
             self._answered = verdict
             partial = self._dir / ".verdict"
@@ -81,14 +102,24 @@ class StagedRun:
                 partial.write_text(verdict, encoding="utf-8")
                 partial.replace(self._verdict_file)  # the waiting task sees it whole
             except OSError:
-                pass  # the run has already ended (its folder is gone): nothing waits
+                return False  # the run cannot hear it; it ends at its hold's timeout
             return True
 
     def _run(self) -> None:
+        started = time.time()
         try:
-            self._result = self._executor.run(self._request, ident=self.ident)
+            result = self._executor.run(self._request, ident=self.ident, cancel=self._cancel)
+        except Exception as exc:  # an executor bug must still end the run (and its record)
+            result = RunResult(self.ident, "error", None, "", started, time.time(), {}, str(exc))
         finally:
+            with self._lock:  # from here no answer can reach the run: it is too late
+                self._ended = True
+                if self._answered is None:
+                    self._answered = UNANSWERED
             shutil.rmtree(self._dir, ignore_errors=True)
+        self._result = result
+        if self._on_end is not None:
+            self._on_end(self, result)
 
 
 def has_release_point(playbook: Path) -> bool:

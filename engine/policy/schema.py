@@ -173,6 +173,10 @@ class Remediation(_Strict):
     failure_memory: FailureMemory = FailureMemory()
     settle: Seconds | None = None
     verify_timeout: Seconds = 120.0
+    # Start the first rung's read-only preflight while a rising signal fills its sustain
+    # window, held at the playbook's release point until the verdict (engine/execute/
+    # staging.py); only playbooks with a release point are ever staged.
+    stage_runs: bool = True
 
 
 class Policy(_Strict):

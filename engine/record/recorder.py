@@ -17,6 +17,7 @@ from engine.record.events import Journal
 from engine.record.incidents import IncidentRecords
 from engine.record.memory import EngineMemory
 from engine.record.runs import RunRecords
+from engine.record.staged_runs import StagedRunRecords
 from engine.redact import Redactor
 
 
@@ -34,6 +35,7 @@ class Recorder:
         self.incidents = IncidentRecords(self.journal)
         self.decisions = DecisionRecords(self.journal)
         self.runs = RunRecords(self.journal)
+        self.staged = StagedRunRecords(self.journal)
         self.approvals = ApprovalRecords(self.journal)
         self.memory = EngineMemory(sessions)
 

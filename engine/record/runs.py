@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from engine.incident.life import IncidentStatus, check_status_move
 from engine.record.events import Journal
-from engine.store.models import Decision, Incident, PlaybookRun
+from engine.store.models import Decision, Event, Incident, PlaybookRun
 from engine.timeutil import to_dt
 from engine.types import RunRequest, RunResult
 
 RUNNING_RUN = ("pending", "running")
+STAGED_RUN = "staged"
 
 
 class RunRecords:
@@ -38,21 +40,14 @@ class RunRecords:
         """Record a run as started (and its incidents as remediating) before it starts."""
         journal = self.journal
         with journal.sessions() as session:
-            run = PlaybookRun(
+            run = new_run(
+                request,
                 ident=ident,
-                action=request.action,
-                playbook=request.playbook,
-                hosts=list(request.hosts),
-                check_mode=request.check,
+                artifact_dir=artifact_dir,
                 trigger=trigger,
                 requested_by=requested_by,
-                extra_var_names=sorted(request.extra_vars),
                 status="running",
-                rc=None,
-                stats={},
-                artifact_dir=artifact_dir,
-                created_at=to_dt(at),
-                started_at=to_dt(at),
+                at=at,
             )
             session.add(run)
             session.flush()
@@ -67,27 +62,7 @@ class RunRecords:
                     data={"ident": ident, "requested_by": requested_by},
                 )
             ]
-            for decision_id, incident_id in decisions:
-                decision = session.get_one(Decision, decision_id)
-                decision.run_id = run.id
-                decision.outcome = "running"
-                incident = session.get_one(Incident, incident_id)
-                check_status_move(incident.status, IncidentStatus.REMEDIATING)
-                incident.status = IncidentStatus.REMEDIATING
-                incident.action = request.action
-                incident.attempts += 1
-                incident.updated_at = to_dt(at)
-                events.append(
-                    journal.add(
-                        session,
-                        at,
-                        "remediating",
-                        f"running {request.action} (run {ident})",
-                        host=incident.host,
-                        incident_id=incident_id,
-                        run_id=run.id,
-                    )
-                )
+            events += remediating(journal, session, run, decisions, at)
             journal.commit(session, events)
             return run.id
 
@@ -100,7 +75,7 @@ class RunRecords:
             run.rc = result.rc
             run.error = journal.optional_text(result.error)
             run.ended_at = to_dt(result.ended_at)
-            run.stats = {host: _stats_dict(s) for host, s in result.stats.items()}
+            run.stats = {host: stats_dict(s) for host, s in result.stats.items()}
             events = [
                 journal.add(
                     session,
@@ -140,10 +115,29 @@ class RunRecords:
         """
         journal = self.journal
         with journal.sessions() as session:
-            runs = session.scalars(select(PlaybookRun).where(PlaybookRun.status.in_(RUNNING_RUN)))
+            runs = session.scalars(
+                select(PlaybookRun).where(PlaybookRun.status.in_([*RUNNING_RUN, STAGED_RUN]))
+            )
             events = []
             run_ids = []
             for run in runs.all():
+                if run.status == STAGED_RUN:
+                    # Never released (the release is recorded before it is given): the run
+                    # ended at its hold, or its hold timed out, having changed nothing.
+                    run.status = "discarded"
+                    run.ended_at = to_dt(at)
+                    run.error = "the engine stopped while the run was staged"
+                    events.append(
+                        journal.add(
+                            session,
+                            at,
+                            "run_discarded",
+                            f"staged run {run.ident} discarded: the engine stopped before its "
+                            "verdict, and a staged run changes nothing unless released",
+                            run_id=run.id,
+                        )
+                    )
+                    continue
                 run.status = "interrupted"
                 run.ended_at = to_dt(at)
                 run_ids.append(run.id)
@@ -191,7 +185,70 @@ class RunRecords:
             return run_ids
 
 
-def _stats_dict(stats: Any) -> dict[str, int]:
+def remediating(
+    journal: Journal,
+    session: Session,
+    run: PlaybookRun,
+    decisions: Sequence[tuple[int, int]],
+    at: float,
+) -> list[Event]:
+    """Link the decisions to the run and mark their incidents remediating (in ``session``)."""
+    events = []
+    for decision_id, incident_id in decisions:
+        decision = session.get_one(Decision, decision_id)
+        decision.run_id = run.id
+        decision.outcome = "running"
+        incident = session.get_one(Incident, incident_id)
+        check_status_move(incident.status, IncidentStatus.REMEDIATING)
+        incident.status = IncidentStatus.REMEDIATING
+        incident.action = run.action
+        incident.attempts += 1
+        incident.updated_at = to_dt(at)
+        events.append(
+            journal.add(
+                session,
+                at,
+                "remediating",
+                f"running {run.action} (run {run.ident})",
+                host=incident.host,
+                incident_id=incident_id,
+                run_id=run.id,
+            )
+        )
+    return events
+
+
+def new_run(
+    request: RunRequest,
+    *,
+    ident: str,
+    artifact_dir: str,
+    trigger: str,
+    requested_by: str,
+    status: str,
+    at: float,
+) -> PlaybookRun:
+    """A run's row as it is first recorded (extra var names only: values may be secret)."""
+    return PlaybookRun(
+        ident=ident,
+        action=request.action,
+        playbook=request.playbook,
+        hosts=list(request.hosts),
+        check_mode=request.check,
+        trigger=trigger,
+        requested_by=requested_by,
+        extra_var_names=sorted(request.extra_vars),
+        status=status,
+        rc=None,
+        stats={},
+        artifact_dir=artifact_dir,
+        created_at=to_dt(at),
+        started_at=to_dt(at),
+    )
+
+
+def stats_dict(stats: Any) -> dict[str, int]:
+    """A host's run stats as stored."""
     return {
         name: int(getattr(stats, name))
         for name in ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored")

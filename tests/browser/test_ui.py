@@ -453,7 +453,7 @@ def test_incident_made_by_a_real_engine_run(live_server: LiveServer, page: Page)
     from engine.components import Components
     from engine.loop import Engine
     from engine.plan.rules import RulesPlanner
-    from tests.engine.test_loop import ScriptedSource, SkewClock
+    from tests.fixtures.scripted import ScriptedSource, SkewClock
 
     settings = live_server.settings
     values = {"localhost": 96.0}

@@ -81,3 +81,21 @@ def test_evaluator_reports_only_changes() -> None:
 def test_zero_sustain_acts_on_the_first_high_sample() -> None:
     limits = Thresholds(trigger=80, clear=50, sustain=0, step=1, staleness=5)
     assert evaluate_host("web1", series([95]), None, limits, now=100).status is HostStatus.HIGH_CPU
+
+
+def test_the_first_tick_that_sees_the_window_complete_decides() -> None:
+    # Scrapes every second, the burn from t=90; ticks 0.3 s after each scrape, and a sample
+    # is queryable 0.2 s after its timestamp. The sample at t=100 completes the 10 s window:
+    # the tick at 100.3 is the first to see it, and it is the one that decides.
+    evaluator = Evaluator(LIMITS, ["web1"])
+    samples = [Sample("web1", 89, 20), *(Sample("web1", 90 + i, 95) for i in range(15))]
+    seen = {}
+    for tick in (95.3 + i for i in range(8)):
+        visible = tuple(s for s in samples if s.ts <= tick - 0.2)
+        batch = MetricsBatch(tick, {"web1": visible})
+        seen[tick] = evaluator.update(batch, now=tick).states["web1"]
+    rising = [tick for tick, state in seen.items() if state.status is HostStatus.NORMAL]
+    assert rising == [95.3, 96.3, 97.3, 98.3, 99.3]
+    assert {seen[tick].rising_since for tick in rising} == {90}
+    decided = seen[100.3]
+    assert (decided.status, decided.since, decided.rising_since) == (HostStatus.HIGH_CPU, 90, None)

@@ -18,11 +18,10 @@ from engine.plan.rules import RulesPlanner
 from engine.plan.situation import Planner
 from engine.settings import load_settings
 from engine.store import open_store
-from engine.types import MetricsBatch, Proposal, RunRequest, Sample, Verdict, VerdictKind
+from engine.types import Proposal, RunRequest, Verdict, VerdictKind
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
+from tests.fixtures.scripted import ScriptedSource, SkewClock
 from tests.fixtures.store import migrated_sqlite
-
-Script = Callable[[str, float], float | None]
 
 PLAYBOOKS = {
     "ok.yml": "- name: Succeed\n  hosts: all\n  gather_facts: false\n  tasks:\n"
@@ -54,42 +53,6 @@ all:
 
 
 PLAN_WAIT = 10.0  # seconds
-
-
-class ScriptedSource:
-    """Samples from a function of (host, time); None means no data for that host."""
-
-    def __init__(self, script: Script, hosts: tuple[str, ...]) -> None:
-        self.script = script
-        self.hosts = hosts
-
-    def fetch(self, now: float) -> MetricsBatch:
-        windows: dict[str, tuple[Sample, ...]] = {}
-        for host in self.hosts:
-            samples = []
-            for back in range(3, -1, -1):
-                value = self.script(host, now - back)
-                if value is not None:
-                    samples.append(Sample(host, now - back, value))
-            windows[host] = tuple(samples)
-        return MetricsBatch(fetched_at=now, windows=windows)
-
-
-class SkewClock:
-    """The engine's clock: wall time plus a skew the test advances, so no test sleeps.
-
-    Runs end at wall time, which stays behind this clock: waits on the engine's side
-    (settle, verification deadlines, cooldowns) pass as the test advances it.
-    """
-
-    def __init__(self) -> None:
-        self.skew = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.skew
-
-    def advance(self, seconds: float) -> None:
-        self.skew += seconds
 
 
 class Lab:

@@ -606,6 +606,57 @@ def test_recover_interrupted(recorder: Recorder, sessions: sessionmaker[Session]
     assert recorder.runs.recover_interrupted(T0 + 200) == []
 
 
+def test_staged_release_and_discard_are_recorded_in_order(
+    recorder: Recorder, sessions: sessionmaker[Session]
+) -> None:
+    staged = recorder.staged.stage(request("web1"), ident="run-s1", artifact_dir="/r/s1", at=T0)
+    incident = detect(recorder, "web1", at=T0 + 3)
+    decision = decide(recorder, incident, "web1", at=T0 + 3)
+    recorder.staged.release(
+        staged, action="restart_nginx", at=T0 + 3, decisions=[(decision, incident)]
+    )
+    with pytest.raises(IllegalMoveError, match="not staged"):
+        recorder.staged.release(staged, action="restart_nginx", at=T0 + 4, decisions=[])
+    recorder.runs.end(staged, result(ident="run-s1", web1=OK))
+    other = recorder.staged.stage(request("web2"), ident="run-s2", artifact_dir="/r/s2", at=T0)
+    recorder.staged.discarded(other, result(ident="run-s2", web2=HostRunStats(ok=3)), "it calmed")
+
+    with sessions() as session:
+        assert session.get_one(PlaybookRun, staged).status == "successful"
+        assert session.get_one(Decision, decision).run_id == staged
+        assert session.get_one(Incident, incident).status == "remediating"
+        discarded = session.get_one(PlaybookRun, other)
+        assert (discarded.status, discarded.error) == (
+            "discarded",
+            "it calmed (run successful, rc 0)",
+        )
+    kinds = [(e.run_id, e.kind) for e in all_events(sessions) if e.run_id is not None]
+    assert kinds == [
+        (staged, "run_staged"),
+        (staged, "run_released"),
+        (staged, "remediating"),
+        (staged, "run_ended"),
+        (staged, "run_ended"),
+        (other, "run_staged"),
+        (other, "run_discarded"),
+    ]
+
+
+def test_a_run_staged_when_the_engine_stopped_is_discarded_not_interrupted(
+    recorder: Recorder, sessions: sessionmaker[Session]
+) -> None:
+    # Its release is recorded before it is given: a run still "staged" was never released,
+    # changed nothing, and is no failed attempt on the host.
+    staged = recorder.staged.stage(request("web1"), ident="run-s", artifact_dir="/r/s", at=T0)
+    assert recorder.runs.recover_interrupted(T0 + 100) == []
+    with sessions() as session:
+        run = session.get_one(PlaybookRun, staged)
+        assert run.status == "discarded" and run.ended_at is not None
+        assert run.error == "the engine stopped while the run was staged"
+    assert [e.kind for e in all_events(sessions)][-1] == "run_discarded"
+    assert recorder.memory.host_history("web1", since=T0).attempts == ()
+
+
 # -- queries ---------------------------------------------------------------------------
 
 

@@ -8,19 +8,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+from sqlalchemy import select
 
+from engine.components import Components
 from engine.errors import RefusedError
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.staged import StagedRun
+from engine.loop import Engine
+from engine.plan.rules import RulesPlanner
+from engine.settings import load_settings
+from engine.store import open_store
+from engine.store.models import Event, PlaybookRun
 from engine.types import RunRequest
 from tests.fixtures.ansible import local_executor, local_inventory, task_outcomes, task_started
 from tests.fixtures.nginx import NginxService
+from tests.fixtures.reads import incident_detail, list_incidents, list_runs
+from tests.fixtures.scripted import ScriptedSource, SkewClock
+from tests.fixtures.store import migrated_sqlite
 
 pytestmark = pytest.mark.integration
 
@@ -161,3 +172,167 @@ def test_a_run_whose_engine_dies_while_it_holds_changes_nothing(
     assert nginx_service.pid() == old
     assert nginx_service.running()
     assert not (tmp_path / "known-good").exists()
+
+
+# -- staged runs in the engine's loop -------------------------------------------------------
+
+LOOP_POLICY = """
+version: 2
+signals:
+  high_cpu:
+    query: 'unused: the test feeds the samples'
+    trigger: 80
+    clear: 50
+    window: 1s
+    sustain: 3s
+    step: 1s
+    stale_after: 3s
+    ladder: [restart_nginx]
+actions:
+  restart_nginx: {playbook: restart_nginx.yml, description: restart nginx, timeout: 60s}
+remediation:
+  cooldown: 1h
+  max_attempts: 1
+  auto_execute_confidence: CONFIDENCE
+  verify_timeout: 20s
+"""
+
+
+class StagingLab:
+    """An engine on this machine's nginx, fed scripted CPU samples on a clock the test moves."""
+
+    def __init__(self, tmp_path: Path, *, auto_execute_confidence: float = 0.8) -> None:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(LOOP_POLICY.replace("CONFIDENCE", str(auto_execute_confidence)))
+        self.snapshot = tmp_path / "known-good"
+        inventory = tmp_path / "inventory.yml"
+        inventory.write_text(
+            "all:\n  hosts:\n    web1:\n      ansible_connection: local\n"
+            f"      ansible_python_interpreter: {sys.executable}\n"
+            f"      nginx_known_good_dir: {self.snapshot}\n"
+        )
+        settings = load_settings(
+            {
+                "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
+                "AUTOSRE_POLICY": str(policy),
+                "AUTOSRE_INVENTORY": str(inventory),
+                "AUTOSRE_PLAYBOOK_DIR": str(ROOT / "playbooks"),
+            }
+        )
+        self.sessions = open_store(migrated_sqlite(tmp_path / "autosre.db"))
+        self.components = Components(settings, sessions=self.sessions)
+        self.burning_since: float | None = None  # engine time the scripted burn began
+        self.clock = SkewClock()
+        self.engine = Engine(
+            self.components,
+            metrics=ScriptedSource(self.cpu, ("web1",)),
+            planner=RulesPlanner(),
+            clock=self.clock,
+            plan_wait=10.0,
+        )
+
+    def cpu(self, _host: str, at: float) -> float:
+        burning = self.burning_since is not None and at >= self.burning_since
+        return 95.0 if burning else 20.0
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self.clock.advance(seconds)
+        self.engine.tick()
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list_runs(self.sessions)
+
+    def events(self, run_ident: str) -> list[str]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Event.kind)
+                .join(PlaybookRun, Event.run_id == PlaybookRun.id)
+                .where(PlaybookRun.ident == run_ident)
+                .order_by(Event.id)
+            )
+            return [kind for (kind,) in rows]
+
+    def holding(self) -> Path:
+        """Tick while the CPU rises until the engine has staged a run and it holds."""
+        self.burning_since = self.clock() + 1.0 - 1.5
+        self.tick()  # two high samples, 1 s apart, short of the 3 s window: rising
+        (run,) = self.runs()
+        assert run["status"] == "staged", run
+        ident = run["ident"]
+        artifacts = self.components.settings.runs_dir / ident / "artifacts" / ident
+        wait_until("the staged run to hold", lambda: task_started(artifacts, HOLD))
+        assert task_outcomes(artifacts, PREFLIGHT) == ["runner_on_ok"]
+        return artifacts
+
+
+@pytest.fixture
+def staging_lab(tmp_path: Path) -> Iterator[StagingLab]:
+    lab = StagingLab(tmp_path)
+    yield lab
+    lab.engine.shutdown(timeout=60)
+
+
+def test_the_engine_releases_its_staged_run_on_an_execute_verdict(
+    nginx_service: NginxService, staging_lab: StagingLab
+) -> None:
+    lab, old = staging_lab, nginx_service.pid()
+    artifacts = lab.holding()
+    lab.tick()  # 2 s high: still rising, the run still holds
+    assert nginx_service.pid() == old and not task_started(artifacts, RESTART)
+
+    lab.tick()  # 3 s high: the incident opens, the rules propose, the gate says execute
+    assert lab.engine.wait_idle(60)
+    (run,) = lab.runs()  # the staged run itself did the work: no second run
+    assert run["status"] == "successful", run
+    assert lab.events(run["ident"])[:3] == ["run_staged", "run_released", "remediating"]
+    assert nginx_service.wait_for_new_pid(old) != old
+    assert (lab.snapshot / "nginx.conf").exists()
+
+    lab.burning_since = None
+    for _ in range(30):
+        lab.tick()
+        (incident,) = list_incidents(lab.sessions)
+        if incident["status"] != "remediating":
+            break
+    assert incident["status"] == "resolved", incident
+    detail = incident_detail(lab.sessions, incident["id"])
+    assert detail is not None and detail["decisions"][0]["run_id"] == run["id"]
+
+
+def test_a_staged_run_is_discarded_when_the_host_calms_down_first(
+    nginx_service: NginxService, staging_lab: StagingLab
+) -> None:
+    lab, old = staging_lab, nginx_service.pid()
+    artifacts = lab.holding()
+    lab.burning_since = None
+    lab.tick()  # the signal fell before the window filled: no incident, nothing to run
+    assert lab.engine.wait_idle(60)
+    (run,) = lab.runs()
+    assert run["status"] == "discarded", run
+    assert lab.events(run["ident"]) == ["run_staged", "run_discarded"]
+    assert not task_started(artifacts, RESTART)
+    assert nginx_service.pid() == old
+    assert not lab.snapshot.exists()
+    assert list_incidents(lab.sessions) == []
+
+
+def test_a_staged_run_is_discarded_when_the_verdict_is_not_execute(
+    nginx_service: NginxService, tmp_path: Path
+) -> None:
+    # The rules planner's 0.9 is below this policy's bar for acting alone: a human must
+    # approve, and a staged run never waits for a human.
+    lab, old = StagingLab(tmp_path, auto_execute_confidence=0.95), nginx_service.pid()
+    try:
+        artifacts = lab.holding()
+        lab.tick(2.0)
+        assert lab.engine.wait_idle(60)
+        (run,) = lab.runs()
+        assert run["status"] == "discarded", run
+        assert "awaiting_approval" in (run["error"] or ""), run
+        assert not task_started(artifacts, RESTART)
+        assert nginx_service.pid() == old
+        assert not lab.snapshot.exists()
+        (incident,) = list_incidents(lab.sessions)
+        assert incident["status"] == "awaiting_approval"
+    finally:
+        lab.engine.shutdown(timeout=60)
