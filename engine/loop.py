@@ -38,6 +38,8 @@ from engine.types import HostState, HostStatus, Sample
 
 log = logging.getLogger("autosre.engine")
 BUSY_RETRY = 5.0  # seconds before trying a host whose lock another run holds
+POLLS_PER_STEP = 10  # ticks per scrape step while a rising window may complete
+MIN_POLL = 0.1  # seconds: never tick (one query) more often than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,10 @@ class TickReport:
     duration: float
     states: dict[str, HostState]
     launched: tuple[str, ...]  # run idents started this tick
+    # When a rising host's sustain window may first complete (None: no host rising), and how
+    # often to tick from then on: the scheduler polls so the decision comes with the sample.
+    due: float | None = None
+    poll: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +190,20 @@ class Engine:
         states = {host: s.state for host, s in seen.items()}
         if self.publisher:
             self.publisher.publish(states, windows, time.monotonic() - started)
-        return TickReport(now, time.monotonic() - started, states, tuple(launched))
+        due, poll = self._due(rising)
+        return TickReport(now, time.monotonic() - started, states, tuple(launched), due, poll)
+
+    def _due(self, rising: Mapping[str, tuple[str, float]]) -> tuple[float | None, float]:
+        """When a rising host's window may complete, and how often to tick from then: the
+        sample completing it comes at most a step before since + sustain."""
+        due: float | None = None
+        poll = float("inf")
+        for kind, since in rising.values():
+            rule = self.watches[kind].rule
+            at = since + rule.sustain - rule.step
+            due = at if due is None else min(due, at)
+            poll = min(poll, max(MIN_POLL, rule.step / POLLS_PER_STEP))
+        return due, (poll if due is not None else 1.0)
 
     def _advance_all(self, seen: Mapping[str, Seen], now: float, batch: Batch) -> None:
         awaiting = [t.approval_id for t in self.tracks.values() if t.approval_id is not None]

@@ -1,21 +1,37 @@
-"""Run the engine's tick on an interval with APScheduler: never two ticks at once."""
+"""Run the engine's tick on an interval with APScheduler: never two ticks at once.
+
+While a host's signal rises, the sample that completes its sustain window may come at any
+moment of the interval: from the earliest moment it can, the ticks come every ``poll``
+seconds (a tenth of the scrape step), so the decision waits for the sample, not for the grid.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.loop import Engine
 
 log = logging.getLogger("autosre.scheduler")
+TICK = "tick"  # the job's id
 
 
-def _safe_tick(engine: Engine) -> None:
+def next_tick_at(now: float, regular: float, due: float | None, poll: float) -> float | None:
+    """When to tick next instead of ``regular`` (None: keep it): a poll once a rising host's
+    window may complete before the regular tick."""
+    if due is None or due >= regular:
+        return None
+    return min(regular, max(due, now + poll))
+
+
+def _safe_tick(engine: Engine, scheduler: BaseScheduler) -> None:
     try:
         report = engine.tick()
     except Exception:
@@ -23,6 +39,12 @@ def _safe_tick(engine: Engine) -> None:
         log.exception("tick failed")
         return
     log.debug("tick took %.3fs", report.duration)
+    job = scheduler.get_job(TICK)
+    if job is None or job.next_run_time is None:
+        return
+    at = next_tick_at(time.time(), job.next_run_time.timestamp(), report.due, report.poll)
+    if at is not None:
+        job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
 
 
 def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None:
@@ -38,8 +60,8 @@ def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None
     scheduler.add_job(
         _safe_tick,
         IntervalTrigger(seconds=interval),
-        args=[engine],
-        id="tick",
+        args=[engine, scheduler],
+        id=TICK,
         max_instances=1,
         coalesce=True,
         next_run_time=datetime.now(UTC),

@@ -21,7 +21,7 @@ from engine.components import Components
 from engine.errors import RefusedError
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.staged import StagedRun
-from engine.loop import Engine
+from engine.loop import Engine, TickReport
 from engine.plan.rules import RulesPlanner
 from engine.settings import load_settings
 from engine.store import open_store
@@ -235,9 +235,9 @@ class StagingLab:
         burning = self.burning_since is not None and at >= self.burning_since
         return 95.0 if burning else 20.0
 
-    def tick(self, seconds: float = 1.0) -> None:
+    def tick(self, seconds: float = 1.0) -> TickReport:
         self.clock.advance(seconds)
-        self.engine.tick()
+        return self.engine.tick()
 
     def runs(self) -> list[dict[str, Any]]:
         return list_runs(self.sessions)
@@ -255,7 +255,10 @@ class StagingLab:
     def holding(self) -> Path:
         """Tick while the CPU rises until the engine has staged a run and it holds."""
         self.burning_since = self.clock() + 1.0 - 1.5
-        self.tick()  # two high samples, 1 s apart, short of the 3 s window: rising
+        report = self.tick()  # two high samples, 1 s apart, short of the 3 s window: rising
+        # The sample completing the window may come a step before rising + sustain: the
+        # scheduler polls from then (a tenth of the 1 s step apart).
+        assert (report.due, report.poll) == (report.at - 1.0 + 3.0 - 1.0, 0.1)
         (run,) = self.runs()
         assert run["status"] == "staged", run
         ident = run["ident"]
