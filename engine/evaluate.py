@@ -3,7 +3,8 @@ HIGH_CPU, or UNKNOWN) with sustain and hysteresis.
 
 Pure: takes sample windows and the previous state, returns the new state. The
 sustain window is counted from the first high sample in the data, not from the
-tick that noticed it, so a fresh engine acts as soon as the data allows. The kind
+tick that noticed it, so a fresh engine acts as soon as the data allows; a rate's first
+sample counts for the step it measures (n samples of CPU busy are n steps of it). The kind
 (engine/signals.py) is data: its status, and what its value measures, in which unit.
 """
 
@@ -34,6 +35,7 @@ class Thresholds:
     status: HostStatus = HostStatus.HIGH_CPU  # the status shown while the signal holds
     measure: str = "cpu"  # what the value is, in reasons
     unit: str = "%"
+    covers: float = 0.0  # how long before its timestamp a sample stands for (a rate's step)
 
     @classmethod
     def of(cls, kind: SignalKind, rule: SignalRule) -> Thresholds:
@@ -47,6 +49,7 @@ class Thresholds:
             status=kind.status,
             measure=kind.measure,
             unit=kind.unit,
+            covers=rule.step if kind.rate else 0.0,
         )
 
 
@@ -109,17 +112,18 @@ def evaluate_host(
             limits.status, value, f"{shown}, not yet below clear {clear}", sample_ts=latest.ts
         )
     run_start = _high_run_start(window, limits.trigger, max_gap=max(limits.staleness, limits.step))
-    if run_start is not None and latest.ts - run_start >= limits.sustain:
+    if run_start is None:
+        return state(HostStatus.NORMAL, value, shown, sample_ts=latest.ts)
+    # The first sample of a rate already stands for the step before it.
+    held = latest.ts - run_start + limits.covers
+    if held >= limits.sustain:
         return state(
             limits.status,
             value,
-            f"{shown} above {trigger} for {latest.ts - run_start:.0f}s",
+            f"{shown} above {trigger} for {held:.0f}s",
             since=run_start,
             sample_ts=latest.ts,
         )
-    if run_start is None:
-        return state(HostStatus.NORMAL, value, shown, sample_ts=latest.ts)
-    held = latest.ts - run_start
     reason = f"{shown} above {trigger} for {held:.0f}s of {limits.sustain:g}s"
     return replace(
         state(HostStatus.NORMAL, value, reason, sample_ts=latest.ts), rising_since=run_start

@@ -194,13 +194,14 @@ class Engine:
         return TickReport(now, time.monotonic() - started, states, tuple(launched), due, poll)
 
     def _due(self, rising: Mapping[str, tuple[str, float]]) -> tuple[float | None, float]:
-        """When a rising host's window may complete, and how often to tick from then: the
-        sample completing it comes at most a step before since + sustain."""
+        """When a rising host's window may complete, and how often to tick from then: the rise
+        began up to a step before the first high sample this tick's grid saw."""
         due: float | None = None
         poll = float("inf")
         for kind, since in rising.values():
-            rule = self.watches[kind].rule
-            at = since + rule.sustain - rule.step
+            watch = self.watches[kind]
+            rule = watch.rule
+            at = since + rule.sustain - watch.evaluator.limits.covers - rule.step
             due = at if due is None else min(due, at)
             poll = min(poll, max(MIN_POLL, rule.step / POLLS_PER_STEP))
         return due, (poll if due is not None else 1.0)

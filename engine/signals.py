@@ -31,6 +31,10 @@ class SignalKind:
     unit: str  # "%"
     description: str  # one line for the planner's prompt
     defaults: Mapping[str, Any] = field(default_factory=dict)  # under the policy's section
+    # True when each sample is a rate over the step before it (CPU busy): a run of n samples
+    # is then evidence for n steps, as Monit's "for n cycles" counts; a gauge's n samples
+    # span n - 1 steps.
+    rate: bool = False
 
 
 HIGH_CPU = SignalKind(
@@ -41,6 +45,7 @@ HIGH_CPU = SignalKind(
     value_name="cpu_percent",
     unit="%",
     description="whole-host CPU use above the trigger for the sustain window",
+    rate=True,
     defaults=MappingProxyType(
         {
             "query": (

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine.evaluate import Evaluator, Thresholds, evaluate_host
+from engine.policy.schema import SignalRule
+from engine.signals import HIGH_CPU
 from engine.types import HostState, HostStatus, MetricsBatch, Sample
 
 LIMITS = Thresholds(trigger=80, clear=50, sustain=10, step=1, staleness=5)
@@ -99,3 +103,19 @@ def test_the_first_tick_that_sees_the_window_complete_decides() -> None:
     assert {seen[tick].rising_since for tick in rising} == {90}
     decided = seen[100.3]
     assert (decided.status, decided.since, decided.rising_since) == (HostStatus.HIGH_CPU, 90, None)
+
+
+def test_a_rate_counts_the_step_its_first_sample_measures() -> None:
+    # Ten samples of CPU busy, each over the second before it, are ten seconds of it (as
+    # Monit's "for 10 cycles"); ten samples of a gauge span nine.
+    rate = replace(LIMITS, covers=1.0)
+    short = evaluate_host("web1", series([20] + [95] * 9), None, rate, now=100)
+    assert (short.status, short.rising_since) == (HostStatus.NORMAL, 92)
+    assert "for 9s of 10s" in short.reason
+    held = evaluate_host("web1", series([20] + [95] * 10), None, rate, now=100)
+    assert (held.status, held.since) == (HostStatus.HIGH_CPU, 91)
+    assert evaluate_host("web1", series([20] + [95] * 10), None, LIMITS, now=100).status is (
+        HostStatus.NORMAL
+    )
+    cpu = SignalRule(query="q", trigger=80, clear=50, window=3, sustain=10, step=1, ladder=["a"])
+    assert Thresholds.of(HIGH_CPU, cpu).covers == 1.0

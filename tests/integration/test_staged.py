@@ -184,7 +184,7 @@ signals:
     trigger: 80
     clear: 50
     window: 1s
-    sustain: 3s
+    sustain: 4s
     step: 1s
     stale_after: 3s
     ladder: [restart_nginx]
@@ -255,10 +255,10 @@ class StagingLab:
     def holding(self) -> Path:
         """Tick while the CPU rises until the engine has staged a run and it holds."""
         self.burning_since = self.clock() + 1.0 - 1.5
-        report = self.tick()  # two high samples, 1 s apart, short of the 3 s window: rising
+        report = self.tick()  # two samples of CPU busy (2 s), short of the 4 s window: rising
         # The sample completing the window may come a step before rising + sustain: the
         # scheduler polls from then (a tenth of the 1 s step apart).
-        assert (report.due, report.poll) == (report.at - 1.0 + 3.0 - 1.0, 0.1)
+        assert (report.due, report.poll) == (report.at - 1.0 + 4.0 - 1.0 - 1.0, 0.1)
         (run,) = self.runs()
         assert run["status"] == "staged", run
         ident = run["ident"]
@@ -280,10 +280,10 @@ def test_the_engine_releases_its_staged_run_on_an_execute_verdict(
 ) -> None:
     lab, old = staging_lab, nginx_service.pid()
     artifacts = lab.holding()
-    lab.tick()  # 2 s high: still rising, the run still holds
+    lab.tick()  # 3 s high: still rising, the run still holds
     assert nginx_service.pid() == old and not task_started(artifacts, RESTART)
 
-    lab.tick()  # 3 s high: the incident opens, the rules propose, the gate says execute
+    lab.tick()  # 4 s high: the incident opens, the rules propose, the gate says execute
     assert lab.engine.wait_idle(60)
     (run,) = lab.runs()  # the staged run itself did the work: no second run
     assert run["status"] == "successful", run
