@@ -3,7 +3,7 @@ the `autosre` CLI's engine against a real Prometheus scraping a real node_export
 
 Unlike the chaos scenarios this does not depend on how busy the machine is, so it runs
 beside the other tests: web1's sustain window is longer than the test, so however high
-this host's CPU goes, nothing is acted on."""
+this host's CPU goes, nothing is acted on (a staged preflight may start, and is discarded)."""
 
 from __future__ import annotations
 
@@ -35,5 +35,8 @@ def test_host_without_series_is_never_touched(
         wait_ticks(log, 3)  # three more chances to touch web2
         assert "web2 UNKNOWN ->" not in log.read_text(), "web2 left UNKNOWN without series"
     assert store.incidents("web2") == []
-    assert store.runs() == []
+    # web1 may rise on a busy machine: its staged preflight is allowed, never a release.
+    runs = store.runs()
+    assert all(run["hosts"] == ["web1"] for run in runs), runs
+    assert {run["status"] for run in runs} <= {"staged", "discarded"}, runs
     store.close()
