@@ -117,7 +117,8 @@ def trial(
             "run_started": started - burn_start,
             "old_pid_gone": acted - burn_start,
             "run_ended": ended - burn_start,
-            "playbook": ended - started,
+            # From the verdict: a staged run started earlier and held until its release.
+            "playbook": ended - max(started, events["decided"]),
             "verified": events["verified"] - burn_start,
         }
     finally:
@@ -170,11 +171,12 @@ def main() -> int:
     rule = policy.signal("high_cpu")
     (results,) = run_trials(args.trials, envs=[{}])
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
-    floor = rule.sustain + median["playbook"] + policy.settle
+    settle = policy.settle("high_cpu")
+    floor = rule.sustain + median["playbook"] + settle
     report = {
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
-        "policy": {"sustain": rule.sustain, "settle": policy.settle, "step": rule.step},
+        "policy": {"sustain": rule.sustain, "settle": settle, "step": rule.step},
         "trials": results,
         "median": median,
         "floor": floor,
@@ -189,12 +191,15 @@ def main() -> int:
     )
     print(f"  detection (first high sample + sustain {rule.sustain:g}s): {median['detected']:.1f}s")
     print(f"  decision: {median['decided'] - median['detected']:.2f}s")
-    print(f"  decision -> run start: {median['run_started'] - median['decided']:.2f}s")
+    print(
+        f"  decision -> run start: {median['run_started'] - median['decided']:.2f}s "
+        "(negative: the run was staged ahead of its verdict)"
+    )
     print(f"  burn start -> old nginx master gone: {median['old_pid_gone']:.1f}s")
-    print(f"  playbook run: {median['playbook']:.1f}s")
+    print(f"  playbook run from the verdict: {median['playbook']:.1f}s")
     print(
         f"  run end -> verified: {median['verified'] - median['run_ended']:.1f}s "
-        f"(settle {policy.settle:g}s)"
+        f"(settle {settle:g}s)"
     )
     print(
         f"floor (sustain + playbook + settle): {floor:.1f}s; ratio {report['ratio']:.2f} "
