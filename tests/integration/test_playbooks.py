@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -145,3 +150,73 @@ def test_broken_config_is_never_restarted(
     assert nginx_service.running()
     assert nginx_service.answers()
     assert not (tmp_path / "kg").exists()
+
+
+FAKE_TOOL = """#!/bin/sh
+printf '%s\\n' "$(basename "$0") $*" >> "{calls}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("manager", "expected"),
+    [
+        ("systemd", "systemctl restart nginx"),
+        ("systemd; touch {marker} $(touch {marker}) `touch {marker}`", "service nginx restart"),
+    ],
+)
+def test_the_restart_command_is_a_constant_whatever_the_service_manager_says(
+    executor: AnsibleRunnerExecutor,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    manager: str,
+    expected: str,
+) -> None:
+    # The restart is a raw shell command: a service manager named in an inventory (or a
+    # hostile one) only chooses between two constants and never reaches the shell. Stand-ins
+    # for the tools, the config and the health check keep this machine's nginx out of it.
+    calls, marker, tools, conf = (tmp_path / n for n in ("calls", "pwned", "bin", "conf"))
+    tools.mkdir()
+    conf.mkdir()
+    (conf / "nginx.conf").write_text("events {}\n")
+    for name in ("service", "systemctl"):
+        (tools / name).write_text(FAKE_TOOL.format(calls=calls))
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+    with http_server() as url:
+        result = run_playbook(
+            executor,
+            "restart_nginx",
+            "restart-const",
+            nginx_binary="/bin/true",
+            nginx_conf_dir=str(conf),
+            nginx_known_good_dir=str(tmp_path / "known-good"),
+            nginx_health_url=url,
+            nginx_service_manager=manager.format(marker=marker),
+        )
+
+    assert result.host_succeeded(HOST), failed_messages(result)
+    assert calls.read_text().splitlines() == [expected]
+    assert not marker.exists()
+
+
+@contextmanager
+def http_server() -> Iterator[str]:
+    """A local HTTP server that answers 200 to everything, as the health check's target."""
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
