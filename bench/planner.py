@@ -57,7 +57,7 @@ def decision_latency(fake: FakeGemini, *, delay: float, count: int) -> dict[str,
         transport=transport,
         fallback=RulesPlanner(),
         timeout=delay + 5,
-        thresholds={"trigger_percent": 80.0},
+        thresholds={"high_cpu": {"trigger": 80.0, "clear": 50.0, "sustain_seconds": 10.0}},
     )
     planner.propose(_situation(0))  # warm the connection pool, as a running engine would
     walls, own = [], []
