@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from engine import components
 from engine.accounts import users
@@ -18,6 +19,10 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
 ]
+
+# Timing belongs in bench/, not in tests: on a shared machine a slow example is no failure.
+settings.register_profile("autosre", deadline=None)
+settings.load_profile("autosre")
 
 # A few pbkdf2 rounds instead of scrypt (~0.2 s of CPU per hash, for every test user and
 # every sign-in). tests/engine/test_passwords.py checks the real method.
