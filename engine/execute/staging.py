@@ -98,6 +98,7 @@ class Stager:
             )
         except RefusedError as exc:
             held_locks.release()
+            self._staged_at[host] = rising_since  # said once per rise, not on every tick
             log.warning("%s: cannot stage %s: %s", host, action, exc)
             return None
         hold = max(0.0, rising_since + sustain - now) + VERDICT_MARGIN
