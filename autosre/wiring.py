@@ -17,8 +17,9 @@ from engine.escalate import LogNotifier
 from engine.inventory import Inventory
 from engine.loop import Engine
 from engine.metrics import MetricsSource
-from engine.metrics.local import LOCAL_READERS, LocalSource
+from engine.metrics.local import LocalSource, local_reader
 from engine.metrics.prometheus import PrometheusSource
+from engine.metrics.series_map import SeriesMap
 from engine.plan.llm import LLMPlanner
 from engine.plan.rules import RulesPlanner
 from engine.plan.situation import Planner
@@ -44,15 +45,26 @@ def build_metrics(
 ) -> dict[str, MetricsSource]:
     """One source per watched signal kind: Prometheus when AUTOSRE_PROMETHEUS_URL is set,
     else this host through psutil."""
-    return {kind: _source(kind, rule, settings, inventory) for kind, rule in policy.signals.items()}
+    # Built once, before any source: an ambiguous inventory is refused at start.
+    series = inventory.series_map() if settings.prometheus_url else None
+    return {
+        kind: _source(kind, rule, settings, inventory, series)
+        for kind, rule in policy.signals.items()
+    }
 
 
-def _source(kind: str, rule: SignalRule, settings: Settings, inventory: Inventory) -> MetricsSource:
-    if settings.prometheus_url:
+def _source(
+    kind: str,
+    rule: SignalRule,
+    settings: Settings,
+    inventory: Inventory,
+    series: SeriesMap | None,
+) -> MetricsSource:
+    if settings.prometheus_url and series is not None:
         return PrometheusSource(
             url=settings.prometheus_url,
             query=rule.promql,
-            aliases=inventory.aliases(),
+            series=series,
             lookback=rule.lookback,
             step=rule.step,
             label=rule.label,
@@ -64,7 +76,7 @@ def _source(kind: str, rule: SignalRule, settings: Settings, inventory: Inventor
             f"{inventory.path}: no local host to measure (a host with ansible_connection: local); "
             "set AUTOSRE_LOCAL_HOST, or AUTOSRE_PROMETHEUS_URL to read a fleet from Prometheus"
         )
-    reader = LOCAL_READERS.get(kind)
+    reader = local_reader(kind, rule)
     if reader is None:
         raise InventoryError(f"{kind} cannot be read on this machine: set AUTOSRE_PROMETHEUS_URL")
     others = [name for name in inventory.hosts if name != host]

@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InventoryError
+from engine.metrics.series_map import HostKeys, SeriesMap
 from engine.redact import looks_secret
 from engine.settings import child_environment
 
 # Names that Ansible would read as a pattern (web*, a:b, !x, &y) are refused: --limit
 # must only ever select exactly the hosts the policy decided on.
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+# A label value as exporters write instances: host, IPv4/IPv6 address, optional port.
+INSTANCE = re.compile(r"^[A-Za-z0-9.:\[\]_-]{1,300}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class InventoryHost:
     connection: str | None = None
     groups: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    instance: str | None = None  # autosre_instance: its series' label value, port included
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +51,12 @@ class Inventory:
     # Values of credential-named host and group variables: for redaction, nothing else.
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
 
-    def aliases(self) -> dict[str, str]:
-        """Label values (name or ansible_host) that identify each host in metrics."""
-        found: dict[str, str] = {}
-        for host in self.hosts.values():
-            found.setdefault(host.address, host.name)
-            found[host.name] = host.name
-        return found
+    def series_map(self) -> SeriesMap:
+        """Which host each metrics series belongs to; InventoryError if that is ambiguous."""
+        return SeriesMap.build(
+            (HostKeys(h.name, h.address, h.instance) for h in self.hosts.values()),
+            source=str(self.path),
+        )
 
     def local_host(self) -> str | None:
         """The host that is this machine: local connection, or named localhost."""
@@ -118,14 +121,23 @@ def parse_listing(listing: Mapping[str, Any], *, path: Path) -> Inventory:
     groups = _groups_of(listing)
     hosts: dict[str, InventoryHost] = {}
     for name in sorted(_collect_hosts(listing)):
-        if not HOST_NAME.match(name):
+        if not HOST_NAME.fullmatch(name):
             raise InventoryError(f"{path}: host {name!r}: not a plain host name")
         hvars = hostvars.get(name, {})
         labels = hvars.get("autosre_labels", {})
         if not isinstance(labels, dict):
             raise InventoryError(f"{path}: host {name}: autosre_labels must be a mapping")
+        instance = hvars.get("autosre_instance")
+        if instance is not None and not (
+            isinstance(instance, str) and INSTANCE.fullmatch(instance)
+        ):
+            raise InventoryError(
+                f"{path}: host {name}: autosre_instance must be the instance label of its "
+                f"series, like 10.0.0.5:9100 (got {str(instance)[:80]!r})"
+            )
         hosts[name] = InventoryHost(
             name=name,
+            instance=instance,
             address=str(hvars.get("ansible_host", name)),
             connection=hvars.get("ansible_connection"),
             groups=tuple(sorted(groups.get(name, []))),

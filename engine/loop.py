@@ -160,8 +160,10 @@ class Engine:
         seen: dict[str, Seen] = {}
         windows: dict[str, tuple[Sample, ...]] = {}
         rising: dict[str, tuple[str, float]] = {}  # host -> (kind, since) while it rises
+        unmatched = 0
         for name, watch in self.watches.items():
             batch = watch.source.fetch(now)
+            unmatched += len(batch.unmatched)
             evaluation = watch.evaluator.update(batch, now)
             log_changes(evaluation.changes)
             fleet = Counter(state.status for state in evaluation.states.values())
@@ -189,7 +191,7 @@ class Engine:
         self.stager.tick(self.tracks, rising, now)
         states = {host: s.state for host, s in seen.items()}
         if self.publisher:
-            self.publisher.publish(states, windows, time.monotonic() - started)
+            self.publisher.publish(states, windows, time.monotonic() - started, unmatched=unmatched)
         due, poll = self._due(rising)
         return TickReport(now, time.monotonic() - started, states, tuple(launched), due, poll)
 

@@ -132,7 +132,12 @@ def _engine(stats: EngineStats) -> list[Metric]:
         "When the latest published tick ran (UNIX seconds).",
     )
     at.add_metric([], stats.last_tick or 0.0)
-    return [total, duration, last, at]
+    unmatched = GaugeMetricFamily(
+        "autosre_metrics_unmatched_series",
+        "Series in the latest tick's answers that matched no inventory host (logged once each).",
+    )
+    unmatched.add_metric([], stats.unmatched_series or 0.0)
+    return [total, duration, last, at, unmatched]
 
 
 def _by_status(name: str, documentation: str, counts: dict[str, int]) -> Metric:

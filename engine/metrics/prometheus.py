@@ -18,6 +18,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from engine.errors import InputError
+from engine.metrics.series_map import SeriesMap, strip_port
 from engine.redact import redact_url
 from engine.types import MetricsBatch, Sample
 
@@ -25,29 +26,15 @@ log = logging.getLogger("autosre.metrics")
 
 _MAX_REASON = 300  # hostile servers may send megabytes of error text; logs stay readable
 _TS_SLACK = 0.001  # Prometheus evaluates at millisecond resolution
+_MAX_TOLD = (
+    1000  # unmatched labels remembered (and logged once each); a hostile server's churn is capped
+)
+
+__all__ = ["PrometheusSource", "strip_port"]
 
 
 class _MalformedAnswerError(InputError):
     """The server answered, but not with a range-query matrix of numbers."""
-
-
-def strip_port(label_value: str) -> str:
-    """Drop a trailing ``:port`` (``web1:9100`` → ``web1``, ``[::1]:9100`` → ``::1``)."""
-    if label_value.startswith("["):
-        end = label_value.find("]")
-        rest = label_value[end + 1 :]
-        if end > 1 and (not rest or (rest[0] == ":" and _is_port(rest[1:]))):
-            return label_value[1:end]
-        return label_value
-    host, sep, port = label_value.rpartition(":")
-    # More than one colon without brackets is a bare IPv6 address, not host:port.
-    if sep and host and ":" not in host and _is_port(port):
-        return host
-    return label_value
-
-
-def _is_port(text: str) -> bool:
-    return text.isascii() and text.isdigit()
 
 
 class PrometheusSource:
@@ -58,7 +45,7 @@ class PrometheusSource:
         *,
         url: str,
         query: str,
-        aliases: Mapping[str, str],
+        series: SeriesMap,
         lookback: float,
         step: float,
         label: str = "instance",
@@ -67,8 +54,9 @@ class PrometheusSource:
     ) -> None:
         self._url = redact_url(url)  # shown in logs: never with its password
         self._query = query
-        self._aliases = dict(aliases)
-        self._hosts = tuple(sorted(set(aliases.values())))
+        self._series = series
+        self._hosts = series.hosts
+        self._told: set[str] = set()  # unmatched labels already logged
         self._lookback = lookback
         self._step = step
         self._label = label
@@ -103,8 +91,7 @@ class PrometheusSource:
         try:
             windows, unmatched = _windows_from_matrix(
                 result,
-                aliases=self._aliases,
-                hosts=self._hosts,
+                owners=self._series,
                 label=self._label,
                 start=start,
                 end=now,
@@ -118,7 +105,25 @@ class PrometheusSource:
                 now - self._outage_since,
             )
             self._outage_since = None
+        self._tell_unmatched(unmatched)
         return MetricsBatch(fetched_at=now, windows=windows, unmatched=unmatched)
+
+    def _tell_unmatched(self, unmatched: Sequence[str]) -> None:
+        """Log each series label that matches no host once, not on every tick."""
+        new = [label for label in unmatched if label not in self._told]
+        if not new or len(self._told) >= _MAX_TOLD:
+            return
+        new = new[: _MAX_TOLD - len(self._told)]
+        self._told.update(new)
+        shown = ", ".join(repr(label) for label in new[:10])
+        more = f" and {len(new) - 10} more" if len(new) > 10 else ""
+        log.warning(
+            "prometheus series match no inventory host (%s=%s%s); set autosre_instance on the "
+            "host they belong to, or leave them out of the query",
+            self._label,
+            shown,
+            more,
+        )
 
     def close(self) -> None:
         """Close the HTTP session this source opened (an injected client is the caller's)."""
@@ -142,8 +147,7 @@ class PrometheusSource:
 def _windows_from_matrix(
     result: object,
     *,
-    aliases: Mapping[str, str],
-    hosts: Sequence[str],
+    owners: SeriesMap,
     label: str,
     start: float,
     end: float,
@@ -154,7 +158,7 @@ def _windows_from_matrix(
     """
     if not isinstance(result, list):
         raise _MalformedAnswerError(f"result is {type(result).__name__}, expected a list")
-    merged: dict[str, dict[float, float]] = {host: {} for host in hosts}
+    merged: dict[str, dict[float, float]] = {host: {} for host in owners.hosts}
     unmatched: set[str] = set()
     for index, series in enumerate(result):
         if not isinstance(series, dict):
@@ -164,7 +168,7 @@ def _windows_from_matrix(
             raise _MalformedAnswerError(f"series {index} lacks a metric object or a values list")
         points = [_point(raw, index) for raw in values]
         name = metric.get(label)
-        host = aliases.get(strip_port(name)) if isinstance(name, str) else None
+        host = owners.host_of(name) if isinstance(name, str) else None
         if host is None or host not in merged:
             unmatched.add((name if isinstance(name, str) else _selector(metric))[:_MAX_REASON])
             continue

@@ -12,6 +12,7 @@ from engine.record.live import (
     TICK_DURATION_LAST,
     TICK_DURATION_SUM,
     TICKS_TOTAL,
+    UNMATCHED_SERIES,
 )
 from engine.store.models import EngineStat
 
@@ -22,6 +23,7 @@ STORED_AS = {
     "tick_duration_sum": TICK_DURATION_SUM,
     "last_tick": LAST_TICK,
     "publish_every": PUBLISH_EVERY,
+    "unmatched_series": UNMATCHED_SERIES,
 }
 
 

@@ -217,6 +217,9 @@ class EngineStats(ReadModel):
     publish_every: float | None = Field(
         default=None, description="seconds between writes: how stale these may be"
     )
+    unmatched_series: float | None = Field(
+        default=None, description="series of the latest tick that matched no inventory host"
+    )
 
 
 class FleetSummary(ReadModel):

@@ -33,6 +33,7 @@ TICK_DURATION_LAST = "tick_duration_seconds_last"
 TICK_DURATION_SUM = "tick_duration_seconds_sum"
 LAST_TICK = "last_tick_timestamp_seconds"
 PUBLISH_EVERY = "publish_interval_seconds"  # how stale the stats may be, for /healthz
+UNMATCHED_SERIES = "unmatched_series_last"  # series of the latest tick that matched no host
 
 
 def describe_error(exc: BaseException, limit: int = 200) -> str:
@@ -84,15 +85,19 @@ class LivePublisher:
         self.written: dict[str, HostStatus] = {}  # status per host as last written
         self.full_at: float | None = None  # when every host was last written (or tried)
         self.failures = 0  # consecutive failed writes; > 0 during an outage
+        self.unmatched = 0
 
     def publish(
         self,
         states: Mapping[str, HostState],
         windows: Mapping[str, Sequence[Sample]],
         tick_duration: float,
+        *,
+        unmatched: int = 0,
     ) -> None:
         """Count the tick; write every host when due, or the hosts whose status changed."""
         now = self.clock()
+        self.unmatched = unmatched
         self.ticks += 1
         self.duration_sum += tick_duration
         self.duration_last = tick_duration
@@ -166,6 +171,7 @@ class LivePublisher:
                 (TICK_DURATION_SUM, self.duration_sum),
                 (LAST_TICK, now),
                 (PUBLISH_EVERY, self.every),
+                (UNMATCHED_SERIES, self.unmatched),
             )
         ]
         with self.sessions() as session, session.begin():

@@ -109,3 +109,20 @@ def test_run_once_on_local_metrics(
     code, out, _ = run(capsys, "db", "upgrade")
     assert code == 0
     assert "newest schema" in out
+
+
+def test_an_ambiguous_series_map_is_refused_at_start(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two hosts behind one address, told apart by nothing: the engine must not guess.
+    shared = env / "shared.ini"
+    shared.write_text(
+        "web1 ansible_host=127.0.0.1 autosre_instance=127.0.0.1:9101\nweb2 ansible_host=127.0.0.1\n"
+    )
+    monkeypatch.setenv("AUTOSRE_INVENTORY", str(shared))
+    monkeypatch.setenv("AUTOSRE_PROMETHEUS_URL", "http://127.0.0.1:9")
+    code, _, err = run(capsys, "run", "--once")
+    assert code == 2
+    assert "hosts web1, web2 share the address 127.0.0.1" in err
+    assert "set autosre_instance on web2" in err
+    assert "Traceback" not in err

@@ -1,4 +1,4 @@
-"""Inventories through the real ansible-inventory: hosts, aliases, no secrets, clear errors."""
+"""Inventories through the real ansible-inventory: hosts, series map, no secrets, clear errors."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_localhost_inventory() -> None:
     assert host.address == "localhost"
     assert host.connection == "local"
     assert inventory.local_host() == "localhost"
-    assert inventory.aliases() == {"localhost": "localhost"}
+    assert dict(inventory.series_map().bare) == {"localhost": "localhost"}
 
 
 def test_lab_inventory_hosts(lab: Inventory) -> None:
@@ -51,8 +51,8 @@ def test_lab_inventory_hosts(lab: Inventory) -> None:
     assert dict(lab.hosts["web2"].labels) == {}
 
 
-def test_lab_aliases_map_address_and_name(lab: Inventory) -> None:
-    assert lab.aliases() == {
+def test_lab_series_map_address_and_name(lab: Inventory) -> None:
+    assert dict(lab.series_map().bare) == {
         "127.0.0.1": "web1",
         "web1": "web1",
         "127.0.0.2": "web2",
@@ -73,7 +73,7 @@ def test_fleet_example_has_no_local_host() -> None:
     fleet = load_inventory(SHIPPED / "fleet.example.yml")
     assert sorted(fleet.hosts) == ["web01", "web02", "web03"]
     assert fleet.local_host() is None
-    assert fleet.aliases()["10.0.1.12"] == "web02"
+    assert fleet.series_map().host_of("10.0.1.12:9100") == "web02"
 
 
 # -- secrets never enter the engine -----------------------------------------------
@@ -133,7 +133,7 @@ def test_ini_inventory(tmp_path: Path) -> None:
     inventory = load_inventory(path)
     assert sorted(inventory.hosts) == ["pg1", "web1"]
     assert inventory.hosts["pg1"].groups == ("db",)
-    assert inventory.aliases()["10.0.0.5"] == "pg1"
+    assert inventory.series_map().host_of("10.0.0.5") == "pg1"
 
 
 # -- errors ---------------------------------------------------------------------------
@@ -192,7 +192,8 @@ def listing(*names: str, hostvars: dict[str, Any] | None = None) -> dict[str, An
 
 
 @pytest.mark.parametrize(
-    "name", ["web*", "a:b", "!web", "&web", "web[1:3]", "~web.*", "-x", ".hidden", "a b", "a/b", ""]
+    "name",
+    ["web*", "a:b", "!web", "&web", "web[1:3]", "~web.*", "-x", ".hidden", "a b", "a/b", "", "w\n"],
 )
 def test_pattern_like_names_refused(name: str) -> None:
     with pytest.raises(InventoryError) as caught:
@@ -231,12 +232,63 @@ def test_empty_listing() -> None:
         parse_listing({"_meta": {"hostvars": {}}, "all": {"children": []}}, path=Path("i"))
 
 
-def test_name_wins_over_another_hosts_address() -> None:
-    # web2's address is literally "web1": the name web1 must still mean host web1.
+def test_an_address_that_is_another_hosts_name_is_refused() -> None:
+    # web2's address is literally "web1": a series labelled web1:9100 could be either.
     inventory = parse_listing(
         listing("web1", "web2", hostvars={"web2": {"ansible_host": "web1"}}), path=Path("i")
     )
-    assert inventory.aliases()["web1"] == "web1"
+    with pytest.raises(InventoryError, match=r"^i: host web2 has the address 'web1'"):
+        inventory.series_map()
+
+
+# -- series to hosts: exact, explicit, never ambiguous ------------------------------
+
+
+def _shared(**instances: str) -> Inventory:
+    """web1..web3 on one address (a lab, or hosts behind one NAT), some with autosre_instance."""
+    hostvars: dict[str, dict[str, str]] = {
+        name: {"ansible_host": "127.0.0.1"} for name in ("web1", "web2", "web3")
+    }
+    for name, instance in instances.items():
+        hostvars[name]["autosre_instance"] = instance
+    return parse_listing(listing("web1", "web2", "web3", hostvars=hostvars), path=Path("i"))
+
+
+def test_autosre_instance_matches_the_exact_label_port_included() -> None:
+    series = _shared(
+        web1="127.0.0.1:9101", web2="127.0.0.1:9102", web3="127.0.0.1:9103"
+    ).series_map()
+    assert series.host_of("127.0.0.1:9102") == "web2"
+    assert series.host_of("127.0.0.1:9103") == "web3"
+    # The shared address alone names no host, and neither does an unknown port.
+    assert series.host_of("127.0.0.1") is None
+    assert series.host_of("127.0.0.1:9104") is None
+    assert series.host_of("web2:9100") == "web2"  # names still match
+
+
+def test_hosts_sharing_an_address_without_autosre_instance_are_refused() -> None:
+    inventory = _shared(web1="127.0.0.1:9101")
+    with pytest.raises(InventoryError) as refused:
+        inventory.series_map()
+    message = str(refused.value)
+    assert message.startswith("i: hosts web1, web2, web3 share the address 127.0.0.1")
+    assert "set autosre_instance on web2, web3" in message
+
+
+def test_two_hosts_claiming_one_instance_are_refused() -> None:
+    inventory = _shared(web1="127.0.0.1:9101", web2="127.0.0.1:9101", web3="127.0.0.1:9103")
+    with pytest.raises(InventoryError, match=r"hosts web1 and web2 both set autosre_instance"):
+        inventory.series_map()
+
+
+@pytest.mark.parametrize(
+    "hostile", ["{{ lookup('pipe', 'id') }}", "a b", "x" * 400, "", ["list"], "web1:9100\n"]
+)
+def test_autosre_instance_must_look_like_an_instance_label(hostile: object) -> None:
+    with pytest.raises(InventoryError, match=r"^i: host web1: autosre_instance must be"):
+        parse_listing(
+            listing("web1", hostvars={"web1": {"autosre_instance": hostile}}), path=Path("i")
+        )
 
 
 def test_local_host_by_address() -> None:

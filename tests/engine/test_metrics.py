@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 
 from engine.metrics.local import LocalSource
 from engine.metrics.prometheus import PrometheusSource, strip_port
+from engine.metrics.series_map import HostKeys, SeriesMap
 from tests.fixtures.prometheus import (
     FakePrometheus,
     NodeExporter,
@@ -53,7 +54,7 @@ def _source(url: str, **overrides: Any) -> PrometheusSource:
     options: dict[str, Any] = {
         "url": url,
         "query": CPU_QUERY,
-        "aliases": ALIASES,
+        "series": SeriesMap.of_labels(ALIASES),
         "lookback": 15.0,
         "step": 1.0,
         "timeout": 2.0,
@@ -194,7 +195,7 @@ def test_series_mapping_merge_and_filtering(fake_prometheus: FakePrometheus) -> 
         )
     )
     aliases = {**ALIASES, "::1": "web2"}
-    source = _source(fake_prometheus.url, aliases=aliases)
+    source = _source(fake_prometheus.url, series=SeriesMap.of_labels(aliases))
     try:
         batch = source.fetch(NOW)
     finally:
@@ -298,3 +299,34 @@ def test_local_source_primed_has_data_on_the_first_fetch() -> None:
     source = LocalSource(host="web1", lookback=5.0, cpu_percent=lambda: next(readings))
     source.prime()
     assert [s.value for s in source.fetch(100.0).windows["web1"]] == [33.0]
+
+
+def test_ports_tell_hosts_on_one_address_apart_and_strays_are_told_once(
+    fake_prometheus: FakePrometheus, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The lab's shape: every host on 127.0.0.1, one exporter port each.
+    series = SeriesMap.build(
+        [
+            HostKeys("web1", "127.0.0.1", "127.0.0.1:9101"),
+            HostKeys("web2", "127.0.0.1", "127.0.0.1:9102"),
+        ]
+    )
+    answer = _matrix(
+        ({"instance": "127.0.0.1:9101"}, [[NOW, "5"]]),
+        ({"instance": "127.0.0.1:9102"}, [[NOW, "95"]]),
+        ({"instance": "127.0.0.1:9999"}, [[NOW, "50"]]),
+    )
+    fake_prometheus.script(Reply(200, answer), Reply(200, answer))
+    source = _source(fake_prometheus.url, series=series)
+    caplog.set_level(logging.WARNING, logger="autosre.metrics")
+    try:
+        first, second = source.fetch(NOW), source.fetch(NOW + 1)
+    finally:
+        source.close()
+    for batch in (first, second):
+        assert [s.value for s in batch.windows["web1"]] == [5.0]
+        assert [s.value for s in batch.windows["web2"]] == [95.0]
+        assert batch.unmatched == ("127.0.0.1:9999",)
+    told = [r.getMessage() for r in caplog.records if "match no inventory host" in r.getMessage()]
+    assert len(told) == 1
+    assert "'127.0.0.1:9999'" in told[0]

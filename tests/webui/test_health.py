@@ -56,6 +56,7 @@ def publish(
     *,
     at: float,
     durations: tuple[float, ...] = (0.5,),
+    unmatched: int = 0,
 ) -> None:
     """Publish these host states once per duration (every call writes)."""
     states = {
@@ -65,7 +66,7 @@ def publish(
     windows = {host: (Sample(host, at, 40.0),) for host in statuses}
     publisher = LivePublisher(sessions, every=0.0, clock=lambda: at)
     for duration in durations:
-        publisher.publish(states, windows, duration)
+        publisher.publish(states, windows, duration, unmatched=unmatched)
 
 
 def parse(text: str) -> Samples:
@@ -248,7 +249,7 @@ def test_metrics_match_the_rows_recorded(
         "web3": HostStatus.UNKNOWN,
         "web4": HostStatus.NORMAL,
     }
-    publish(sessions, statuses, at=now - 1, durations=(0.5, 0.25, 0.25))
+    publish(sessions, statuses, at=now - 1, durations=(0.5, 0.25, 0.25), unmatched=2)
 
     response = client.get("/metrics")  # nobody signed in
     assert response.status_code == 200
@@ -264,6 +265,7 @@ def test_metrics_match_the_rows_recorded(
     assert value(samples, "autosre_engine_tick_duration_seconds_sum") == 1.0
     assert value(samples, "autosre_engine_last_tick_duration_seconds") == 0.25
     assert value(samples, "autosre_engine_last_tick_timestamp_seconds") == pytest.approx(now - 1)
+    assert value(samples, "autosre_metrics_unmatched_series") == 2
 
     incidents = {
         status: value(samples, "autosre_incidents", status=status) for status in IncidentStatus
