@@ -30,6 +30,7 @@ from engine.incident.steps import (
     Retry,
     Run,
     Step,
+    TakeOut,
 )
 from engine.record.recorder import Recorder
 from engine.types import HostState, HostStatus, Proposal, Sample, Verdict
@@ -137,7 +138,12 @@ class StepRunner:
                 track.decision_id = None
             case Escalate(reason, status):
                 self._escalate(track, reason, status, now)
+            case TakeOut(reason):
+                self.recorder.maintenance.take_out(
+                    track.host, reason, at=now, incident_id=track.incident_id
+                )
             case Close(status, kind, message, value):
+                self._notify(track, now, "resolve", message, status)  # queued first: never lost
                 incidents.set_status(
                     track.incident_id, status, now, kind, message, value_after=value, close=True
                 )
@@ -166,17 +172,33 @@ class StepRunner:
         return decision_id
 
     def _escalate(self, track: Track, reason: str, status: IncidentStatus, now: float) -> None:
-        """Write the escalation, then page: a failed page is recorded, never fatal."""
+        """Queue the page, then write the escalation: a crash between the two pages twice at
+        worst (queueing is idempotent), never not at all; a failed queueing is recorded."""
+        self._notify(track, now, "trigger", reason, status)
         self.recorder.incidents.set_status(track.incident_id, status, now, "escalated", reason)
         track.move(Phase.ESCALATED)
         track.final_status = status
+
+    def _notify(
+        self, track: Track, now: float, event: str, reason: str, status: IncidentStatus
+    ) -> None:
+        """Hand a trigger or a resolve to the notifier (a store write, no network call)."""
+        host, incident_id, kind = track.host, track.incident_id, track.kind
         try:
-            self.notifier.escalate(host=track.host, incident_id=track.incident_id, reason=reason)
+            if event == "trigger":
+                self.notifier.escalate(
+                    host=host, incident_id=incident_id, reason=reason, kind=kind, status=status
+                )
+            else:
+                self.notifier.resolved(
+                    host=host, incident_id=incident_id, reason=reason, kind=kind, status=status
+                )
         except Exception as exc:  # a failed page must be recorded, not crash ticks
+            what = "escalation" if event == "trigger" else "resolve"
             self.recorder.journal.event(
                 now,
                 "notify_failed",
-                f"escalation not delivered: {exc}",
-                host=track.host,
-                incident_id=track.incident_id,
+                f"{what} not queued: {exc}",
+                host=host,
+                incident_id=incident_id,
             )

@@ -13,6 +13,8 @@ from flask.typing import ResponseReturnValue
 
 from engine.incident.life import IncidentStatus
 from engine.read.incidents import incident_detail, list_incidents
+from engine.read.notifications import incident_notifications
+from engine.timeutil import iso
 from webui.artifacts import (
     RUNNING,
     app_runs_dir,
@@ -129,12 +131,23 @@ def detail(incident_id: int) -> ResponseReturnValue:
     """One incident: timeline, decisions (proposal, verdict, outcome), approvals, runs."""
     incident = get_incident(incident_id)
     artifacts = {run["id"]: _artifacts(run) for run in incident["runs"]}
+    notices = [
+        {**_fields(n), "at": iso(n.created_at), "sent": iso(n.sent_at)}
+        | {"due": iso(n.next_attempt_at)}
+        for n in incident_notifications(get_sessions(), incident_id)
+    ]
     return render_template(
         "incidents/detail.html",
         incident=redact_strings(incident),  # a second line: the recorder redacts first
         artifacts=artifacts,
         stat_columns=STAT_COLUMNS,
+        notifications=redact_strings(notices),
     )
+
+
+def _fields(notice: Any) -> dict[str, Any]:
+    """A notice's fields as the template reads them (the outbox holds no secrets)."""
+    return {f: getattr(notice, f) for f in ("channel", "event", "status", "attempts", "last_error")}
 
 
 @bp.get("/incidents/<id:incident_id>/runs/<id:run_id>/artifacts.tar.gz")
