@@ -10,6 +10,7 @@
      │    ├── UserError               an account, token or password request
      │    ├── ChaosError              a chaos experiment that cannot start
      │    ├── UsageError              a command line that cannot be carried out
+ │    ├── MaintenanceError        a maintenance window or host re-enable that cannot be done
      │    └── ReplyError              a model's reply that cannot be a proposal
      ├── HostBusyError (RuntimeError) another run holds a host's lock (.host, .holder)
      ├── StoreError (RuntimeError)    the database cannot be opened, or its schema is not current
@@ -76,6 +77,10 @@ class ChaosError(InputError):
 
 class UsageError(InputError):
     """A command line that cannot be carried out."""
+
+
+class MaintenanceError(InputError):
+    """A maintenance window (or a host's re-enable) that cannot be set or ended as asked."""
 
 
 class ReplyError(InputError):

@@ -21,9 +21,11 @@ from engine.inventory import Inventory, load_inventory
 from engine.read.fleet import fleet_summary
 from engine.read.hosts import host_statuses, read_host_states, sparkline
 from engine.read.incidents import active_incident_status, list_incidents
+from engine.read.notifications import notification_counts
 from engine.signals import ANOMALIES
 from engine.types import HostStatus
 from webui.db import get_sessions, get_settings
+from webui.maintenance import holds_panel, host_marks
 from webui.security import login_required
 
 log = logging.getLogger("autosre.webui")
@@ -116,6 +118,7 @@ def host_page(page: int) -> dict[str, Any]:
     shown = ordered[(page - 1) * HOSTS_PER_PAGE : page * HOSTS_PER_PAGE]
     # Values and samples for the page only: a fleet's would be most of the time.
     published = {s.host: s for s in read_host_states(sessions, hosts=shown)}
+    marks = host_marks(shown)  # maintenance until ..., or automation off (flapping)
     rows = []
     for host in shown:
         state = published.get(host)
@@ -128,6 +131,7 @@ def host_page(page: int) -> dict[str, Any]:
                 "activity_status": active.get(host),
                 "samples": [] if state is None else sparkline(state),
                 "published": state is not None,
+                "hold": marks.get(host),
             }
         )
     return {
@@ -152,9 +156,11 @@ def summary() -> dict[str, Any]:
     """The fleet's numbers and the open incidents."""
     sessions = get_sessions()
     opened = list_incidents(sessions, status=ACTIVE_STATUSES, limit=20).items
+    outbox = notification_counts(sessions)
     return {
         "summary": fleet_summary(sessions, now=datetime.now(tz=UTC)),
         "open_rows": [incident.model_dump(mode="json") for incident in opened],
+        "notices": {s: outbox.total(s) for s in ("pending", "sent", "failed")},
     }
 
 
@@ -164,7 +170,11 @@ def index() -> ResponseReturnValue:
     """The whole dashboard; the fragments below refresh themselves every few seconds."""
     page = _page()
     return render_template(
-        "dashboard/index.html", hosts=host_page(page), poll_every=POLL_SECONDS, **summary()
+        "dashboard/index.html",
+        hosts=host_page(page),
+        poll_every=POLL_SECONDS,
+        maintenance=holds_panel(),
+        **summary(),
     )
 
 

@@ -7,6 +7,7 @@ passes the same guard, per-host locks and records as ``autosre playbook run``.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -123,6 +124,11 @@ def run(name: str) -> ResponseReturnValue:
             extra=extra,
             secret=secret,
             check=check,
+            # Runs by hand are allowed in maintenance; the confirmation says so.
+            maintenance=parts.recorder.maintenance.notes(
+                {h: parts.inventory.hosts[h] for h in hosts if h in parts.inventory.hosts},
+                time.time(),
+            ),
         )
     try:
         ident = _start(parts, name, hosts, extra, check, requested_by=g.user.name)

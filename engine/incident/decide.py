@@ -8,7 +8,7 @@ here writes to the store or calls back into the loop.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
@@ -23,15 +23,18 @@ from engine.incident.steps import (
     Retry,
     Run,
     Step,
+    TakeOut,
 )
 from engine.inventory import Inventory
 from engine.plan.situation import Planner, Situation
 from engine.policy.gate import gate
 from engine.policy.schema import Policy
+from engine.policy.suppress import FLAPPING_RULE
 from engine.types import (
     Approval,
     ApprovalStatus,
     HostHistory,
+    HostHolds,
     HostState,
     HostStatus,
     Proposal,
@@ -40,6 +43,8 @@ from engine.types import (
 )
 
 History = Callable[[str, float], HostHistory]  # (host, since) -> the host's past
+# (host, its inventory groups, now) -> its maintenance windows and flapping take-out
+Holds = Callable[[str, Collection[str], float], HostHolds]
 RETRY_AFTER = 30.0  # seconds before deciding again when the gate says "not now"
 
 
@@ -53,12 +58,14 @@ class Decider:
         inventory: Inventory,
         planner: Planner,
         history: History,
+        holds: Holds,
         workers: int = 4,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
         self.planner = planner
         self.history = history
+        self.holds = holds
         self._planning = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autosre-plan")
 
     def shutdown(self) -> None:
@@ -74,7 +81,8 @@ class Decider:
         fleet: Counter[HostStatus],
     ) -> Situation:
         """Everything the planner and the gate may look at for this incident, now."""
-        memory = self.policy.remediation.failure_memory.window
+        rem = self.policy.remediation
+        memory = max(rem.failure_memory.window, rem.flapping.window)
         host = self.inventory.hosts.get(track.host)
         return Situation(
             host=track.host,
@@ -138,7 +146,10 @@ class Decider:
         self, track: Track, proposal: Proposal, situation: Situation, now: float
     ) -> list[Step]:
         """The gate's verdict over a proposal, as the steps that carry it out."""
-        verdict = gate(proposal, situation, self.policy)
+        # Holds as the store has them now: a window set or ended while planning counts.
+        host = self.inventory.hosts.get(track.host)
+        holds = self.holds(track.host, host.groups if host else (), now)
+        verdict = gate(proposal, replace(situation, holds=holds), self.policy)
         retry = Retry(verdict.retry_at or now + RETRY_AFTER)
         key = (verdict.kind.value, verdict.rule)
         if verdict.kind in (VerdictKind.WAIT, VerdictKind.DO_NOTHING) and key == track.last_verdict:
@@ -150,6 +161,8 @@ class Decider:
         if verdict.kind is VerdictKind.AWAIT_APPROVAL and verdict.action is not None:
             expires = now + self.policy.remediation.approval_timeout
             return [decided, AskHuman(verdict.action, proposal.rationale, expires)]
+        if verdict.kind is VerdictKind.ESCALATE and verdict.rule == FLAPPING_RULE:
+            return [decided, TakeOut(verdict.reason), Escalate(verdict.reason)]
         if verdict.kind is VerdictKind.ESCALATE:
             return [decided, Escalate(verdict.reason)]
         return [decided, retry]

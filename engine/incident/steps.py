@@ -96,6 +96,13 @@ class Escalate:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeOut:
+    """Take the host out of automatic remediation (flapping) until a human re-enables it."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Close:
     """Close the incident with this status; the engine forgets it."""
 
@@ -117,5 +124,6 @@ Step = (
     | RecordVerification
     | Reopen
     | Escalate
+    | TakeOut
     | Close
 )

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.types import HostHistory, HostState, HostStatus, Proposal, Sample
+from engine.types import HostHistory, HostHolds, HostState, HostStatus, Proposal, Sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class Situation:
     samples: tuple[Sample, ...] = ()  # the host's metric window this tick
     labels: Mapping[str, str] = field(default_factory=dict)  # inventory autosre_labels
     kind: str = "high_cpu"  # the signal kind of the incident (engine/signals.py)
+    # Maintenance windows and a flapping take-out (engine/policy/suppress.py): for the gate.
+    holds: HostHolds = field(default_factory=HostHolds)
 
 
 class Planner(Protocol):

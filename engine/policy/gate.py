@@ -1,14 +1,18 @@
 """Policy: the gate that turns a proposal into a verdict, with the rule that decided.
 
 Pure and deterministic. The order of the checks is the order of authority:
-data first, then the whitelist, then the incident's and the host's history,
-then fleet-wide limits, and only then the planner's confidence.
+data first, then holds (maintenance windows, flapping), then the whitelist, then the
+incident's and the host's history, then fleet-wide limits, and only then the planner's
+confidence.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine.plan.situation import Situation, recent_failures
 from engine.policy.schema import Policy
+from engine.policy.suppress import flapping, suppression
 from engine.signals import signal_kind
 from engine.types import (
     DO_NOTHING_ACTION,
@@ -35,6 +39,10 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
             "no_data",
             overridden=action != DO_NOTHING_ACTION,
         )
+    # A hold (maintenance, a flapping take-out) beats the planner, escalations included.
+    held = suppression(situation.holds, situation.now)
+    if held is not None:
+        return replace(held, overridden=action != DO_NOTHING_ACTION)
     if action == ESCALATE_ACTION:
         return _escalate(
             f"planner asked to escalate: {proposal.rationale}", "planner", overridden=False
@@ -49,27 +57,9 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
             "whitelist",
             overridden=True,
         )
-    if len(situation.tried) >= rem.max_attempts:
-        return _escalate(
-            f"{len(situation.tried)} attempts made, the policy allows "
-            f"{rem.max_attempts} per incident",
-            "max_attempts",
-            overridden=True,
-        )
-    if action in situation.tried:
-        return _escalate(
-            f"{action} already ran in this incident without curing it",
-            "failure_memory",
-            overridden=True,
-        )
-    since = situation.now - rem.failure_memory.window
-    failures = recent_failures(situation.history, action, since=since)
-    if failures >= rem.failure_memory.max_failures:
-        return _escalate(
-            f"{action} failed {failures} times on this host recently",
-            "failure_memory",
-            overridden=True,
-        )
+    escalation = _from_history(action, situation, policy)
+    if escalation is not None:
+        return escalation
     cooldown_until = _cooldown_until(situation, rem.cooldown)
     if cooldown_until is not None and situation.now < cooldown_until:
         return Verdict(
@@ -112,6 +102,37 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
         f"{action} is whitelisted and allowed (confidence {proposal.confidence:.2f})",
         "allowed",
     )
+
+
+def _from_history(action: str, situation: Situation, policy: Policy) -> Verdict | None:
+    """The escalation the host's and the incident's past call for: flapping, too many
+    attempts, or an action that already failed; None when the past allows the action."""
+    rem = policy.remediation
+    flapped = flapping(situation.history, situation.holds, rem.flapping, situation.now)
+    if flapped is not None:
+        return flapped
+    if len(situation.tried) >= rem.max_attempts:
+        return _escalate(
+            f"{len(situation.tried)} attempts made, the policy allows "
+            f"{rem.max_attempts} per incident",
+            "max_attempts",
+            overridden=True,
+        )
+    if action in situation.tried:
+        return _escalate(
+            f"{action} already ran in this incident without curing it",
+            "failure_memory",
+            overridden=True,
+        )
+    since = situation.now - rem.failure_memory.window
+    failures = recent_failures(situation.history, action, since=since)
+    if failures >= rem.failure_memory.max_failures:
+        return _escalate(
+            f"{action} failed {failures} times on this host recently",
+            "failure_memory",
+            overridden=True,
+        )
+    return None
 
 
 def _cooldown_until(situation: Situation, cooldown: float) -> float | None:

@@ -15,6 +15,7 @@ from engine.record.audit import AuditLog
 from engine.record.decisions import DecisionRecords
 from engine.record.events import Journal
 from engine.record.incidents import IncidentRecords
+from engine.record.maintenance import MaintenanceRecords
 from engine.record.memory import EngineMemory
 from engine.record.runs import RunRecords
 from engine.record.staged_runs import StagedRunRecords
@@ -37,6 +38,7 @@ class Recorder:
         self.runs = RunRecords(self.journal)
         self.staged = StagedRunRecords(self.journal)
         self.approvals = ApprovalRecords(self.journal)
+        self.maintenance = MaintenanceRecords(self.journal)
         self.memory = EngineMemory(sessions)
 
     @property

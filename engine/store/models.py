@@ -256,3 +256,35 @@ class EngineStat(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[float]
     updated_at: Mapped[datetime]
+
+
+class MaintenanceWindowRow(Base):
+    """A maintenance window on one host or one inventory group: always with an end."""
+
+    __tablename__ = "maintenance_windows"
+    __table_args__ = (Index("ix_maintenance_windows_ends_at", "ends_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str | None] = mapped_column(String(255))  # exactly one of host, host_group
+    host_group: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))  # cli | web | api
+    created_at: Mapped[datetime]
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]  # ended early, by hand
+    ended_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class DisabledHostRow(Base):
+    """A host taken out of automatic remediation (flapping), and who re-enabled it last."""
+
+    __tablename__ = "disabled_hosts"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    disabled_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    enabled_at: Mapped[datetime | None]  # None while it stays out
+    enabled_by: Mapped[str | None] = mapped_column(String(255))
