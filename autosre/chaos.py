@@ -1,5 +1,8 @@
 """Chaos: a CPU burner that plays "a runaway nginx worker that a restart cures".
 
+(Memory and disk fillers are in autosre/chaos_fill.py, nginx-down in autosre/chaos_nginx.py;
+they share the pid watch, the SIGTERM handling and the process-group kill below.)
+
 ``burn_cpu`` loads every core (stress-ng when installed, Python spinners otherwise)
 and watches nginx's master pid: a restart (pid gone or changed) ends the burn at
 once, unless it is stubborn. The burn is always bounded in time, and every burner
@@ -82,12 +85,12 @@ def burn_cpu(
     start = time.monotonic()
     deadline = start + seconds
     reason: BurnReason = "timeout"
-    with _interrupt_on_sigterm():
+    with interrupt_on_sigterm():
         try:
             with _burners(count, seconds) as kind:
                 say(f"burning {count} cpu(s) with {kind} for {seconds:g}s (nginx pid {master})")
                 while (now := time.monotonic()) < deadline:
-                    if master is not None and _restarted(pidfile, master):
+                    if master is not None and restarted(pidfile, master):
                         if not stubborn:
                             reason = "nginx_restarted"
                             say(f"nginx master pid {master} replaced: stopping the burn")
@@ -101,7 +104,8 @@ def burn_cpu(
     return BurnOutcome(reason=reason, duration=time.monotonic() - start)
 
 
-def _restarted(pidfile: Path, master: int) -> bool:
+def restarted(pidfile: Path, master: int) -> bool:
+    """True once the master ``master`` is gone or the pidfile names another process."""
     if not pid_alive(master):
         return True
     try:
@@ -111,7 +115,9 @@ def _restarted(pidfile: Path, master: int) -> bool:
 
 
 @contextlib.contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
+
     # SIGTERM becomes KeyboardInterrupt so one path cleans up; only the main thread
     # may install handlers, elsewhere the caller owns signals.
     def handler(_signum: int, _frame: FrameType | None) -> None:
@@ -145,7 +151,7 @@ def _burners(count: int, seconds: float) -> Iterator[str]:
         try:
             yield "stress-ng"
         finally:
-            _kill_group(proc)
+            kill_group(proc)
         return
     # No stress-ng: one Python spinner per core, all in one new process group.
     # (multiprocessing would leave its resource tracker behind, or fork a threaded engine.)
@@ -162,13 +168,13 @@ def _burners(count: int, seconds: float) -> Iterator[str]:
         yield "python"
     finally:
         if spinners:
-            _kill_group(spinners[0])
+            kill_group(spinners[0])
         for spinner in spinners:
             spinner.kill()
             spinner.wait(timeout=5)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """End a burner's whole process group: SIGTERM, then SIGKILL for whatever lingers."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)

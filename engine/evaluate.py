@@ -11,6 +11,7 @@ sample counts for the step it measures (n samples of CPU busy are n steps of it)
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -92,6 +93,8 @@ def evaluate_host(
 
     if error is not None:
         return state(HostStatus.UNKNOWN, None, f"no data: {error}")
+    # A NaN compares false both ways and would read as high and never clear: not data.
+    window = [sample for sample in window if math.isfinite(sample.value)]
     if not window:
         return state(HostStatus.UNKNOWN, None, "no data: no series for this host")
     latest = window[-1]

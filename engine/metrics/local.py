@@ -1,17 +1,28 @@
 """The embedded default source: this machine, read through psutil, one sample per fetch.
 
-Each signal kind that can be read locally has a reader here (``LOCAL_READERS``).
+Each signal kind that can be read locally has a reader here (``local_reader``), which reads
+what its Prometheus query would: "higher is worse", percent. A reader that cannot read
+returns NaN, which the source drops (no data, never "normal").
 """
 
 from __future__ import annotations
 
+import http.client
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
+from engine.policy.schema import SignalRule
 from engine.types import MetricsBatch, Sample
+
+NGINX_URL = "http://127.0.0.1/"
+NGINX_PIDFILE = Path("/run/nginx.pid")
+PROBE_TIMEOUT = 1.0  # seconds: a probe runs inside the tick
 
 
 def cpu_percent() -> float:
@@ -20,7 +31,8 @@ def cpu_percent() -> float:
 
 
 class LocalSource:
-    """The embedded default: this machine's CPU through psutil, one sample per fetch."""
+    """The embedded default: one kind on this machine through a reader, one sample per fetch
+    (``cpu_percent`` is the reader, named after the first kind)."""
 
     def __init__(
         self,
@@ -43,7 +55,7 @@ class LocalSource:
         self._primed = True
 
     def fetch(self, now: float) -> MetricsBatch:
-        """Sample the CPU at ``now``; other hosts get empty windows (no data)."""
+        """Read the kind at ``now``; other hosts get empty windows (no data)."""
         value = self._cpu_percent()
         # psutil's first interval=None reading compares against nothing and is
         # meaningless; each later one averages the time since the previous call.
@@ -57,5 +69,62 @@ class LocalSource:
         return MetricsBatch(fetched_at=now, windows=windows)
 
 
-# Signal kind -> how to read it on this machine.
-LOCAL_READERS: Mapping[str, Callable[[], float]] = {"high_cpu": cpu_percent}
+def memory_used_percent() -> float:
+    """Memory in use, percent: 100 * (1 - available / total), as node_exporter's query."""
+    memory = psutil.virtual_memory()
+    return 100.0 * (1.0 - memory.available / memory.total) if memory.total else math.nan
+
+
+def disk_used_percent(path: str) -> float:
+    """Used space of the filesystem holding ``path``, percent of its size (reserved blocks
+    count as used, as ``1 - avail / size`` does); NaN when it cannot be read."""
+    try:
+        usage = psutil.disk_usage(path)
+    except OSError:
+        return math.nan
+    return 100.0 * (1.0 - usage.free / usage.total) if usage.total else math.nan
+
+
+def service_down_percent(url: str = NGINX_URL, pidfile: Path = NGINX_PIDFILE) -> float:
+    """100 when nginx's master (from its pid file) is gone or its HTTP probe fails, else 0."""
+    return 0.0 if _master_alive(pidfile) and _answers(url) else 100.0
+
+
+def _master_alive(pidfile: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text().strip())
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except (OSError, ValueError, psutil.Error):
+        return False
+
+
+def _answers(url: str) -> bool:
+    # http.client, not urllib: no proxy from the environment, no redirect followed elsewhere.
+    parts = urlsplit(url)
+    connection_class = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
+    try:
+        connection = connection_class(parts.hostname or "", parts.port, timeout=PROBE_TIMEOUT)
+        try:
+            connection.request("GET", parts.path or "/")
+            return connection.getresponse().status < 500
+        finally:
+            connection.close()
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
+
+
+def local_reader(kind: str, rule: SignalRule) -> Callable[[], float] | None:
+    """How to read a kind on this machine, with its rule's settings; None if it cannot be."""
+    if kind == "disk_full":
+        return partial(disk_used_percent, rule.path)
+    return LOCAL_READERS.get(kind)
+
+
+# Signal kind -> how to read it on this machine (disk_full needs its rule: local_reader).
+LOCAL_READERS: Mapping[str, Callable[[], float]] = {
+    "high_cpu": cpu_percent,
+    "memory_pressure": memory_used_percent,
+    "service_down": service_down_percent,
+}

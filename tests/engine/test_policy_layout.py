@@ -66,11 +66,11 @@ def test_errors_in_a_version_1_file_name_its_own_fields() -> None:
 
 def test_an_unknown_signal_kind_is_refused_naming_the_known_ones() -> None:
     data = upgrade_layout(yaml.safe_load(V1))
-    data["signals"]["disk_full"] = data["signals"]["high_cpu"]
+    data["signals"]["network_saturation"] = data["signals"]["high_cpu"]
     with pytest.raises(PolicyError) as caught:
         parse_policy(data)
     assert caught.value.field == "signals"
-    assert "disk_full" in caught.value.reason and ", ".join(SIGNALS) in caught.value.reason
+    assert "network_saturation" in caught.value.reason and ", ".join(SIGNALS) in caught.value.reason
 
 
 def test_fix_rewrites_a_version_1_file_once_and_keeps_the_old_one(tmp_path: Path) -> None:

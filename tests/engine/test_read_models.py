@@ -192,6 +192,14 @@ def test_engine_stats_and_store_counts(sessions: sessionmaker[Session]) -> None:
         "failed": 0,
     }
     assert counts.runs == {("successful", "engine"): 1}
-    assert counts.hosts == {"NORMAL": 1, "HIGH_CPU": 2, "UNKNOWN": 1}  # the seed's three, and web9
+    # The seed's three, and web9; every status is present, zero when absent.
+    assert counts.hosts == {
+        "NORMAL": 1,
+        "HIGH_CPU": 2,
+        "UNKNOWN": 1,
+        "MEMORY_PRESSURE": 0,
+        "DISK_FULL": 0,
+        "SERVICE_DOWN": 0,
+    }
     assert counts.approvals == {"pending": 1, "approved": 1, "rejected": 0, "expired": 1}
     assert counts.planner.by_outcome == {} and counts.planner.made == {}
