@@ -38,10 +38,12 @@ ERRORS = {
     400: "a query parameter or the body is invalid (the message names it)",
     401: "no valid bearer token",
     403: "the token's user lacks the role",
-    404: "no such id",
-    409: "the approval is no longer pending (decided or expired)",
+    404: "no such id (POST /api/v1/alerts: the receiver is off)",
+    409: "no longer possible: the approval is decided or expired, the window is over, "
+    "or the host is not out of automatic remediation",
     413: "the body is too large",
     415: "the body is not application/json",
+    429: "too many new alerts this minute (the policy's alerts.max_per_minute)",
 }
 DESCRIPTION = (
     "Read incidents, runs, host states and approvals; decide approvals. "
