@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN_TEST_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager nginx stress-ng \
-	chromium chromium-driver
+	chromium chromium-driver openssh-server
 DEBIAN_RUN_PACKAGES := nginx
 
-.PHONY: setup run test test-parallel lint unit bench system-packages clean
+.PHONY: setup run test test-parallel lint unit bench system-packages clean lab-up lab-down
 
 # Compiled modules and pytest's rewritten tests are cached in __pycache__ (git-ignored):
 # without the cache every process (each test worker, each CLI call, the engine) would
@@ -81,13 +81,25 @@ test: $(VENV)/.dev-stamp
 test-parallel: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not serial"
 
-## bench: MTTR vs its floor, time to act beside Monit, planner overhead, web server times
+## bench: MTTR vs its floor, time to act beside Monit, planner overhead, web server times, fleet batching
 bench: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 	$(BIN)/python -m bench.mttr
 	$(BIN)/python -m bench.peers
 	$(BIN)/python -m bench.planner
 	$(BIN)/python -m bench.web
+	$(BIN)/python -m bench.fleet
+
+## lab-up: a lab of LAB_HOSTS hosts (own namespace, cgroup, nginx, sshd) with Prometheus, in .lab/
+LAB_HOSTS ?= 4
+LAB_DIR ?= .lab
+lab-up: $(VENV)/.dev-stamp
+	@$(MAKE) --no-print-directory system-packages PACKAGES="prometheus nginx openssh-server stress-ng"
+	$(BIN)/python -m tests.lab up --hosts $(LAB_HOSTS) --dir $(LAB_DIR)
+
+## lab-down: stop every lab process, remove its cgroups and the files in .lab/
+lab-down: $(VENV)/.dev-stamp
+	$(BIN)/python -m tests.lab down --dir $(LAB_DIR)
 
 clean:
 	rm -rf $(VENV) data test-output .mypy_cache .ruff_cache

@@ -15,6 +15,12 @@ from autosre.commands.admin import (
     cmd_users_list,
     cmd_web,
 )
+from autosre.commands.chaos import (
+    cmd_chaos_disk,
+    cmd_chaos_memory,
+    cmd_chaos_nginx_down,
+    percent_arg,
+)
 from autosre.commands.common import (
     EXIT_USAGE,
     Parser,
@@ -31,6 +37,7 @@ from autosre.commands.incidents import (
     cmd_incidents_list,
     cmd_incidents_show,
 )
+from autosre.commands.maintenance import add_commands as add_maintenance_commands
 from autosre.commands.operate import (
     cmd_chaos_cpu,
     cmd_playbook_list,
@@ -45,6 +52,34 @@ from engine.incident.life import IncidentStatus
 from engine.settings import Settings, load_settings
 
 # -- parser ---------------------------------------------------------------------
+
+
+def _add_bound(parser: Parser) -> None:
+    parser.add_argument(
+        "--seconds", type=seconds_arg, default=120.0, help="upper bound (default 120)"
+    )
+
+
+def _add_chaos_kinds(csub: argparse._SubParsersAction[Parser]) -> None:
+    """The ``chaos`` subcommands of the memory, disk and service-down signal kinds."""
+    cmem = csub.add_parser("memory", help="hold memory until the service restarts")
+    cmem.add_argument("--percent", type=percent_arg, default=95.0, help="host use to reach")
+    cmem.add_argument("--service", default="nginx", help="whose restart ends it (default nginx)")
+    cmem.add_argument("--max-mb", type=positive_int, default=4096, help="refuse to hold more")
+    cmem.add_argument("--stubborn", action="store_true", help="hold on across restarts")
+    _add_bound(cmem)
+    cmem.set_defaults(func=cmd_chaos_memory)
+    cdisk = csub.add_parser("disk", help="fill a filesystem until the file is cleaned away")
+    cdisk.add_argument("--path", required=True, help="directory in a temp or lab data area")
+    cdisk.add_argument("--percent", type=percent_arg, default=95.0, help="fs use to reach")
+    cdisk.add_argument("--max-mb", type=positive_int, default=1024, help="refuse to write more")
+    cdisk.add_argument("--stubborn", action="store_true", help="write the file again if cleaned")
+    _add_bound(cdisk)
+    cdisk.set_defaults(func=cmd_chaos_disk)
+    cdown = csub.add_parser("nginx-down", help="stop nginx until something starts it")
+    cdown.add_argument("--stubborn", action="store_true", help="also break its config")
+    _add_bound(cdown)
+    cdown.set_defaults(func=cmd_chaos_nginx_down)
 
 
 def _add_approvals(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -127,13 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_approvals(sub)
     _add_accounts(sub)
+    add_maintenance_commands(sub)
 
     playbook = sub.add_parser("playbook", help="whitelisted playbooks")
     psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
     psub.add_parser("list", help="the whitelisted actions").set_defaults(func=cmd_playbook_list)
     prun = psub.add_parser("run", help="run a whitelisted playbook by hand")
     prun.add_argument("name", help="action name from the policy's whitelist")
-    prun.add_argument("--limit", required=True, help="inventory host(s), comma-separated")
+    prun.add_argument(
+        "--limit",
+        required=True,
+        help="hosts, groups or ranges like web[1:3], comma-separated (resolved and shown first)",
+    )
+    prun.add_argument(
+        "--yes", action="store_true", help="run on the hosts a group or range resolves to"
+    )
     prun.add_argument("--check", action="store_true", help="Ansible check mode: change nothing")
     prun.add_argument(
         "-e",
@@ -164,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=seconds_arg, default=120.0, help="upper bound (default 120)"
     )
     ccpu.set_defaults(func=cmd_chaos_cpu)
+    _add_chaos_kinds(csub)
 
     db = sub.add_parser("db", help="database schema")
     dsub = db.add_subparsers(dest="subcommand", required=True, parser_class=Parser)

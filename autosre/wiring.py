@@ -8,12 +8,14 @@ same pieces themselves, pointing them at their own servers.
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 
 from engine.components import Components
 from engine.errors import InventoryError
-from engine.escalate import LogNotifier
+from engine.escalate import LogNotifier, Notifier
 from engine.inventory import Inventory
 from engine.loop import Engine
 from engine.metrics import MetricsSource
@@ -26,7 +28,8 @@ from engine.plan.situation import Planner
 from engine.plan.transport import LLMTransport
 from engine.policy.schema import Policy, SignalRule
 from engine.record.live import LivePublisher
-from engine.redact import Redactor
+from engine.record.notifications import NotificationRecords
+from engine.redact import RedactingFilter, Redactor
 from engine.settings import Settings
 
 
@@ -138,7 +141,47 @@ def build_engine(
         components,
         metrics=metrics or build_metrics(settings, policy, components.inventory),
         planner=planner or build_planner(settings, policy, redactor=components.redactor),
-        notifier=LogNotifier(),
+        notifier=build_notifier(components),
         clock=clock,
         publisher=LivePublisher(components.sessions),
     )
+
+
+def build_notifier(
+    components: Components, *, env: Mapping[str, str] | None = None, start: bool = True
+) -> Notifier:
+    """The log notifier, or, with channels in the policy, the outbox notifier and its
+    delivery worker (started now, stopped by Engine.shutdown). The channels' URLs and keys
+    come from ``env`` (this process's environment): a missing one is a SettingsError."""
+    from engine.notify.deliver import DeliveryWorker  # noqa: PLC0415 - only with channels
+    from engine.notify.outbox import OutboxNotifier  # noqa: PLC0415
+    from engine.notify.secrets import channel_secrets  # noqa: PLC0415
+
+    notifications = components.policy.notifications
+    if not notifications.channels:
+        return LogNotifier()
+    secrets = channel_secrets(notifications, os.environ if env is None else env)
+    redactor = components.redactor.with_secrets(secrets.values())
+    _redact_logs(redactor)
+    records = NotificationRecords(components.recorder.journal)
+    worker = DeliveryWorker(
+        records=records, notifications=notifications, secrets=secrets, redactor=redactor
+    )
+    groups = {name: host.groups for name, host in components.inventory.hosts.items()}
+    notifier = OutboxNotifier(
+        records=records,
+        notifications=notifications,
+        groups=groups,
+        redactor=redactor,
+        worker=worker,
+    )
+    if start:
+        worker.start()
+    return notifier
+
+
+def _redact_logs(redactor: Redactor) -> None:
+    """Hide the channels' secrets in every log line too (an HTTP library's debug line may
+    carry a webhook URL): a second filter on each root handler, beside the usual one."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(redactor))

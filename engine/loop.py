@@ -23,21 +23,21 @@ from engine.components import Components
 from engine.escalate import LogNotifier, Notifier
 from engine.evaluate import Evaluator, Thresholds, log_changes
 from engine.execute.dispatch import RunDispatcher, wait_until_idle
-from engine.execute.launch import Decided, Launcher
-from engine.incident.advance import advance, after_run, recovered
+from engine.execute.launch import Launcher
+from engine.incident.advance import advance, recovered
 from engine.incident.decide import Decider
-from engine.incident.life import IncidentStatus, Phase, Track
-from engine.incident.steps import Escalate, Note, Retry, Step
+from engine.incident.life import Phase, Track
 from engine.metrics import MetricsSource
 from engine.plan.situation import Planner
 from engine.policy.schema import SignalRule
+from engine.push.inbox import Inbox
 from engine.record.live import LivePublisher
 from engine.resume import resume_tracks
+from engine.run_stage import RunStage
 from engine.signals import SignalKind, signal_kind
 from engine.types import HostState, HostStatus, Sample
 
 log = logging.getLogger("autosre.engine")
-BUSY_RETRY = 5.0  # seconds before trying a host whose lock another run holds
 POLLS_PER_STEP = 10  # ticks per scrape step while a rising window may complete
 MIN_POLL = 0.1  # seconds: never tick (one query) more often than this
 
@@ -64,6 +64,13 @@ class Watch:
     rule: SignalRule
     source: MetricsSource
     evaluator: Evaluator
+
+
+def _rank(state: HostState) -> int:
+    """How much a host's state of one kind says: anomaly > UNKNOWN > NORMAL."""
+    if state.status is HostStatus.NORMAL:
+        return 0
+    return 1 if state.status is HostStatus.UNKNOWN else 2
 
 
 class Engine:
@@ -122,10 +129,20 @@ class Engine:
             inventory=self.inventory,
             planner=planner,
             history=lambda host, since: self.recorder.memory.host_history(host, since=since),
+            holds=self.recorder.maintenance.holds,
         )
         self.steps = StepRunner(
             recorder=self.recorder, notifier=self.notifier, decider=self.decider, tracks=self.tracks
         )
+        self.run_stage = RunStage(
+            policy=policy,
+            inventory=self.inventory,
+            launcher=self.launcher,
+            dispatcher=self.runs,
+            steps=self.steps,
+            tracks=self.tracks,
+        )
+        self.inbox = Inbox.of(self.recorder.journal, policy)  # alerts pushed by Alertmanager
         self.tracks.update(
             resume_tracks(self.recorder, self.inventory.hosts, self.watches, self.clock())
         )
@@ -146,8 +163,8 @@ class Engine:
         self.decider.shutdown()
         self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
         self.stager.shutdown(timeout)
-        for watch in self.watches.values():
-            close = getattr(watch.source, "close", None)
+        for part in (*(watch.source for watch in self.watches.values()), self.notifier):
+            close = getattr(part, "close", None)  # a source's client, the notifier's worker
             if callable(close):
                 close()
 
@@ -170,29 +187,36 @@ class Engine:
             for host, state in evaluation.states.items():
                 samples = tuple(batch.windows.get(host, ()))
                 track = self.tracks.get(host)
+                # One state per host: its incident's kind; else an anomaly of any kind over no
+                # data over normal (a kind without data must not hide another one's problem).
                 if (track is None or track.kind == name) and (
-                    host not in seen or state.status is not HostStatus.NORMAL
+                    host not in seen or _rank(state) > _rank(seen[host].state)
                 ):
                     seen[host], windows[host] = Seen(state, samples, fleet), samples
-                if track is None and state.rising_since is not None:
+                if (
+                    track is None
+                    and state.rising_since is not None
+                    and not self.run_stage.settling(host, state.rising_since, now, watch.rule)
+                ):
                     rising.setdefault(host, (name, state.rising_since))
         batch_runs: Batch = defaultdict(list)
-        self._collect_finished(now)
+        self.run_stage.collect(now)
         self._advance_all(seen, now, batch_runs)
         # What is decided already (the rules planner answers at once) launches first, so a
         # slow model never holds up an action the policy allows; then a short, bounded
         # wait lets a fast model's proposals act in this same tick.
         self._judge_proposals(seen, now, batch_runs, wait_for=0.0)
-        launched = self._launch(batch_runs, now)
+        launched = self.run_stage.launch(batch_runs, now)
         if Decider.planning(self.tracks.values()):
             batch_runs = defaultdict(list)
             self._judge_proposals(seen, now, batch_runs, wait_for=self.plan_wait)
-            launched += self._launch(batch_runs, now)
-        self.stager.tick(self.tracks, rising, now)
+            launched += self.run_stage.launch(batch_runs, now)
+        unheld = self.recorder.maintenance.unheld(rising, self.inventory.hosts, now)
+        self.stager.tick(self.tracks, unheld, now)  # never staged in maintenance or taken out
         states = {host: s.state for host, s in seen.items()}
         if self.publisher:
             self.publisher.publish(states, windows, time.monotonic() - started, unmatched=unmatched)
-        due, poll = self._due(rising)
+        due, poll = self.inbox.take(now, self.tracks, *self._due(rising))  # sooner for alerts
         return TickReport(now, time.monotonic() - started, states, tuple(launched), due, poll)
 
     def _due(self, rising: Mapping[str, tuple[str, float]]) -> tuple[float | None, float]:
@@ -219,7 +243,9 @@ class Engine:
                     (w for w in self.watches.values() if present.state.status is w.kind.status),
                     None,
                 )
-                if watch is None:
+                if watch is None or self.run_stage.settling(
+                    host, present.state.since, now, watch.rule
+                ):
                     continue
                 track = self._open(watch.kind.name, present.state, now)
             assert watch is not None
@@ -259,39 +285,3 @@ class Engine:
         track = Track(incident_id, state.host, kind=kind)
         self.tracks[state.host] = track
         return track
-
-    # -- runs -----------------------------------------------------------------
-
-    def _launch(self, batch: Mapping[str, list[Track]], now: float) -> list[str]:
-        idents = []
-        for action, tracks in batch.items():
-            items = [Decided(t.host, t.incident_id, t.decision_id or 0) for t in tracks]
-            launched = self.launcher.launch(action, items, now)
-            for track in tracks:
-                if track.host in launched.started or track.host in launched.released:
-                    track.move(Phase.RUNNING)
-                elif track.host in launched.busy:
-                    track.last_verdict = None
-                    waiting: list[Step] = [
-                        Note("waiting", launched.busy[track.host]),
-                        Retry(now + BUSY_RETRY),
-                    ]
-                    self.steps.run(track, waiting, now)
-                elif launched.refused is not None:
-                    refused: list[Step] = [Escalate(launched.refused, IncidentStatus.FAILED)]
-                    self.steps.run(track, refused, now)
-            idents += [launched.ident] if launched.ident is not None else []
-            idents += launched.released.values()
-        return idents
-
-    def _collect_finished(self, now: float) -> None:
-        rem = self.policy.remediation
-        for host, result, action in self.runs.finished():
-            track = self.tracks.get(host)
-            if track is None or track.phase is not Phase.RUNNING:
-                continue
-            settle = self.policy.settle(track.kind)
-            steps = after_run(
-                track, result, action, settle=settle, verify_timeout=rem.verify_timeout
-            )
-            self.steps.run(track, steps, now)

@@ -16,6 +16,9 @@ class HostStatus(enum.StrEnum):
 
     NORMAL = "NORMAL"
     HIGH_CPU = "HIGH_CPU"
+    MEMORY_PRESSURE = "MEMORY_PRESSURE"
+    DISK_FULL = "DISK_FULL"
+    SERVICE_DOWN = "SERVICE_DOWN"
     UNKNOWN = "UNKNOWN"
 
 
@@ -179,6 +182,13 @@ class RunResult:
     ended_at: float
     stats: Mapping[str, HostRunStats] = field(default_factory=dict)
     error: str | None = None
+    # Per host, Ansible's own account of its first unreachable or failed task (redacted).
+    host_errors: Mapping[str, str] = field(default_factory=dict)
+
+    def unreachable(self, host: str) -> bool:
+        """True when Ansible could not reach this host (it did nothing there)."""
+        stats = self.stats.get(host)
+        return stats is not None and stats.unreachable > 0
 
     def host_succeeded(self, host: str) -> bool:
         """True when the run finished and this host's recap shows no failure."""
@@ -225,3 +235,37 @@ class Approval:
     decided_at: float | None = None
     decided_by: str | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A time during which the engine keeps its hands off a host, or every host of a group."""
+
+    id: int
+    host: str | None  # exactly one of host and group is set
+    group: str | None
+    reason: str
+    set_by: str
+    starts_at: float
+    ends_at: float
+    ended_at: float | None = None  # ended early, by hand
+    ended_by: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """What it covers, as people say it: "host web2" or "group web"."""
+        return f"host {self.host}" if self.host is not None else f"group {self.group}"
+
+    def active(self, now: float) -> bool:
+        """True while it holds: started, not expired, not ended early."""
+        return self.ended_at is None and self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True, slots=True)
+class HostHolds:
+    """What keeps automatic remediation off one host: its windows, and a flapping take-out."""
+
+    windows: tuple[MaintenanceWindow, ...] = ()
+    disabled_at: float | None = None  # taken out of automatic remediation (flapping)
+    disabled_reason: str = ""
+    enabled_at: float | None = None  # the last time a human re-enabled it

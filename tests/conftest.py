@@ -18,6 +18,8 @@ pytest_plugins = [
     "tests.fixtures.nginx",
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
+    "tests.fixtures.receivers",
+    "tests.lab.fixture",
 ]
 
 # Timing belongs in bench/, not in tests: on a shared machine a slow example is no failure.

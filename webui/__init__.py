@@ -20,8 +20,26 @@ from werkzeug.exceptions import HTTPException
 from engine.components import Components
 from engine.settings import MIN_SECRET_KEY_LENGTH, Settings, load_settings
 from engine.signals import SIGNALS
-from webui import api, approvals, auth, dashboard, health, incidents, playbooks, security, users
+from webui import (
+    alerts,
+    api,
+    approvals,
+    auth,
+    dashboard,
+    health,
+    incidents,
+    maintenance,
+    maintenance_api,
+    playbooks,
+    security,
+    users,
+)
 from webui.db import COMPONENTS_KEY
+
+# Nested in the API's blueprint (once, before any app registers it): /api/v1/maintenance...
+# is then documented and guarded like the rest of /api/v1.
+api.bp.register_blueprint(maintenance_api.bp)
+api.bp.register_blueprint(alerts.bp)  # POST /api/v1/alerts: Alertmanager, its own token
 
 SECRET_KEY_FILE = "web_secret_key"  # noqa: S105 - a file name
 
@@ -68,6 +86,7 @@ def create_app(
     app.register_blueprint(playbooks.bp)
     app.register_blueprint(approvals.bp)
     app.register_blueprint(users.bp)
+    app.register_blueprint(maintenance.bp)
     return app
 
 

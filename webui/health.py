@@ -26,9 +26,11 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.read.alert_events import AlertCounts
 from engine.read.engine_stats import read_engine_stats
 from engine.read.metrics import PlannerCalls, StoreCounts, read_store_counts
 from engine.read.models import EngineStats
+from engine.read.notifications import NotificationCounts
 from engine.record.live import describe_error
 from engine.timeutil import iso, to_dt
 from webui.db import get_sessions, get_settings
@@ -108,6 +110,8 @@ def _families(counts: StoreCounts) -> list[Metric]:
             "autosre_hosts", "Hosts in each state, as the engine last published.", counts.hosts
         ),
         _by_status("autosre_approvals", "Approvals in each status.", counts.approvals),
+        *_notifications(counts.notifications),
+        *_alerts(counts.alerts),
     ]
 
 
@@ -175,3 +179,53 @@ def _planner(planner: PlannerCalls) -> list[Metric]:
     for provider, (count, seconds) in planner.made.items():
         latency.add_metric([provider], count_value=count, sum_value=seconds)
     return [family, latency]
+
+
+def _notifications(counts: NotificationCounts) -> list[Metric]:
+    """The outbox: notices by channel and status, failed attempts, what still waits."""
+    total = CounterMetricFamily(
+        "autosre_notifications",
+        "Notices queued per channel, by status (pending, sent, failed for good).",
+        labels=["channel", "status"],
+    )
+    pending = GaugeMetricFamily(
+        "autosre_notifications_pending", "Notices not yet delivered.", labels=["channel"]
+    )
+    for (channel, status), count in sorted(counts.by_status.items()):
+        total.add_metric([channel, status], count)
+        if status == "pending":
+            pending.add_metric([channel], count)
+    failures = CounterMetricFamily(
+        "autosre_notification_delivery_failures",
+        "Delivery attempts that failed (receiver down, refused, too slow).",
+        labels=["channel"],
+    )
+    for channel, count in sorted(counts.failed_attempts.items()):
+        failures.add_metric([channel], count)
+    oldest = GaugeMetricFamily(
+        "autosre_notifications_oldest_pending_timestamp_seconds",
+        "When the oldest undelivered notice was queued (UNIX seconds; 0: none pending).",
+    )
+    oldest.add_metric([], counts.oldest_pending.timestamp() if counts.oldest_pending else 0.0)
+    return [total, pending, failures, oldest]
+
+
+def _alerts(counts: AlertCounts) -> list[Metric]:
+    """Alerts pushed by Alertmanager: as received, and what the engine made of them."""
+    received = CounterMetricFamily(
+        "autosre_alerts_received",
+        "Alerts posted to /api/v1/alerts, by status and outcome (accepted, ignored: mapped "
+        "to no host or watched kind, duplicate: re-sent by Alertmanager).",
+        labels=["status", "outcome"],
+    )
+    for (status, outcome), count in sorted(counts.received.items()):
+        received.add_metric([status, outcome], count)
+    events = GaugeMetricFamily(
+        "autosre_alert_events",
+        "Stored alert events by what the engine made of them (pending, joined, linked, "
+        "unconfirmed: its own metrics never showed the problem).",
+        labels=["outcome"],
+    )
+    for outcome, count in sorted(counts.by_outcome.items()):
+        events.add_metric([outcome], count)
+    return [received, events]

@@ -7,12 +7,16 @@ import getpass
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from autosre.commands.common import say, setup_logging
 from engine import __version__
+from engine.errors import UsageError
+from engine.execute.host_patterns import resolve_limit
 from engine.policy.load import fix_policy_file, load_policy, policy_layout
 from engine.policy.template_check import template_warnings
 from engine.policy.whitelist import parse_extra_vars
@@ -90,14 +94,25 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
     from autosre.wiring import load_components  # noqa: PLC0415
     from engine.execute.by_hand import run_by_hand  # noqa: PLC0415
 
-    hosts = [h.strip() for h in args.limit.split(",") if h.strip()]
     extra = parse_extra_vars(args.extra_vars or [])
     components = load_components(settings)
+    try:
+        hosts = resolve_limit(args.limit, components.inventory)
+        typed = [part.strip() for part in args.limit.split(",") if part.strip()]
+        expanded = typed != hosts  # a group or a range: show what it means before acting
+        if expanded:
+            _confirm_hosts(args.limit, hosts, args.yes)
+    except BaseException:
+        components.close()
+        raise
     user = os.environ.get("SUDO_USER") or getpass.getuser()
 
     def on_start(ident: str, run_dir: str) -> None:
         mode = " in check mode" if args.check else ""
         say(f"running {args.name}{mode} on {', '.join(hosts)} (run {ident})")
+        known = {h: components.inventory.hosts[h] for h in hosts if h in components.inventory.hosts}
+        for line in components.recorder.maintenance.notes(known, time.time()).values():
+            say(f"  note: {line}; running by hand anyway (recorded)")
         say(f"  artifacts: {run_dir}", flush=True)
 
     try:
@@ -109,6 +124,7 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
             check=args.check,
             requested_by=user,
             on_start=on_start,
+            limit=args.limit if expanded else None,
         )
     finally:
         components.close()
@@ -121,6 +137,17 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
     if result.error:
         say(f"  error: {components.redactor.text(result.error)}")
     return 0 if result.status == "successful" else 1
+
+
+def _confirm_hosts(limit: str, hosts: list[str], yes: bool) -> None:
+    """Show what --limit resolved to; go on only when the person confirms (or passed --yes)."""
+    say(f"--limit {limit!r} resolves to {len(hosts)} host(s): {', '.join(hosts)}")
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("a group or range was given: confirm its hosts with --yes")
+    if input("run on these hosts? [y/N] ").strip().lower() not in {"y", "yes"}:
+        raise UsageError("not confirmed: nothing ran")
 
 
 def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:

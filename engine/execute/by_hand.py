@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from engine.components import Components
+from engine.errors import RefusedError
+from engine.execute.blast_radius import BlastRadius
 from engine.execute.dispatch import run_ident
 from engine.policy.whitelist import build_request
 from engine.types import RunResult
@@ -22,8 +24,10 @@ def run_by_hand(
     requested_by: str,
     on_start: Callable[[str, str], None] | None = None,
     clock: Callable[[], float] = time.time,
+    limit: str | None = None,
 ) -> RunResult:
-    """Validate, lock, record, run and record again; raise RefusedError/HostBusyError first."""
+    """Validate, lock, record, run and record again; raise RefusedError/HostBusyError first.
+    ``limit``: what the person typed, when it named groups or ranges (for the record)."""
     settings = components.settings
     request = build_request(
         components.policy,
@@ -34,6 +38,15 @@ def run_by_hand(
         extra_vars=extra_vars,
         check=check,
     )
+    rem = components.policy.remediation
+    radius = BlastRadius(
+        max_concurrent=rem.max_concurrent,
+        max_group_percent=rem.max_group_percent,
+        groups={name: host.groups for name, host in components.inventory.hosts.items()},
+    )
+    too_wide = radius.too_wide(request.hosts)
+    if too_wide is not None:
+        raise RefusedError(f"{action}: {too_wide}; run it on fewer hosts at a time")
     now = clock()
     ident = run_ident(action, now)
     held = components.locks.acquire(request.hosts, f"manual run {ident} by {requested_by}")
@@ -47,6 +60,26 @@ def run_by_hand(
             requested_by=requested_by,
             at=now,
         )
+        # Allowed in maintenance, but the audit says so (the confirmation said it too).
+        hosts_held = components.recorder.maintenance.notes(
+            {h: components.inventory.hosts[h] for h in request.hosts}, now
+        )
+        if hosts_held:
+            components.recorder.journal.event(
+                now,
+                "manual_run_in_maintenance",
+                f"{requested_by} ran {action} by hand: " + "; ".join(hosts_held.values()),
+                run_id=run_id,
+                data={"by": requested_by, "hosts": sorted(hosts_held)},
+            )
+        if limit is not None:
+            components.recorder.journal.event(
+                now,
+                "manual_run_hosts",
+                f"{requested_by}'s --limit {limit!r} resolved to {', '.join(request.hosts)}",
+                run_id=run_id,
+                data={"by": requested_by, "limit": limit, "hosts": list(request.hosts)},
+            )
         if on_start is not None:
             on_start(ident, str(run_dir))
         try:

@@ -1,7 +1,9 @@
 """Run playbooks off the tick: a small worker pool, a queue of finished runs, cancel on stop.
 
 The tick hands a validated, recorded request here and goes on; the run's end is
-recorded by the worker, and the tick picks up the result on its next pass.
+recorded by the worker, and the tick picks up the result on its next pass. A host of a
+batch that Ansible cannot reach is reported as soon as its event arrives, not when the
+batch's slowest host finishes.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from engine.execute.host_outcomes import HostEnd
 from engine.execute.locks import HeldLocks
 from engine.execute.runner import Executor
 from engine.record.recorder import Recorder
-from engine.types import RunRequest, RunResult
+from engine.types import HostRunStats, RunRequest, RunResult
 
 log = logging.getLogger("autosre.engine")
 
@@ -56,6 +59,8 @@ class RunDispatcher:
         self._futures: set[Future[None]] = set()
         self._finished: queue.SimpleQueue[tuple[str, RunResult, str]] = queue.SimpleQueue()
         self._cancel = threading.Event()
+        self._reported: dict[str, set[str]] = {}  # run ident -> hosts whose end is reported
+        self._mutex = threading.Lock()
 
     def start(
         self, request: RunRequest, *, ident: str, run_id: int, locks: Sequence[HeldLocks]
@@ -67,8 +72,16 @@ class RunDispatcher:
 
     def _run(self, request: RunRequest, ident: str, run_id: int, locks: list[HeldLocks]) -> None:
         started = self.clock()
+        with self._mutex:
+            self._reported[ident] = set()
+
+        def unreachable(end: HostEnd) -> None:
+            self._host_ended(request, ident, started, end)
+
         try:
-            result = self.executor.run(request, ident=ident, cancel=self._cancel)
+            result = self.executor.run(
+                request, ident=ident, cancel=self._cancel, on_unreachable=unreachable
+            )
         except Exception as exc:  # an executor bug must still end the run record
             result = RunResult(ident, "error", None, "", started, self.clock(), {}, str(exc))
         finally:
@@ -86,8 +99,31 @@ class RunDispatcher:
             result.rc,
             result.ended_at - result.started_at,
         )
+        with self._mutex:
+            reported = self._reported.pop(result.ident, set())
         for host in request.hosts:
-            self._finished.put((host, result, request.action))
+            if host not in reported:
+                self._finished.put((host, result, request.action))
+
+    def _host_ended(self, request: RunRequest, ident: str, started: float, end: HostEnd) -> None:
+        """One host of a run in flight is done (unreachable): report it now, once."""
+        with self._mutex:
+            reported = self._reported.get(ident)
+            if reported is None or end.host in reported or end.host not in request.hosts:
+                return
+            reported.add(end.host)
+        log.warning("run %s: %s %s", ident, end.host, end.describe())
+        result = RunResult(
+            ident,
+            "failed",
+            None,
+            "",
+            started,
+            end.at,
+            {end.host: HostRunStats(unreachable=1)},
+            host_errors={end.host: end.describe()},
+        )
+        self._finished.put((end.host, result, request.action))
 
     @property
     def cancel(self) -> threading.Event:

@@ -23,12 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from ansible_runner.interface import init_runner
 
+from engine.execute.host_outcomes import HostEnd, HostOutcomes
 from engine.execute.redaction import CommandRedaction, LiveRedaction, scrub_run_dir
 from engine.execute.results import host_stats
 from engine.execute.vars_file import cmdline, write_vars_file
@@ -56,10 +57,16 @@ _RUNNER_KEYS = (
     "RUNNER_OMIT_EVENTS",
     "RUNNER_ONLY_FAILED_EVENTS",
 )
+# A batch works on all its hosts at once (Ansible's default is 5 forks: a 50-host batch
+# would take ten rounds per task); past this, one engine's own CPU would be the limit.
+MAX_FORKS = 50
 # Settings the engine gives every run.
 _ANSIBLE_SETTINGS = {
     "ANSIBLE_NOCOLOR": "1",
-    "ANSIBLE_HOST_KEY_CHECKING": "False",
+    # ansible-runner turns host key checking off unless told otherwise; a remediation
+    # engine must not trust whoever answers on a host's address. Ansible's own default is
+    # on; an inventory can still say `ansible_host_key_checking=false` for itself.
+    "ANSIBLE_HOST_KEY_CHECKING": "True",
     "ANSIBLE_RETRY_FILES_ENABLED": "False",
 }
 
@@ -68,9 +75,15 @@ class Executor(Protocol):
     """Runs one validated request and reports what happened; never raises for run failures."""
 
     def run(
-        self, request: RunRequest, *, ident: str, cancel: threading.Event | None = None
+        self,
+        request: RunRequest,
+        *,
+        ident: str,
+        cancel: threading.Event | None = None,
+        on_unreachable: Callable[[HostEnd], None] | None = None,
     ) -> RunResult:
-        """Run ``request`` as run ``ident``; setting ``cancel`` stops it early."""
+        """Run ``request`` as run ``ident``; setting ``cancel`` stops it early;
+        ``on_unreachable`` hears of each host Ansible cannot reach as soon as it knows."""
 
 
 class AnsibleRunnerExecutor:
@@ -99,7 +112,12 @@ class AnsibleRunnerExecutor:
         return self._runs_dir
 
     def run(
-        self, request: RunRequest, *, ident: str, cancel: threading.Event | None = None
+        self,
+        request: RunRequest,
+        *,
+        ident: str,
+        cancel: threading.Event | None = None,
+        on_unreachable: Callable[[HostEnd], None] | None = None,
     ) -> RunResult:
         """Run the request's playbook against its hosts; errors become status "error"."""
         started = time.time()
@@ -107,6 +125,7 @@ class AnsibleRunnerExecutor:
         artifact_dir = private_dir / "artifacts" / ident
         redactor = self._redactor.with_secrets(_secret_values(request))
         stats: dict[str, HostRunStats] = {}
+        outcomes: HostOutcomes | None = None
 
         def finish(status: str, rc: int | None = None, error: str | None = None) -> RunResult:
             return RunResult(
@@ -118,6 +137,7 @@ class AnsibleRunnerExecutor:
                 ended_at=time.time(),
                 stats=stats,
                 error=None if error is None else redactor.text(error),
+                host_errors=_host_errors(outcomes),
             )
 
         problem = _check_request(request, ident)
@@ -142,12 +162,17 @@ class AnsibleRunnerExecutor:
         status, rc, error = "error", None, None  # until runner says otherwise
         try:
             write_vars_file(vars_file, request.extra_vars)
+            outcomes = HostOutcomes(
+                LiveRedaction(redactor, partials=scratch, stdout=artifact_dir / "stdout"),
+                on_unreachable=on_unreachable,
+            )
             runner = init_runner(
                 private_data_dir=str(private_dir),
                 ident=ident,
                 playbook=request.playbook,
                 inventory=str(self._inventory_path),
                 limit=",".join(request.hosts),
+                forks=min(len(request.hosts), MAX_FORKS),
                 cmdline=cmdline(vars_file, check=request.check),
                 envvars=self._runner_env(),
                 settings=dict(_RUNNER_SETTINGS),
@@ -155,9 +180,7 @@ class AnsibleRunnerExecutor:
                 quiet=True,
                 # Always pass a callback: without one, runner installs signal handlers.
                 cancel_callback=should_cancel,
-                event_handler=LiveRedaction(
-                    redactor, partials=scratch, stdout=artifact_dir / "stdout"
-                ),
+                event_handler=outcomes,
                 status_handler=CommandRedaction(redactor, artifact_dir / "command"),
             )
             runner.config.env = self._child_env(runner.config.env, request.env, scratch)
@@ -210,6 +233,12 @@ def _check_request(request: RunRequest, ident: str) -> str | None:
     if not Path(request.playbook).is_absolute():
         return f"playbook path must be absolute: {request.playbook!r}"
     return None
+
+
+def _host_errors(outcomes: HostOutcomes | None) -> dict[str, str]:
+    """Each host's first unreachable or failed task, as the record shows it."""
+    ends = outcomes.ends if outcomes is not None else {}
+    return {host: end.describe() for host, end in ends.items()}
 
 
 def _secret_values(request: RunRequest) -> list[str]:

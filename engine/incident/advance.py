@@ -13,7 +13,7 @@ from engine.incident.life import IncidentStatus, Phase, Track
 from engine.incident.steps import Close, Escalate, Note, Plan, RecordVerification, Reopen, Step
 from engine.policy.schema import SignalRule
 from engine.signals import signal_kind
-from engine.types import HostState, HostStatus, RunResult, Sample
+from engine.types import HostState, HostStatus, RunResult, Sample, Verification
 from engine.verify import check_recovery, unverifiable
 
 
@@ -31,18 +31,24 @@ def advance(
     if track.phase in (Phase.RUNNING, Phase.PLANNING, Phase.AWAITING_APPROVAL, Phase.CLOSED):
         return []  # the run, the planner or the human answers; approvals are decide's
     if track.phase is Phase.ESCALATED:
-        if state.status is HostStatus.NORMAL:
+        fresh = not track.tried or _since_run(track, state, samples, now, rule) is not None
+        if state.status is HostStatus.NORMAL and fresh:
             message = f"host recovered after escalation: {state.reason}"
             return [Close(track.final_status, "recovered", message, state.value)]
         return []
     if track.phase is Phase.VERIFYING:
         return verify(track, state, samples, now, rule)
     if state.status is HostStatus.NORMAL:
-        if recovered(state, rule):
-            how = "after remediation" if track.tried else "before any action"
-            message = f"recovered {how}: {state.reason}"
+        if not recovered(state, rule):
+            return []  # not sustained high, but not below clear either: keep watching
+        if not track.tried:
+            message = f"recovered before any action: {state.reason}"
             return [Close(IncidentStatus.RESOLVED, "resolved", message, state.value)]
-        return []  # not sustained high, but not below clear either: keep watching
+        check = _since_run(track, state, samples, now, rule)
+        if check is None:
+            return []  # the run's own samples prove nothing: wait for fresh ones
+        message = f"recovered after remediation: {check.reason.removeprefix('recovered: ')}"
+        return [Close(IncidentStatus.RESOLVED, "resolved", message, check.value)]
     if state.status is HostStatus.UNKNOWN:
         if track.noted_unknown:
             return []
@@ -52,12 +58,21 @@ def advance(
     return [Plan()] if now >= track.retry_at else []
 
 
-def verify(
+def _since_run(
     track: Track, state: HostState, samples: Sequence[Sample], now: float, rule: SignalRule
-) -> list[Step]:
-    """Judge a finished run on fresh data: resolve, decide again, or fail to a human."""
+) -> Verification | None:
+    """After any run (even one that failed or timed out), a close needs the same proof as a
+    verification: samples from after the run's settle time, below clear. None: not yet."""
+    check = _fresh_check(track, state, samples, now, rule)
+    return check if check is not None and check.recovered else None
+
+
+def _fresh_check(
+    track: Track, state: HostState, samples: Sequence[Sample], now: float, rule: SignalRule
+) -> Verification | None:
+    """The verification of the track's last run on this tick's samples (None: not yet)."""
     kind = signal_kind(track.kind)
-    check = check_recovery(
+    return check_recovery(
         state,
         samples,
         clean_from=track.run_ended + rule.step,
@@ -67,6 +82,14 @@ def verify(
         measure=kind.measure,
         unit=kind.unit,
     )
+
+
+def verify(
+    track: Track, state: HostState, samples: Sequence[Sample], now: float, rule: SignalRule
+) -> list[Step]:
+    """Judge a finished run on fresh data: resolve, decide again, or fail to a human."""
+    kind = signal_kind(track.kind)
+    check = _fresh_check(track, state, samples, now, rule)
     if check is None and now < track.verify_deadline:
         return []
     if check is None:
@@ -94,10 +117,23 @@ def after_run(
     """A run ended: verify it once fresh data comes if it worked on this host, else decide again."""
     track.tried.append(action)
     track.run_ended = result.ended_at
+    track.verify_after = result.ended_at + settle  # any later close reads data from after it
+    if result.unreachable(track.host):
+        # Nothing ran there, and no other rung would reach it either: a human must look.
+        why = result.host_errors.get(track.host) or f"unreachable (run {result.status})"
+        return [
+            Escalate(
+                f"{action} could not reach {track.host}: {why}; the ladder stops here",
+                IncidentStatus.FAILED,
+            )
+        ]
     if result.host_succeeded(track.host):
         track.move(Phase.VERIFYING)
-        track.verify_after = result.ended_at + settle
         track.verify_deadline = track.verify_after + verify_timeout
         return []
-    message = f"{action} did not complete on {track.host} ({result.status}); deciding again"
+    detail = result.host_errors.get(track.host)
+    message = (
+        f"{action} did not complete on {track.host} ({result.status}"
+        f"{': ' + detail if detail else ''}); deciding again"
+    )
     return [Reopen("run_failed", message)]

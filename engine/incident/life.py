@@ -109,7 +109,8 @@ PHASE_MOVES: Mapping[Phase, frozenset[Phase]] = {
     ),
     Phase.PLANNING: frozenset({Phase.DECIDING}),
     Phase.AWAITING_APPROVAL: frozenset({Phase.DECIDING, Phase.ESCALATED, Phase.CLOSED}),
-    Phase.RUNNING: frozenset({Phase.VERIFYING, Phase.DECIDING}),
+    # ESCALATED: the run could not reach the host, so no other rung would either.
+    Phase.RUNNING: frozenset({Phase.VERIFYING, Phase.DECIDING, Phase.ESCALATED}),
     Phase.VERIFYING: frozenset({Phase.DECIDING, Phase.ESCALATED, Phase.CLOSED}),
     Phase.ESCALATED: frozenset({Phase.CLOSED}),
     Phase.CLOSED: frozenset(),

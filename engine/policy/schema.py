@@ -17,6 +17,9 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from engine.durations import format_duration, parse_duration
+from engine.policy.hold_settings import Flapping, MaintenanceLimits
+from engine.policy.notify_schema import Notifications
+from engine.policy.push_schema import Alerts
 from engine.settings import is_engine_variable
 from engine.signals import SIGNALS
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION
@@ -49,9 +52,13 @@ class SignalRule(_Strict):
     step: Seconds = Field(gt=0, description="scrape interval / query resolution")
     stale_after: Seconds | None = Field(None, description="latest sample older than this: UNKNOWN")
     ladder: list[str] = Field(min_length=1, description="actions tried in order, then escalate")
+    # Read without Prometheus (engine/metrics/local.py): the filesystem disk_full measures.
+    path: str = Field("/", pattern=r"^/[^\x00]*$", description="absolute path, local reads only")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if ".." in Path(self.path).parts:
+            raise ValueError(f"path {self.path!r} must not contain '..'")
         if self.clear >= self.trigger:
             raise ValueError(f"clear ({self.clear}) must be below trigger ({self.trigger})")
         if self.stale_after is not None and self.stale_after < self.step:
@@ -164,6 +171,8 @@ class Remediation(_Strict):
     cooldown: Seconds = 600.0
     max_attempts: int = Field(3, ge=1, le=20)
     max_concurrent: int = Field(5, ge=1)
+    # Of any inventory group, at most this share (and at least one host) at once.
+    max_group_percent: float = Field(50.0, gt=0, le=100)
     auto_execute_confidence: float = Field(0.8, ge=0, le=1)
     # Between approval_confidence and auto_execute_confidence a human must approve;
     # below it the policy's low_confidence choice applies.
@@ -177,6 +186,9 @@ class Remediation(_Strict):
     # window, held at the playbook's release point until the verdict (engine/execute/
     # staging.py); only playbooks with a release point are ever staged.
     stage_runs: bool = True
+    # Deterministic holds (engine/policy/suppress.py): flapping hosts, maintenance windows.
+    flapping: Flapping = Flapping()
+    maintenance: MaintenanceLimits = MaintenanceLimits()
 
 
 class Policy(_Strict):
@@ -186,6 +198,8 @@ class Policy(_Strict):
     signals: dict[str, SignalRule] = Field(min_length=1)
     actions: dict[str, ActionSpec] = Field(min_length=1)
     remediation: Remediation = Remediation()
+    notifications: Notifications = Notifications()
+    alerts: Alerts = Alerts()
 
     @field_validator("signals", mode="before")
     @classmethod

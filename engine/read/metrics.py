@@ -15,8 +15,10 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.incident.life import IncidentStatus
+from engine.read.alert_events import AlertCounts, alert_counts_in
 from engine.read.engine_stats import engine_stats_in
 from engine.read.models import EngineStats
+from engine.read.notifications import NotificationCounts, notification_counts_in
 from engine.store.models import ApprovalRow, Decision, HostStateRow, Incident, PlaybookRun
 from engine.types import ApprovalStatus, HostStatus
 
@@ -39,6 +41,8 @@ class StoreCounts:
     planner: PlannerCalls
     hosts: dict[str, int]  # by published status
     approvals: dict[str, int]  # by status as of now (pending past its time: expired)
+    notifications: NotificationCounts  # the outbox (engine/read/notifications.py)
+    alerts: AlertCounts  # pushed by Alertmanager (engine/read/alert_events.py)
 
 
 def read_store_counts(sessions: sessionmaker[Session], *, now: datetime) -> StoreCounts:
@@ -51,6 +55,8 @@ def read_store_counts(sessions: sessionmaker[Session], *, now: datetime) -> Stor
             planner=_planner(session),
             hosts=_counts(session, HostStateRow.status, HostStatus),
             approvals=_approvals(session, now),
+            notifications=notification_counts_in(session),
+            alerts=alert_counts_in(session),
         )
 
 

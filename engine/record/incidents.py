@@ -66,9 +66,12 @@ class IncidentRecords:
         with journal.sessions() as session:
             incident = session.get_one(Incident, incident_id)
             check_status_move(incident.status, status)
+            # Closing in the status it already has (an escalated incident whose host later
+            # recovered) keeps the summary that says why it was escalated; the event tells the rest.
+            if not (close and incident.status == status):
+                incident.summary = journal.text(message)
             incident.status = status
             incident.updated_at = to_dt(at)
-            incident.summary = journal.text(message)
             if value_after is not None:
                 incident.cpu_after = value_after
             if close and incident.closed_at is None:

@@ -99,7 +99,12 @@ class RunRecords:
                         result.ended_at,
                         "run_ended",
                         f"{run.action} {'succeeded' if ok else 'failed'} on {decision.host} "
-                        f"(run {result.status}, rc {result.rc})",
+                        f"(run {result.status}, rc {result.rc})"
+                        + (
+                            f": {result.host_errors[decision.host]}"
+                            if decision.host in result.host_errors
+                            else ""
+                        ),
                         host=decision.host,
                         incident_id=decision.incident_id,
                         run_id=run_id,

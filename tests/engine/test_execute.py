@@ -333,3 +333,23 @@ def test_events_and_stdout_are_redacted_before_they_reach_the_run_dir(
     forms = encodings(secret) | encodings("engine-known-5521")
     assert not [form for form in forms if form in content]
     assert not list(run_dir.rglob("*-partial.json"))
+
+
+def test_a_batch_works_on_all_its_hosts_at_once_and_names_each_failure(
+    executor: AnsibleRunnerExecutor, tmp_path: Path
+) -> None:
+    # Ansible's default of 5 forks would make a batch of many hosts go round by round.
+    path = playbook(
+        tmp_path, "    - ansible.builtin.fail:\n        msg: boom on {{ inventory_hostname }}\n"
+    )
+    both = RunRequest(action="test", playbook=path, hosts=(HOST, "other-host"))
+
+    result = executor.run(both, ident="batch-1")
+
+    command = json.loads((Path(result.artifact_dir) / "command").read_text())
+    forks = command["command"][command["command"].index("--forks") + 1]
+    assert forks == "2"
+    assert result.host_errors == {
+        HOST: f"failed at task 'ansible.builtin.fail': boom on {HOST}",
+        "other-host": "failed at task 'ansible.builtin.fail': boom on other-host",
+    }

@@ -252,3 +252,95 @@ def test_restart_after_a_crash_never_reruns_blindly(lab: Lab) -> None:
     assert engine.wait_idle(60)
     runs = list_runs(lab.sessions)
     assert [r["action"] for r in reversed(runs)] == ["first_fix", "second_fix"]
+
+
+def test_a_wave_decided_in_one_tick_starts_at_most_max_concurrent(tmp_path: Path) -> None:
+    # The gate counts incidents already remediating, which is none for hosts decided
+    # together: the launch itself must hold the line.
+    lab = Lab(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text().replace("max_concurrent: 5", "max_concurrent: 2"))
+    lab.components = Components(lab.settings, sessions=lab.sessions)
+    engine = lab.engine()
+    try:
+        lab.values.update(web1=95.0, web2=96.0, web3=97.0)
+        engine.tick()
+        (run,) = list_runs(lab.sessions)
+        assert len(run["hosts"]) == 2
+        (left,) = {"web1", "web2", "web3"} - set(run["hosts"])
+        assert lab.status(left) == "open"
+        events = incident_detail(lab.sessions, lab.incidents(left)[0]["id"])["timeline"]
+        waiting = [e["message"] for e in events if e["kind"] == "waiting"]
+        assert waiting == [
+            "2 hosts already being remediated (max_concurrent 2): waiting for a slot"
+        ]
+        assert engine.wait_idle(60)
+        lab.values.update(dict.fromkeys(run["hosts"], 10.0))  # the first two are cured
+        lab.tick_until(engine, "the third host's run", lambda: len(list_runs(lab.sessions)) == 2)
+        assert list_runs(lab.sessions)[0]["hosts"] == [left]
+    finally:
+        engine.shutdown()
+
+
+def test_a_run_that_timed_out_closes_only_on_samples_from_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cure may land before the timeout (nginx restarted, then the play hung): the
+    # close must still rest on samples taken after the run, like any verification.
+    hang = (
+        "- name: Hang\n  hosts: all\n  gather_facts: false\n  tasks:\n"
+        "    - name: Hang past the timeout\n      ansible.builtin.command: sleep 30\n"
+        "      changed_when: true\n"
+    )
+    monkeypatch.setitem(PLAYBOOKS, "hang.yml", hang)
+    lab = Lab(tmp_path, first="hang.yml")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text().replace("timeout: 60s}", "timeout: 2s}", 1))
+    lab.components = Components(lab.settings, sessions=lab.sessions)
+    engine = lab.engine()
+    try:
+        lab.values.update(web1=95.0)
+        engine.tick()
+        lab.values.update(web1=10.0)  # cured while the run still hangs
+        assert engine.wait_idle(60)
+        (run,) = list_runs(lab.sessions)
+        assert run["status"] == "timeout"
+        ended = lab.clock()
+        lab.tick_until(engine, "web1 closed", lambda: lab.status("web1") == "resolved")
+        incident = lab.incidents("web1")[0]
+        assert incident["summary"].startswith("recovered after remediation: median cpu 10.0%")
+        assert "since the run ended" in incident["summary"]
+        settle = lab.policy.settle("high_cpu")
+        closed = incident_detail(lab.sessions, incident["id"])["closed_at"]
+        assert closed is not None
+        assert lab.clock() - 1.0 >= ended + settle
+    finally:
+        engine.shutdown()
+
+
+def test_a_runs_own_load_does_not_open_a_new_incident(tmp_path: Path) -> None:
+    # The run's CPU reads on its own host; a high run that began before the run settled
+    # counts only once it has lasted a sustain window after the settle.
+    lab = Lab(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(policy.read_text().replace("sustain: 0s", "sustain: 4s"))
+    lab.components = Components(lab.settings, sessions=lab.sessions)
+    engine = lab.engine()
+    try:
+        lab.values.update(web1=95.0)
+        lab.tick_until(engine, "a run on web1", lambda: len(list_runs(lab.sessions)) == 1)
+        assert engine.wait_idle(60)
+        lab.values.update(web1=10.0)
+        lab.tick_until(engine, "web1 resolved", lambda: lab.status("web1") == "resolved")
+        # Now web1's samples read high again: its CPU during the run (the scripted source
+        # replays one value for the whole window, as a long rate window would).
+        quiet = engine.run_stage.quiet_until["web1"]
+        lab.values.update(web1=90.0)
+        while lab.clock() < quiet + 3.0:
+            engine.tick()
+            lab.clock.advance(1.0)
+        assert len(lab.incidents("web1")) == 1  # not a new incident on the run's own load
+        # Still high a whole sustain window after the settle: that is a real problem.
+        lab.tick_until(engine, "a second incident", lambda: len(lab.incidents("web1")) == 2)
+    finally:
+        engine.shutdown()

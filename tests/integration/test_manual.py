@@ -75,7 +75,13 @@ def test_check_mode_changes_nothing(env: dict[str, str], nginx_service: Any) -> 
 REFUSALS = [
     (["wipe_disk", "--limit", "web1"], "'wipe_disk' is not a whitelisted action"),
     (["restart_nginx", "--limit", "db9"], "not in the inventory"),
-    (["restart_nginx", "--limit", "web1,'all'"], "not in the inventory"),
+    (["restart_nginx", "--limit", "web1,'all'"], "only host names, group names and ranges"),
+    (["restart_nginx", "--limit", "all"], "not in the inventory"),
+    (["restart_nginx", "--limit", "web*"], "only host names, group names and ranges"),
+    (["restart_nginx", "--limit", "web1:&web2"], "only host names, group names and ranges"),
+    (["restart_nginx", "--limit", "web[3:9]"], "the range names no inventory host"),
+    # A range resolves to hosts that a person must see and confirm (no terminal here).
+    (["restart_nginx", "--limit", "web[1:2]"], "confirm its hosts with --yes"),
     (["restart_nginx", "--limit", "web1", "-e", "ansible_host=evil"], "is not allowed"),
     (
         ["restart_nginx", "--limit", "web1", "-e", "nginx_health_url=http://x/;rm -rf /"],

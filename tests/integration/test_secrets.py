@@ -51,7 +51,8 @@ def found(canaries: Iterable[str], text: str) -> list[str]:
 def policy_with(tmp_path: Path, actions: dict[str, Any]) -> Path:
     data = yaml.safe_load((ROOT / "policies" / "lab.yaml").read_text(encoding="utf-8"))
     data["actions"] = actions
-    data["signals"]["high_cpu"]["ladder"] = list(actions)
+    # Only high_cpu: the other kinds' ladders name actions this policy does not have.
+    data["signals"] = {"high_cpu": {**data["signals"]["high_cpu"], "ladder": list(actions)}}
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -309,7 +309,14 @@ def test_metrics_match_the_rows_recorded(
     assert value(samples, f"{latency}_sum", provider="openai") == pytest.approx(0.25)
 
     hosts = {status: value(samples, "autosre_hosts", status=status) for status in HostStatus}
-    assert hosts == {"NORMAL": 2.0, "HIGH_CPU": 1.0, "UNKNOWN": 1.0}
+    assert hosts == {
+        "NORMAL": 2.0,
+        "HIGH_CPU": 1.0,
+        "UNKNOWN": 1.0,
+        "MEMORY_PRESSURE": 0.0,
+        "DISK_FULL": 0.0,
+        "SERVICE_DOWN": 0.0,
+    }
 
     approvals = {
         status: value(samples, "autosre_approvals", status=status)
