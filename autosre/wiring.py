@@ -20,7 +20,7 @@ from engine.inventory import Inventory
 from engine.loop import Engine
 from engine.metrics import MetricsSource
 from engine.metrics.local import LocalSource, local_reader
-from engine.metrics.prometheus import PrometheusSource
+from engine.metrics.prometheus import Outage, PrometheusSource
 from engine.metrics.series_map import SeriesMap
 from engine.plan.llm import LLMPlanner
 from engine.plan.rules import RulesPlanner
@@ -50,8 +50,9 @@ def build_metrics(
     else this host through psutil."""
     # Built once, before any source: an ambiguous inventory is refused at start.
     series = inventory.series_map() if settings.prometheus_url else None
+    outage = Outage()  # one server for every kind: its outage is told once
     return {
-        kind: _source(kind, rule, settings, inventory, series)
+        kind: _source(kind, rule, settings, inventory, series, outage)
         for kind, rule in policy.signals.items()
     }
 
@@ -62,12 +63,14 @@ def _source(
     settings: Settings,
     inventory: Inventory,
     series: SeriesMap | None,
+    outage: Outage,
 ) -> MetricsSource:
     if settings.prometheus_url and series is not None:
         return PrometheusSource(
             url=settings.prometheus_url,
             query=rule.promql,
             series=series,
+            outage=outage,
             lookback=rule.lookback,
             step=rule.step,
             label=rule.label,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -37,6 +38,29 @@ class _MalformedAnswerError(InputError):
     """The server answered, but not with a range-query matrix of numbers."""
 
 
+class Outage:
+    """One server's outage, shared by the sources that query it (one per signal kind), so
+    that it is told once, not once per kind."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def begin(self, now: float) -> bool:
+        """Note a failure; True only for the first one of an outage."""
+        with self._lock:
+            if self._since is not None:
+                return False
+            self._since = now
+            return True
+
+    def end(self, now: float) -> float | None:
+        """Note an answer; the outage's length if one just ended, else None."""
+        with self._lock:
+            since, self._since = self._since, None
+        return None if since is None else now - since
+
+
 class PrometheusSource:
     """Reads one range query per tick from Prometheus and maps series to hosts."""
 
@@ -51,6 +75,7 @@ class PrometheusSource:
         label: str = "instance",
         timeout: float = 5.0,
         client: PrometheusConnect | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self._url = redact_url(url)  # shown in logs: never with its password
         self._query = query
@@ -70,7 +95,7 @@ class PrometheusSource:
                 url=url, session=self._session, retry=Retry(total=0, read=False), timeout=timeout
             )
         self._client = client
-        self._outage_since: float | None = None
+        self._outage = outage or Outage()
 
     def fetch(self, now: float) -> MetricsBatch:
         """Query [now - lookback, now]; on any failure every host gets an empty window."""
@@ -98,13 +123,9 @@ class PrometheusSource:
             )
         except _MalformedAnswerError as exc:
             return self._failed(now, f"malformed answer: {exc}")
-        if self._outage_since is not None:
-            log.info(
-                "prometheus at %s answers again after %.1fs of outage",
-                self._url,
-                now - self._outage_since,
-            )
-            self._outage_since = None
+        lasted = self._outage.end(now)
+        if lasted is not None:
+            log.info("prometheus at %s answers again after %.1fs of outage", self._url, lasted)
         self._tell_unmatched(unmatched)
         return MetricsBatch(fetched_at=now, windows=windows, unmatched=unmatched)
 
@@ -132,14 +153,13 @@ class PrometheusSource:
 
     def _failed(self, now: float, reason: str) -> MetricsBatch:
         reason = reason[:_MAX_REASON]
-        if self._outage_since is None:
+        if self._outage.begin(now):
             # Once per outage: a dead server must not write a warning every tick.
             log.warning(
                 "prometheus unreachable at %s: %s; all hosts UNKNOWN until it answers",
                 self._url,
                 reason,
             )
-            self._outage_since = now
         empty: dict[str, tuple[Sample, ...]] = dict.fromkeys(self._hosts, ())
         return MetricsBatch(fetched_at=now, windows=empty, error=reason)
 

@@ -104,7 +104,8 @@ def set_up(config: dict[str, Any]) -> None:
     Path("/run/sshd").mkdir(mode=0o755)
     Path("/run/lock").mkdir(mode=0o1777)
     Path("/run/lock").chmod(0o1777)
-    mount("lab", "/tmp", "tmpfs", "size=64m,mode=1777")
+    # /tmp stays the machine's: the project (and its venv, which the lab's burns run) may
+    # live under it, as in a CI checkout.
 
 
 def start_services() -> None:
