@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.accounts.users import create_user
 from engine.store import open_store
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 from tests.fixtures.store import migrated_sqlite
@@ -152,10 +156,10 @@ def engine_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[
 
 @contextmanager
 def chaos(env: dict[str, str], *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`autosre chaos cpu ...` in the background; killed (with its burners) at the end."""
+    """`autosre chaos ARGS` in the background; SIGTERM (it cleans up) at the end, then kill."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(AUTOSRE), "chaos", "cpu", *args], env=env, stdout=out, stderr=subprocess.STDOUT
+            [str(AUTOSRE), "chaos", *args], env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         yield proc
@@ -175,3 +179,26 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
         [str(AUTOSRE), *args], env=env, capture_output=True, text=True, timeout=60, check=True
     )
     return json.loads(done.stdout)
+
+
+PASSWORD = "correct horse battery staple"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+def csrf(client: FlaskClient, path: str) -> str:
+    """The CSRF token of the page at ``path``."""
+    page = client.get(path)
+    token = CSRF_META.search(page.text)
+    assert token, page.text
+    return token.group(1)
+
+
+def sign_in(app: Flask, name: str, role: str | None = None) -> FlaskClient:
+    """A client signed in as ``name`` (made first with ``role`` when one is given)."""
+    if role is not None:
+        create_user(app.extensions["autosre"], name, PASSWORD, role)
+    client = app.test_client()
+    form = {"name": name, "password": PASSWORD, "csrf_token": csrf(client, "/login")}
+    answer = client.post("/login", data=form)
+    assert answer.status_code == 302, answer.text
+    return client

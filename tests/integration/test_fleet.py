@@ -18,11 +18,13 @@ import pytest
 import yaml
 
 from engine.execute.runner import AnsibleRunnerExecutor
+from engine.settings import load_settings
 from engine.types import RunRequest
 from tests.fixtures.store import migrated_sqlite
-from tests.integration.harness import ROOT, Store, engine_process, wait_for
+from tests.integration.harness import ROOT, Store, engine_process, sign_in, wait_for
 from tests.lab.errors import LabError
 from tests.lab.lab import Lab, preflight
+from webui import create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
@@ -186,6 +188,11 @@ def test_an_unreachable_host_escalates_with_ansibles_error_and_the_others_are_cu
     assert "the ladder stops here" in summary
     # One attempt only: no other rung on a host nothing can reach.
     assert [d["action"] for d in incident["decisions"]] == ["restart_nginx"]
+    # The on-call engineer reads the same reason in the UI, not only in the run's artifacts.
+    app = create_app({"TESTING": True}, settings=load_settings(env))
+    page = sign_in(app, "vera", "viewer").get(f"/incidents/{incident['id']}").text
+    assert "restart_nginx could not reach web3: unreachable at task" in page
+    assert "Connection refused" in page
 
 
 def test_a_host_that_answers_with_an_unknown_key_is_refused(lab: Lab, tmp_path: Path) -> None:

@@ -6,17 +6,13 @@ PagerDuty incident, and a failing receiver shows on the incident page, the dashb
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 
 import pytest
 import yaml
-from flask import Flask
-from flask.testing import FlaskClient
 
 from autosre.wiring import build_engine, load_components
-from engine.accounts.users import create_user
 from engine.incident.life import IncidentStatus, Track
 from engine.incident.steps import Close, Escalate
 from engine.notify.outbox import OutboxNotifier
@@ -27,12 +23,11 @@ from tests.engine.test_policy_file import PLAYBOOKS, lab_data
 from tests.fixtures.receivers import Receiver, wait_for
 from tests.fixtures.scripted import ScriptedSource
 from tests.fixtures.store import migrated_sqlite
+from tests.integration.harness import sign_in
 from webui import create_app
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "correct horse battery staple"
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 SECRETS = (SLACK_PATH.rsplit("/", 1)[-1], PD_KEY, HOOK_TOKEN)
 INVENTORY = """
 all:
@@ -44,15 +39,6 @@ all:
       hosts:
         db1: {ansible_connection: local}
 """
-
-
-def _sign_in(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    token = CSRF_META.search(client.get("/login").text)
-    assert token is not None
-    form = {"name": "vera", "password": PASSWORD, "csrf_token": token.group(1)}
-    assert client.post("/login", data=form).status_code == 302
-    return client
 
 
 def test_an_escalation_pages_slack_and_pagerduty_and_a_failure_shows_everywhere(
@@ -116,8 +102,7 @@ def test_an_escalation_pages_slack_and_pagerduty_and_a_failure_shows_everywhere(
         assert len(slack.received) == 2  # web1's trigger and resolve only
 
         app = create_app({"TESTING": True}, settings=settings)
-        create_user(app.extensions["autosre"], "vera", PASSWORD, "viewer")
-        viewer = _sign_in(app)
+        viewer = sign_in(app, "vera", "viewer")
         assert wait_for(lambda: "answered 500" in viewer.get(f"/incidents/{db}").text)
         page = viewer.get(f"/incidents/{db}").text
         assert "Notifications" in page and "oncall" in page and "pending" in page

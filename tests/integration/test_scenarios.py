@@ -104,7 +104,7 @@ def test_sustained_cpu_cured_by_nginx_restart(
     store = Store(tmp_path / "data")
     old_pid = nginx_service.pid()
     with engine_process(env, tmp_path / "engine.log"):
-        with chaos(env, "--seconds", "90", log=tmp_path / "chaos.log") as burn:
+        with chaos(env, "cpu", "--seconds", "90", log=tmp_path / "chaos.log") as burn:
             resolved = wait_for(
                 "the incident to be resolved",
                 lambda: _incident(store, "web1", {"resolved", "escalated", "failed"}),
@@ -155,7 +155,7 @@ def test_repeated_failed_recoveries_escalate(
     log = tmp_path / "engine.log"
     with (
         engine_process(env, log),
-        chaos(env, "--stubborn", "--seconds", "150", log=tmp_path / "chaos.log"),
+        chaos(env, "cpu", "--stubborn", "--seconds", "150", log=tmp_path / "chaos.log"),
     ):
         escalated = wait_for(
             "the incident to escalate",
@@ -186,7 +186,7 @@ def test_prometheus_down_means_no_action(tmp_path: Path, lab: Any, nginx_service
     old_pid = nginx_service.pid()
     log = tmp_path / "engine.log"
     with engine_process(env, log):
-        with chaos(env, "--stubborn", "--seconds", "60", log=tmp_path / "chaos.log"):
+        with chaos(env, "cpu", "--stubborn", "--seconds", "60", log=tmp_path / "chaos.log"):
             # High in the data the engine reads, for a tick: not yet for the whole sustain
             # window, and Prometheus stops before it could be.
             wait_for("the burn in Prometheus", lambda: lab.query(CPU_HIGH) or None, 20, 0.2)
@@ -241,7 +241,7 @@ def test_partial_information_with_the_gemini_planner(
     log = tmp_path / "engine.log"
     with (
         engine_process(env, log),
-        chaos(env, "--stubborn", "--seconds", "90", log=tmp_path / "chaos.log"),
+        chaos(env, "cpu", "--stubborn", "--seconds", "90", log=tmp_path / "chaos.log"),
     ):
         first_run = wait_for("a first run", lambda: released(store) or None, 60)
         assert first_run[-1]["action"] == "restart_nginx"  # the rules stood in for "wipe_disk"

@@ -8,7 +8,6 @@ backslash, and an inventory variable named like a password that the playbook pri
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from flask.testing import FlaskClient
 from engine.accounts.users import create_token, create_user
 from engine.settings import load_settings
 from tests.fixtures.store import migrated_sqlite
+from tests.integration.harness import PASSWORD, csrf, sign_in
 from tests.integration.test_secrets import (
     TEST_PLAYBOOKS,
     canary,
@@ -31,25 +31,6 @@ from tests.integration.test_secrets import (
 from webui import create_app
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "correct horse battery staple"
-CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
-
-
-def csrf(client: FlaskClient, path: str) -> str:
-    page = client.get(path)
-    token = CSRF_META.search(page.text)
-    assert token, page.text
-    return token.group(1)
-
-
-def sign_in(app: Flask, name: str) -> FlaskClient:
-    client = app.test_client()
-    answer = client.post(
-        "/login", data={"name": name, "password": PASSWORD, "csrf_token": csrf(client, "/login")}
-    )
-    assert answer.status_code == 302, answer.text
-    return client
 
 
 def everything_a_viewer_sees(

@@ -33,7 +33,8 @@ from tests.fixtures.prometheus import (
     _wait_until_answers,
     free_port,
 )
-from tests.integration.harness import AUTOSRE, ROOT, Store, engine_process, lab_env, wait_for
+from tests.fixtures.receivers import Receiver
+from tests.integration.harness import ROOT, Store, chaos, engine_process, lab_env, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
@@ -210,13 +211,24 @@ all:
 
 
 def scenario_env(
-    tmp_path: Path, prometheus_url: str, kind: str, host_vars: dict[str, str], **section: Any
+    tmp_path: Path,
+    prometheus_url: str,
+    kind: str,
+    host_vars: dict[str, str],
+    pager: Receiver,
+    **section: Any,
 ) -> dict[str, str]:
     """The lab's environment with a policy that watches ``kind`` only (its lab section with
-    ``section``'s changes) and a one-host inventory with ``host_vars``."""
+    ``section``'s changes), pages ``pager`` (a JSON webhook), and a one-host inventory with
+    ``host_vars``."""
     env = lab_env(tmp_path, prometheus_url)
     data = yaml.safe_load((ROOT / "policies" / "lab.yaml").read_text(encoding="utf-8"))
     data["signals"] = {kind: {**data["signals"][kind], **section}}
+    data["notifications"] = {
+        "channels": {"oncall": {"type": "webhook", "url_env": "AUTOSRE_T_PAGER_URL"}},
+        "delivery": {"timeout": "2s", "backoff": "1s", "poll": "0.2s"},
+    }
+    env["AUTOSRE_T_PAGER_URL"] = f"{pager.url}/page"
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     extra = "".join(f"      {name}: {value!r}\n" for name, value in host_vars.items())
@@ -225,25 +237,6 @@ def scenario_env(
     env.update(AUTOSRE_POLICY=str(policy), AUTOSRE_INVENTORY=str(inventory))
     env.update(AUTOSRE_LOCAL_HOST="web1")
     return env
-
-
-@contextmanager
-def chaos(env: dict[str, str], *args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`autosre chaos ARGS` in the background; SIGTERM (it cleans up) at the end."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(AUTOSRE), "chaos", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def closed(store: Store) -> dict[str, Any]:
@@ -261,12 +254,25 @@ def closed(store: Store) -> dict[str, Any]:
     )
 
 
-def assert_escalated(store: Store, incident: dict[str, Any], actions: list[str]) -> None:
+def assert_escalated(
+    store: Store, incident: dict[str, Any], actions: list[str], pager: Receiver
+) -> None:
+    """Escalated after ``actions``, with the page for it delivered to ``pager``."""
     detail = store.detail(incident["id"])
     assert incident["status"] == "escalated", detail
     assert [r["action"] for r in detail["runs"]] == actions
     assert detail["decisions"][-1]["verdict"] == "escalate"
     assert "ladder exhausted" in detail["decisions"][-1]["rationale"]
+    wait_for("the page", lambda: pager.received or None, timeout=30)
+    path, page, _headers = pager.received[0]
+    assert path == "/page"
+    assert (page["event"], page["incident_id"]) == ("trigger", incident["id"])
+    assert (page["host"], page["kind"], page["status"]) == ("web1", incident["kind"], "escalated")
+
+
+def assert_quiet(pager: Receiver) -> None:
+    """A cured incident pages nobody."""
+    assert pager.received == [], pager.received
 
 
 def memory_used() -> float:
@@ -283,12 +289,17 @@ def memory_lab(node_exporter: NodeExporter, prometheus_factory: Any) -> Any:
 
 @pytest.mark.parametrize("stubborn", [False, True], ids=["cured", "stubborn"])
 def test_memory_pressure_scenario(
-    tmp_path: Path, memory_lab: Any, nginx_service: NginxService, stubborn: bool
+    tmp_path: Path,
+    memory_lab: Any,
+    nginx_service: NginxService,
+    receivers: dict[str, Receiver],
+    stubborn: bool,
 ) -> None:
     # The machine is shared: thresholds sit just above today's use, the hog 10 points up.
     base = memory_used()
+    pager = receivers["webhook"]
     env = scenario_env(
-        tmp_path, memory_lab.url, "memory_pressure", {}, trigger=base + 6, clear=base + 3
+        tmp_path, memory_lab.url, "memory_pressure", {}, pager, trigger=base + 6, clear=base + 3
     )
     store = Store(tmp_path / "data")
     old = nginx_service.pid()
@@ -312,10 +323,11 @@ def test_memory_pressure_scenario(
     assert incident["kind"] == "memory_pressure"
     assert nginx_service.pid() != old, "nginx was not restarted"
     if stubborn:
-        assert_escalated(store, incident, ["restart_memory_hog"])
+        assert_escalated(store, incident, ["restart_memory_hog"], pager)
     else:
         assert incident["status"] == "resolved", store.detail(incident["id"])
         assert incident["action"] == "restart_memory_hog"
+        assert_quiet(pager)
         assert "service_restarted" in (tmp_path / "chaos.log").read_text()
     store.close()
 
@@ -362,8 +374,11 @@ def disk_lab(tmp_path: Path, prometheus_factory: Any) -> Iterator[tuple[Any, Pat
 
 
 @pytest.mark.parametrize("stubborn", [False, True], ids=["cured", "stubborn"])
-def test_disk_full_scenario(tmp_path: Path, disk_lab: tuple[Any, Path], stubborn: bool) -> None:
+def test_disk_full_scenario(
+    tmp_path: Path, disk_lab: tuple[Any, Path], receivers: dict[str, Receiver], stubborn: bool
+) -> None:
     server, mount = disk_lab
+    pager = receivers["webhook"]
     cache = mount / "cache"
     cache.mkdir()
     lab = yaml.safe_load((ROOT / "policies" / "lab.yaml").read_text(encoding="utf-8"))
@@ -375,7 +390,9 @@ def test_disk_full_scenario(tmp_path: Path, disk_lab: tuple[Any, Path], stubborn
         "disk_cache_age_minutes": "0",
         "disk_log_dir": str(tmp_path / "logs"),
     }
-    env = scenario_env(tmp_path, server.url, "disk_full", host_vars, query=query, path=str(mount))
+    env = scenario_env(
+        tmp_path, server.url, "disk_full", host_vars, pager, query=query, path=str(mount)
+    )
     store = Store(tmp_path / "data")
     # Stubborn: the fill lies outside the cache directory, where cleaning may not go.
     target = mount if stubborn else cache
@@ -400,21 +417,25 @@ def test_disk_full_scenario(tmp_path: Path, disk_lab: tuple[Any, Path], stubborn
     print(f"disk scenario ({SHAPE[stubborn]}): {time.monotonic() - started:.1f}s")
     assert incident["kind"] == "disk_full"
     if stubborn:
-        assert_escalated(store, incident, ["clean_disk"])
+        assert_escalated(store, incident, ["clean_disk"], pager)
     else:
         assert incident["status"] == "resolved", store.detail(incident["id"])
         assert incident["action"] == "clean_disk"
+        assert_quiet(pager)
         assert "cleaned" in (tmp_path / "chaos.log").read_text()
     assert list(mount.rglob("autosre-chaos-fill-*")) == [], "the chaos left its file"
     store.close()
 
 
 @pytest.mark.parametrize("stubborn", [False, True], ids=["cured", "stubborn"])
-def test_service_down_scenario(tmp_path: Path, nginx_service: NginxService, stubborn: bool) -> None:
+def test_service_down_scenario(
+    tmp_path: Path, nginx_service: NginxService, receivers: dict[str, Receiver], stubborn: bool
+) -> None:
+    pager = receivers["webhook"]
     conf_before = sorted(p.name for p in (nginx_service.conf_dir / "conf.d").iterdir())
     # Stubborn: no known-good snapshot, so the rollback cannot cure the broken config.
     host_vars = {"nginx_known_good_dir": str(tmp_path / "no-snapshot")}
-    env = scenario_env(tmp_path, "", "service_down", host_vars)
+    env = scenario_env(tmp_path, "", "service_down", host_vars, pager)
     store = Store(tmp_path / "data")
     flags = ["--stubborn"] if stubborn else []
     started = time.monotonic()
@@ -427,10 +448,11 @@ def test_service_down_scenario(tmp_path: Path, nginx_service: NginxService, stub
     print(f"nginx-down scenario ({SHAPE[stubborn]}): {time.monotonic() - started:.1f}s")
     assert incident["kind"] == "service_down"
     if stubborn:
-        assert_escalated(store, incident, ["start_nginx", "rollback_nginx"])
+        assert_escalated(store, incident, ["start_nginx", "rollback_nginx"], pager)
     else:
         assert incident["status"] == "resolved", store.detail(incident["id"])
         assert incident["action"] == "start_nginx"
+        assert_quiet(pager)
         assert "nginx_started" in (tmp_path / "chaos.log").read_text()
     # The chaos command put the machine back: config as it was, nginx running.
     assert sorted(p.name for p in (nginx_service.conf_dir / "conf.d").iterdir()) == conf_before
