@@ -21,6 +21,15 @@ from typing import Any
 DATA_FS = '{mountpoint="/srv/lab-data",fstype="tmpfs",device="lab"}'
 
 
+def cgroup_cpu_seconds(cgroup: dict[str, str]) -> float:
+    """Seconds of CPU a cgroup (its ``HostCgroup.exporter_paths()``) has used since made."""
+    text = Path(cgroup["cpu"]).read_text()
+    if cgroup["kind"] == "v1":
+        return int(text) / 1e9
+    fields = dict(line.split() for line in text.splitlines() if line)
+    return int(fields["usage_usec"]) / 1e6
+
+
 class Host:
     """One host's readings; the CPU counters advance by what the cgroup used, capped so a
     host never shows more busy seconds than its CPUs had (monotone, busy + idle = wall)."""
@@ -36,12 +45,7 @@ class Host:
 
     def cgroup_cpu_seconds(self) -> float:
         """Seconds of CPU the host's cgroup has used since it was made."""
-        cgroup = self.spec["cgroup"]
-        text = Path(cgroup["cpu"]).read_text()
-        if cgroup["kind"] == "v1":
-            return int(text) / 1e9
-        fields = dict(line.split() for line in text.splitlines() if line)
-        return int(fields["usage_usec"]) / 1e6
+        return cgroup_cpu_seconds(self.spec["cgroup"])
 
     def cpu(self) -> tuple[float, float]:
         """(idle, busy) seconds, as node_cpu_seconds_total would count them."""
