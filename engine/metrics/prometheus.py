@@ -19,6 +19,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from engine.errors import InputError
+from engine.metrics.deadline import MAX_ANSWER, AnswerTooLargeError, DeadlineSession
 from engine.metrics.series_map import SeriesMap, strip_port
 from engine.redact import redact_url
 from engine.types import MetricsBatch, Sample
@@ -74,6 +75,7 @@ class PrometheusSource:
         step: float,
         label: str = "instance",
         timeout: float = 5.0,
+        max_answer: int = MAX_ANSWER,
         client: PrometheusConnect | None = None,
         outage: Outage | None = None,
     ) -> None:
@@ -88,9 +90,11 @@ class PrometheusSource:
         self._timeout = timeout
         self._session: requests.Session | None = None
         if client is None:
-            # The library's default Retry backs off for seconds on errors and 5xx,
-            # which would stall the tick; a failed tick is simply "no data".
-            self._session = requests.Session()
+            # requests' timeout bounds each socket read, not the answer: a server dribbling
+            # bytes would hold the tick. This session makes timeout a deadline for the
+            # whole answer and caps its size. No retries either (the library's default
+            # backs off for seconds): a failed tick is simply "no data".
+            self._session = DeadlineSession(max_answer=max_answer)
             client = PrometheusConnect(
                 url=url, session=self._session, retry=Retry(total=0, read=False), timeout=timeout
             )
@@ -196,7 +200,10 @@ def _windows_from_matrix(
         by_ts = merged[host]
         for ts, value in points:
             if math.isfinite(value) and start - _TS_SLACK <= ts <= end + _TS_SLACK:
-                by_ts[ts] = max(value, by_ts.get(ts, value))
+                # Signals are percents; an idle counter's rate jitters a hair above 100 %
+                # idle, which would read as "cpu -0.3%".
+                percent = max(value, 0.0)
+                by_ts[ts] = max(percent, by_ts.get(ts, percent))
     windows = {
         host: tuple(Sample(host, ts, value) for ts, value in sorted(by_ts.items()))
         for host, by_ts in merged.items()
@@ -232,6 +239,8 @@ def _describe(exc: Exception, timeout: float) -> str:
         cause = getattr(exc.args[0], "reason", exc) if exc.args else exc
         # urllib3 prefixes the connection object's repr; the errno text is what matters.
         return "connection failed: " + str(cause).rsplit(">: ", 1)[-1]
+    if isinstance(exc, AnswerTooLargeError):
+        return str(exc)  # "answer larger than the 256 MiB limit"
     if isinstance(exc, PrometheusApiClientException):
         return str(exc)  # "HTTP Status Code 500 (b'...')"
     if isinstance(exc, ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
@@ -126,6 +127,15 @@ def test_prometheus_real_cpu_windows_and_outage(
     assert stamps == sorted(stamps)
     assert now - 15.0 - 0.001 <= stamps[0] and stamps[-1] <= now + 0.001
 
+    # The source's own session (a deadline per answer, a size cap) reads the real server
+    # too, twice over one kept-alive connection.
+    own = _source(prom.url)
+    try:
+        assert own.fetch(time.time()).windows["web1"]
+        assert own.fetch(time.time()).windows["web1"]
+    finally:
+        own.close()
+
     caplog.set_level(logging.INFO, logger="autosre.metrics")
     prom.stop()
     for _ in range(3):
@@ -189,6 +199,8 @@ def test_series_mapping_merge_and_filtering(fake_prometheus: FakePrometheus) -> 
                 ({"instance": "127.0.0.1:9100"}, [[NOW - 1, "10"], [NOW, "50"]]),
                 ({"instance": "127.0.0.1:9200"}, [[NOW, "70"], [NOW - 1, "5"], [NOW - 2, "NaN"]]),
                 ({"instance": "[::1]:9100"}, [[NOW - 1, "+Inf"], [NOW, "33.5"], [NOW + 60, "1"]]),
+                # An idle counter's rate a hair above 100 % reads as 0 % busy, not -0.3 %.
+                ({"instance": "127.0.0.2:9100"}, [[NOW - 1, "-0.3"]]),
                 ({"instance": "db9:9100"}, [[NOW, "1"]]),
                 ({"job": "node"}, [[NOW, "1"]]),
             ),
@@ -202,7 +214,7 @@ def test_series_mapping_merge_and_filtering(fake_prometheus: FakePrometheus) -> 
         source.close()
     assert batch.error is None
     assert [(s.ts, s.value) for s in batch.windows["web1"]] == [(NOW - 1, 10.0), (NOW, 70.0)]
-    assert [(s.ts, s.value) for s in batch.windows["web2"]] == [(NOW, 33.5)]
+    assert [(s.ts, s.value) for s in batch.windows["web2"]] == [(NOW - 1, 0.0), (NOW, 33.5)]
     assert batch.unmatched == ("db9:9100", '{job="node"}')
     assert all(math.isfinite(s.value) for w in batch.windows.values() for s in w)
     (path,) = fake_prometheus.requests
@@ -223,6 +235,57 @@ def test_timeout_is_bounded(fake_prometheus: FakePrometheus) -> None:
     assert time.monotonic() - started < 0.7
     _assert_error_batch(batch)
     assert batch.error == "no answer within 0.2s"
+
+
+@pytest.mark.parametrize("drip_headers", [False, True], ids=["body", "headers"])
+def test_dribbled_answer_is_cut_at_the_deadline(
+    fake_prometheus: FakePrometheus, drip_headers: bool
+) -> None:
+    # One byte every 0.2 s: each socket read is quick, the answer would take seconds.
+    fake_prometheus.script(Reply(200, _matrix(), drip=0.2, drip_headers=drip_headers))
+    source = _source(fake_prometheus.url, timeout=1.0)
+    started = time.monotonic()
+    try:
+        batch = source.fetch(NOW)
+    finally:
+        source.close()
+    assert time.monotonic() - started < 1.5
+    _assert_error_batch(batch)
+    assert batch.error == "no answer within 1s"
+    # The socket is closed, not left to a reader in the background: the server's next
+    # bytes find nobody.
+    assert fake_prometheus.hung_up.wait(2.0)
+    assert len(fake_prometheus.requests) == 1
+
+
+OVERSIZED = {
+    "declared body": (1024, Reply(200, _matrix(({"instance": "x"}, [[NOW, "1"]] * 300)))),
+    "headers": (1024, Reply(200, _matrix(), headers=(("X-Padding", "p" * 2000),))),
+    "gzip bomb": (
+        64 * 1024,
+        Reply(200, gzip.compress(b" " * (1 << 20)), headers=(("Content-Encoding", "gzip"),)),
+    ),
+}
+
+
+@pytest.mark.parametrize(("limit", "reply"), OVERSIZED.values(), ids=OVERSIZED.keys())
+def test_answer_over_the_size_limit_is_refused(
+    fake_prometheus: FakePrometheus, limit: int, reply: Reply
+) -> None:
+    fake_prometheus.script(
+        reply, Reply(200, _matrix(({"instance": "127.0.0.1:9100"}, [[NOW, "7"]])))
+    )
+    source = _source(fake_prometheus.url, max_answer=limit)
+    try:
+        refused, small = source.fetch(NOW), source.fetch(NOW)
+    finally:
+        source.close()
+    _assert_error_batch(refused)
+    expected = "1 KiB" if limit == 1024 else "64 KiB"
+    assert refused.error == f"answer larger than the {expected} limit"
+    # The limit refuses only what exceeds it: an answer under it is read as before.
+    assert small.error is None
+    assert [s.value for s in small.windows["web1"]] == [7.0]
 
 
 def test_connection_refused_is_fast_and_named() -> None:
