@@ -144,7 +144,14 @@ class Engine:
         )
         self.inbox = Inbox.of(self.recorder.journal, policy)  # alerts pushed by Alertmanager
         self.tracks.update(
-            resume_tracks(self.recorder, self.inventory.hosts, self.watches, self.clock())
+            resume_tracks(
+                self.recorder,
+                self.inventory.hosts,
+                self.watches,
+                self.clock(),
+                locks=components.locks,
+                scratch_dir=components.settings.scratch_dir,
+            )
         )
 
     # -- lifecycle ------------------------------------------------------------
@@ -158,9 +165,14 @@ class Engine:
         """Wait (bounded) until no run is in flight; True if idle."""
         return wait_until_idle(self.busy, timeout)
 
-    def shutdown(self, *, cancel_runs: bool = True, timeout: float = 30.0) -> None:
-        """Stop the workers, cancelling in-flight runs (they are recorded as canceled)."""
+    def shutdown(
+        self, *, cancel_runs: bool = True, timeout: float = 30.0, grace: float = 0
+    ) -> None:
+        """Stop the workers; runs in flight get ``grace`` seconds, then are cancelled if asked."""
         self.decider.shutdown()
+        if grace > 0 and self.runs.busy():
+            log.info("waiting up to %gs for the run(s) in flight before cancelling them", grace)
+            self.runs.wait_idle(grace)
         self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
         self.stager.shutdown(timeout)
         for part in (*(watch.source for watch in self.watches.values()), self.notifier):

@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container
+from pathlib import Path
 
+from engine.execute.locks import HostLocks
 from engine.incident.life import Track, resume
+from engine.reconcile import reconcile_runs
 from engine.record.recorder import Recorder
 
 log = logging.getLogger("autosre.engine")
 
 
 def resume_tracks(
-    recorder: Recorder, hosts: Container[str], kinds: Container[str], now: float
+    recorder: Recorder,
+    hosts: Container[str],
+    kinds: Container[str],
+    now: float,
+    *,
+    locks: HostLocks,
+    scratch_dir: Path,
 ) -> dict[str, Track]:
-    """Recover interrupted runs, then the tracks (by host) of the active incidents on hosts
-    and signal kinds this engine still watches."""
-    interrupted = recorder.runs.recover_interrupted(now)
+    """Reconcile the runs a crash left in flight (engine/reconcile.py) and mark the cut-off
+    ones interrupted, then the tracks (by host) of the active incidents on hosts and signal
+    kinds this engine still watches."""
+    settled = reconcile_runs(recorder, locks, scratch_dir)
+    interrupted = recorder.runs.recover_interrupted(now, only={r.run_id for r in settled})
     if interrupted:
         log.warning("recovered %d interrupted run(s); not re-running them", len(interrupted))
     memory = recorder.memory
@@ -27,7 +38,13 @@ def resume_tracks(
         if active.host not in hosts or active.kind not in kinds:
             continue
         tracks[active.host] = resume(
-            active.id, active.host, active.kind, active.status, active.tried, waiting.get(active.id)
+            active.id,
+            active.host,
+            active.kind,
+            active.status,
+            active.tried,
+            waiting.get(active.id),
+            active.interrupted,
         )
         tried = ", ".join(active.tried) or "nothing"
         log.info(

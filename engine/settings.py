@@ -67,6 +67,7 @@ class Settings:
     llm_model: str | None = None
     llm_base_url: str | None = None
     llm_timeout: float = 10.0
+    shutdown_grace: float = 30.0  # seconds a run in flight may finish after SIGTERM
     # Keys stay out of repr() so a logged or printed Settings never shows them.
     gemini_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
@@ -114,6 +115,11 @@ class Settings:
     def facts_dir(self) -> Path:
         """Ansible's fact cache shared by every run (what a host is, learned once)."""
         return self.data_dir / "facts"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Each run's private scratch while it runs (vars file, raw events)."""
+        return self.data_dir / "scratch"
 
     @property
     def locks_dir(self) -> Path:
@@ -195,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         policy=Path(env.get("AUTOSRE_POLICY") or _default_path("policies/default.yaml")),
         playbook_dir=Path(env.get("AUTOSRE_PLAYBOOK_DIR") or _default_path("playbooks")),
         interval=_seconds(env, "AUTOSRE_INTERVAL", 10.0, 0.2),
+        shutdown_grace=_seconds(env, "AUTOSRE_SHUTDOWN_GRACE", 30.0, 0.0),
         local_host=env.get("AUTOSRE_LOCAL_HOST") or None,
         log_level=level,
         environment_secrets=frozenset(secrets_in_environment(env)),

@@ -63,7 +63,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logging.info("received %s: stopping after the current tick", signal.Signals(signum).name)
+        logging.info(
+            "received %s: stopping; no new work starts, a run in flight has %gs to finish",
+            signal.Signals(signum).name,
+            settings.shutdown_grace,
+        )
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -71,7 +75,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         run_until(engine, interval=settings.interval, stop=stop)
     finally:
-        engine.shutdown(cancel_runs=True)
+        engine.shutdown(cancel_runs=True, grace=settings.shutdown_grace)
         components.close()
         logging.info("stopped")
     return 0

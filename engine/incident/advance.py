@@ -42,7 +42,10 @@ def advance(
         if not recovered(state, rule):
             return []  # not sustained high, but not below clear either: keep watching
         if not track.tried:
-            message = f"recovered before any action: {state.reason}"
+            before = "any action"
+            if track.interrupted:  # its effect is unknown: say so rather than guess
+                before = f"any complete action ({', '.join(track.interrupted)} was cut off)"
+            message = f"recovered before {before}: {state.reason}"
             return [Close(IncidentStatus.RESOLVED, "resolved", message, state.value)]
         check = _since_run(track, state, samples, now, rule)
         if check is None:

@@ -136,6 +136,7 @@ class Track:
     host: str
     kind: str = "high_cpu"
     tried: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)  # runs cut off by a crash
     phase: Phase = Phase.DECIDING
     decision_id: int | None = None
     run_ended: float = 0.0
@@ -159,10 +160,17 @@ class Track:
 
 
 def resume(
-    incident_id: int, host: str, kind: str, status: str, tried: list[str], approval_id: int | None
+    incident_id: int,
+    host: str,
+    kind: str,
+    status: str,
+    tried: list[str],
+    approval_id: int | None,
+    interrupted: list[str] | None = None,
 ) -> Track:
     """The track of an incident the store says is still active, after a restart."""
     track = Track(incident_id, host, kind=kind, tried=list(tried))
+    track.interrupted = list(interrupted or ())
     track.final_status = IncidentStatus(status)
     if status == IncidentStatus.AWAITING_APPROVAL and approval_id is not None:
         track.phase = Phase.AWAITING_APPROVAL

@@ -5,7 +5,7 @@ still active after a restart, and the approvals it waits on. One query each.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +24,8 @@ class ActiveIncident:
     host: str
     kind: str
     status: str
-    tried: list[str]  # actions already run in it, in order
+    tried: list[str]  # actions already run in it, in order (not those cut off by a crash)
+    interrupted: list[str] = field(default_factory=list)  # cut off: effect unknown
 
 
 class EngineMemory:
@@ -64,7 +65,8 @@ class EngineMemory:
                     "recovered": True,
                     "not_recovered": False,
                     "run_failed": False,
-                    "interrupted": False,
+                    # Cut off by a crash: its effect is unknown, not a failure to cure.
+                    "interrupted": None,
                 }.get(d.outcome or ""),
             )
             for d, r in rows
@@ -78,7 +80,14 @@ class EngineMemory:
             [*ACTIVE_STATUSES, IncidentStatus.ESCALATED, IncidentStatus.FAILED]
         ) & Incident.closed_at.is_(None)
         query = (
-            select(Incident.id, Incident.host, Incident.kind, Incident.status, Decision.action)
+            select(
+                Incident.id,
+                Incident.host,
+                Incident.kind,
+                Incident.status,
+                Decision.action,
+                Decision.outcome,
+            )
             .outerjoin(
                 Decision, (Decision.incident_id == Incident.id) & Decision.run_id.is_not(None)
             )
@@ -87,12 +96,15 @@ class EngineMemory:
         )
         found: dict[int, ActiveIncident] = {}
         with self.sessions() as session:
-            for incident_id, host, kind, status, action in session.execute(query):
+            for incident_id, host, kind, status, action, outcome in session.execute(query):
                 active = found.setdefault(
                     incident_id, ActiveIncident(incident_id, host, kind, status, [])
                 )
-                if action is not None:
-                    active.tried.append(action)
+                if action is None:
+                    continue
+                # A rung cut off by a crash may run again, once fresh data shows the host
+                # still needs it (a new decision, never a blind re-run of the old one).
+                (active.interrupted if outcome == "interrupted" else active.tried).append(action)
         return list(found.values())
 
     def approvals(self, ids: Sequence[int]) -> dict[int, Approval]:

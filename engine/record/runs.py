@@ -4,7 +4,8 @@ after a crash, the runs left in flight marked interrupted (never re-run blindly)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -13,11 +14,22 @@ from sqlalchemy.orm import Session
 from engine.incident.life import IncidentStatus, check_status_move
 from engine.record.events import Journal
 from engine.store.models import Decision, Event, Incident, PlaybookRun
-from engine.timeutil import to_dt
+from engine.timeutil import to_dt, to_ts
 from engine.types import RunRequest, RunResult
 
 RUNNING_RUN = ("pending", "running")
 STAGED_RUN = "staged"
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A run the store calls running or staged (after a crash: maybe no longer)."""
+
+    id: int
+    ident: str
+    hosts: tuple[str, ...]
+    started_at: float
+    artifact_dir: str
 
 
 class RunRecords:
@@ -112,8 +124,28 @@ class RunRecords:
                 )
             journal.commit(session, events)
 
-    def recover_interrupted(self, at: float) -> list[int]:
-        """After a crash: mark runs still 'running' as interrupted; never re-run them blindly.
+    def in_flight(self) -> list[InFlight]:
+        """Every run the store calls running or staged, oldest first."""
+        with self.journal.sessions() as session:
+            runs = session.scalars(
+                select(PlaybookRun)
+                .where(PlaybookRun.status.in_([*RUNNING_RUN, STAGED_RUN]))
+                .order_by(PlaybookRun.id)
+            ).all()
+            return [
+                InFlight(
+                    id=run.id,
+                    ident=run.ident,
+                    hosts=tuple(run.hosts or ()),
+                    started_at=to_ts(run.started_at) if run.started_at else 0.0,
+                    artifact_dir=run.artifact_dir or "",
+                )
+                for run in runs
+            ]
+
+    def recover_interrupted(self, at: float, only: Collection[int] | None = None) -> list[int]:
+        """After a crash: mark runs still 'running' (of ``only``, when given: those whose
+        owner is gone) as interrupted; never re-run them blindly.
 
         Pending approvals and awaiting_approval incidents are left as they are: a human
         may still answer.
@@ -126,6 +158,8 @@ class RunRecords:
             events = []
             run_ids = []
             for run in runs.all():
+                if only is not None and run.id not in only:
+                    continue  # a live process (a run by hand) still owns it
                 if run.status == STAGED_RUN:
                     # Never released (the release is recorded before it is given): the run
                     # ended at its hold, or its hold timed out, having changed nothing.
@@ -152,7 +186,7 @@ class RunRecords:
                         at,
                         "run_interrupted",
                         f"run {run.ident} was in flight when the engine stopped; its effect is "
-                        "unknown and it is not re-run: it counts as a failed attempt",
+                        "unknown and it is not re-run: the host is verified on fresh data first",
                         run_id=run.id,
                     )
                 )

@@ -4,8 +4,6 @@ whose engine dies while it holds, ends having changed nothing."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from sqlalchemy import select
 
@@ -26,7 +23,14 @@ from engine.settings import load_settings
 from engine.store import open_store
 from engine.store.models import Event, PlaybookRun
 from engine.types import RunRequest
-from tests.fixtures.ansible import local_executor, local_inventory, task_outcomes, task_started
+from tests.fixtures.ansible import (
+    killed_engine,
+    local_executor,
+    local_inventory,
+    processes_naming,
+    task_outcomes,
+    task_started,
+)
 from tests.fixtures.nginx import NginxService
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 from tests.fixtures.scripted import ScriptedSource, SkewClock
@@ -97,27 +101,12 @@ def test_a_run_whose_engine_dies_while_it_holds_changes_nothing(
     old = nginx_service.pid()
     local_inventory(tmp_path / "inventory.yml", HOST)
     playbook = str(ROOT / "playbooks" / "restart_nginx.yml")
-    engine = subprocess.run(
-        [sys.executable, "-c", ENGINE, str(tmp_path), playbook],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        check=False,
-    )
-    assert engine.returncode == -signal.SIGKILL, engine.stderr
+    killed_engine(ENGINE, str(tmp_path), playbook)
     events = tmp_path / "runs" / "staged-3" / "artifacts" / "staged-3" / "job_events"
     assert any("Hold until" in p.read_text() for p in events.glob("*.json")), "never held"
 
-    def leftovers() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["cmdline"]):
-            if any("staged-3" in part for part in proc.info["cmdline"] or []):
-                found.append(proc)
-        return found
-
     # Whatever is left of the run ends by itself: the hold times out (3 s) and fails.
-    wait_until("the orphaned run to end", lambda: not leftovers(), timeout=30)
+    wait_until("the orphaned run to end", lambda: not processes_naming("staged-3"), timeout=30)
     assert nginx_service.pid() == old
     assert nginx_service.running()
     assert not (tmp_path / "known-good").exists()
