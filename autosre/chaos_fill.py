@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import psutil
-
 from autosre.chaos import interrupt_on_sigterm, kill_group, read_pid, restarted
+from autosre.host_memory import host_memory
 from engine.errors import ChaosError
 
 MIB = 1024 * 1024
@@ -49,7 +48,7 @@ class FillOutcome:
 
 
 def memory_to_hold(
-    percent: float, *, max_mb: int, memory: Callable[[], object] = psutil.virtual_memory
+    percent: float, *, max_mb: int, memory: Callable[[], object] = host_memory
 ) -> int:
     """Bytes to hold so that the host's memory use reaches ``percent``; ChaosError when it
     is there already, or it would take more than ``max_mb`` or nearly all that is left."""

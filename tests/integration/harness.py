@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.accounts.users import create_user
 from engine.store import open_store
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
+from tests.fixtures.receivers import Receiver
 from tests.fixtures.store import migrated_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,3 +203,38 @@ def sign_in(app: Flask, name: str, role: str | None = None) -> FlaskClient:
     answer = client.post("/login", data=form)
     assert answer.status_code == 302, answer.text
     return client
+
+
+def paging(pager: Receiver, env: dict[str, str]) -> dict[str, Any]:
+    """A policy's ``notifications`` that page ``pager`` (a JSON webhook) quickly; its URL
+    goes into ``env``, as the policy names variables, never URLs."""
+    env["AUTOSRE_T_PAGER_URL"] = f"{pager.url}/page"
+    return {
+        "channels": {"oncall": {"type": "webhook", "url_env": "AUTOSRE_T_PAGER_URL"}},
+        "delivery": {"timeout": "2s", "backoff": "1s", "poll": "0.2s"},
+    }
+
+
+def assert_escalated(
+    store: Store, incident: dict[str, Any], actions: list[str], pager: Receiver
+) -> None:
+    """Escalated after ``actions``, with the page for it delivered to ``pager``."""
+    detail = store.detail(incident["id"])
+    assert incident["status"] == "escalated", detail
+    assert [r["action"] for r in detail["runs"]] == actions
+    assert detail["decisions"][-1]["verdict"] == "escalate"
+    assert "ladder exhausted" in detail["decisions"][-1]["rationale"]
+    wait_for("the page", lambda: pager.received or None, timeout=30)
+    path, page, _headers = pager.received[0]
+    assert path == "/page"
+    assert (page["event"], page["incident_id"]) == ("trigger", incident["id"])
+    assert (page["host"], page["kind"], page["status"]) == (
+        incident["host"],
+        incident["kind"],
+        "escalated",
+    )
+
+
+def assert_quiet(pager: Receiver) -> None:
+    """A cured incident pages nobody."""
+    assert pager.received == [], pager.received

@@ -3,7 +3,8 @@ namespace, cgroup, nginx, sshd and metrics), real Prometheus, real Ansible over 
 
 A burn on one host remediates that host only; a wave of burns never has more hosts in
 flight than the policy allows; a host Ansible cannot reach escalates at once with
-Ansible's own message while the others are cured.
+Ansible's own message while the others are cured. The memory, disk and nginx-down chaos
+run inside web2 end resolved over SSH, or, stubborn, escalated with a page delivered.
 """
 
 from __future__ import annotations
@@ -20,8 +21,19 @@ import yaml
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.settings import load_settings
 from engine.types import RunRequest
+from tests.fixtures.receivers import Receiver
 from tests.fixtures.store import migrated_sqlite
-from tests.integration.harness import ROOT, Store, engine_process, sign_in, wait_for
+from tests.integration.harness import (
+    AUTOSRE,
+    ROOT,
+    Store,
+    assert_escalated,
+    assert_quiet,
+    engine_process,
+    paging,
+    sign_in,
+    wait_for,
+)
 from tests.lab.errors import LabError
 from tests.lab.lab import Lab, preflight
 from webui import create_app
@@ -213,3 +225,145 @@ def test_a_host_that_answers_with_an_unknown_key_is_refused(lab: Lab, tmp_path: 
     assert "Host key verification failed" in result.host_errors["web2"]
     time.sleep(1.0)
     assert lab.hosts["web2"].nginx_pid() == before
+
+
+# -- other signal kinds, on web2 over SSH ----------------------------------------------
+
+
+def kind_env(
+    lab: Lab,
+    tmp_path: Path,
+    kind: str,
+    pager: Receiver,
+    section: dict[str, Any] | None = None,
+    **host_vars: str,
+) -> dict[str, str]:
+    """The lab's engine watching ``kind`` only (its lab section with ``section``'s changes),
+    paging ``pager``, with ``host_vars`` added to every host's inventory line."""
+    env = fleet_env(lab, tmp_path)
+    policy = Path(env["AUTOSRE_POLICY"])
+    data = yaml.safe_load(policy.read_text(encoding="utf-8"))
+    data["signals"] = {kind: {**data["signals"][kind], **(section or {})}}
+    data["notifications"] = paging(pager, env)
+    policy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    inventory = tmp_path / "inventory.ini"
+    lines = [f"{name}={value}\n" for name, value in host_vars.items()]  # into [web:vars]
+    inventory.write_text(lab.inventory_path.read_text().rstrip("\n") + "\n" + "".join(lines))
+    env["AUTOSRE_INVENTORY"] = str(inventory)
+    return env
+
+
+def closed_on(store: Store, host: str) -> dict[str, Any]:
+    """The host's incident once it closed."""
+    return wait_for(
+        f"{host}'s incident to close",
+        lambda: next(
+            (i for i in store.incidents(host) if i["status"] in {"resolved", "escalated"}),
+            None,
+        ),
+        timeout=120,
+    )
+
+
+def chaos_in(lab: Lab, host: str, *args: str) -> Any:
+    """`autosre chaos ARGS` inside a lab host (its namespace and cgroup), in the background."""
+    return lab.hosts[host].spawn_in([str(AUTOSRE), "chaos", *args])
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cured", "stubborn"])
+def test_a_disk_filling_on_web2_is_cleaned_over_ssh(
+    lab: Lab, tmp_path: Path, receivers: dict[str, Receiver], stubborn: bool
+) -> None:
+    pager = receivers["webhook"]
+    env = kind_env(
+        lab,
+        tmp_path,
+        "disk_full",
+        pager,
+        disk_cache_dir="/srv/lab-data/cache",
+        disk_cache_root="/srv/lab-data",
+        disk_cache_age_minutes="0",
+        disk_log_dir="/srv/lab-data/log",
+    )
+    # Stubborn: the fill lies outside the cache directory, where cleaning may not go.
+    where = "/srv/lab-data" if stubborn else "/srv/lab-data/cache"
+    flags = ["--stubborn"] if stubborn else []
+    with opened(tmp_path) as records, engine_process(env, tmp_path / "engine.log"):
+        fill = chaos_in(lab, "web2", "disk", "--path", where, "--percent", "95", "--seconds",
+                        "90", *flags)  # fmt: skip
+        try:
+            incident = closed_on(records, "web2")
+        finally:
+            fill.terminate()
+            output = fill.communicate(timeout=30)[0]
+        assert incident["kind"] == "disk_full"
+        if stubborn:
+            assert_escalated(records, incident, ["clean_disk"], pager)
+        else:
+            assert incident["status"] == "resolved", records.detail(incident["id"])
+            assert "cleaned" in output, output
+            assert_quiet(pager)
+        assert {host for run in records.runs() for host in run["hosts"]} == {"web2"}
+    assert "autosre-chaos-fill" not in lab.run_in("web2", ["ls", "-R", "/srv/lab-data"])
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cured", "stubborn"])
+def test_nginx_down_on_web2_is_started_over_ssh(
+    lab: Lab, tmp_path: Path, receivers: dict[str, Receiver], stubborn: bool
+) -> None:
+    pager = receivers["webhook"]
+    # Stubborn: no known-good snapshot, so the rollback cannot cure the broken config.
+    snapshot = {"nginx_known_good_dir": "/srv/lab-data/no-snapshot"} if stubborn else {}
+    env = kind_env(lab, tmp_path, "service_down", pager, **snapshot)
+    others = {name: lab.hosts[name].nginx_pid() for name in ("web1", "web3", "web4")}
+    flags = ["--stubborn"] if stubborn else []
+    with opened(tmp_path) as records, engine_process(env, tmp_path / "engine.log"):
+        outage = chaos_in(lab, "web2", "nginx-down", "--seconds", "90", *flags)
+        try:
+            incident = closed_on(records, "web2")
+        finally:
+            if stubborn:
+                outage.terminate()  # its end puts the config back and starts nginx
+            output = outage.communicate(timeout=60)[0]
+        assert incident["kind"] == "service_down"
+        if stubborn:
+            assert_escalated(records, incident, ["start_nginx", "rollback_nginx"], pager)
+        else:
+            assert incident["status"] == "resolved", records.detail(incident["id"])
+            assert incident["action"] == "start_nginx"
+            assert "nginx_started" in output, output
+            assert_quiet(pager)
+    wait_for("web2's nginx to run again", lab.hosts["web2"].nginx_pid, 30)
+    assert {name: lab.hosts[name].nginx_pid() for name in others} == others
+
+
+@pytest.mark.parametrize("stubborn", [False, True], ids=["cured", "stubborn"])
+def test_memory_held_on_web2_is_freed_by_restarting_its_hog_over_ssh(
+    lab: Lab, tmp_path: Path, receivers: dict[str, Receiver], stubborn: bool
+) -> None:
+    # A lab host has 256 MiB (its cgroup's limit): thresholds leave room for Ansible's own
+    # Python on the host while the hog holds on.
+    pager = receivers["webhook"]
+    env = kind_env(
+        lab, tmp_path, "memory_pressure", pager, {"trigger": 45, "clear": 35},
+        memory_hog_service="nginx",
+    )  # fmt: skip
+    others = {name: lab.hosts[name].nginx_pid() for name in ("web1", "web3", "web4")}
+    old = lab.hosts["web2"].nginx_pid()
+    flags = ["--stubborn"] if stubborn else []
+    with opened(tmp_path) as records, engine_process(env, tmp_path / "engine.log"):
+        hog = chaos_in(lab, "web2", "memory", "--percent", "60", "--seconds", "90", *flags)
+        try:
+            incident = closed_on(records, "web2")
+        finally:
+            hog.terminate()
+            output = hog.communicate(timeout=30)[0]
+        assert incident["kind"] == "memory_pressure"
+        assert lab.hosts["web2"].nginx_pid() != old, "web2's nginx was not restarted"
+        if stubborn:
+            assert_escalated(records, incident, ["restart_memory_hog"], pager)
+        else:
+            assert incident["status"] == "resolved", records.detail(incident["id"])
+            assert "service_restarted" in output, output
+            assert_quiet(pager)
+    assert {name: lab.hosts[name].nginx_pid() for name in others} == others

@@ -34,7 +34,17 @@ from tests.fixtures.prometheus import (
     free_port,
 )
 from tests.fixtures.receivers import Receiver
-from tests.integration.harness import ROOT, Store, chaos, engine_process, lab_env, wait_for
+from tests.integration.harness import (
+    ROOT,
+    Store,
+    assert_escalated,
+    assert_quiet,
+    chaos,
+    engine_process,
+    lab_env,
+    paging,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
@@ -224,11 +234,7 @@ def scenario_env(
     env = lab_env(tmp_path, prometheus_url)
     data = yaml.safe_load((ROOT / "policies" / "lab.yaml").read_text(encoding="utf-8"))
     data["signals"] = {kind: {**data["signals"][kind], **section}}
-    data["notifications"] = {
-        "channels": {"oncall": {"type": "webhook", "url_env": "AUTOSRE_T_PAGER_URL"}},
-        "delivery": {"timeout": "2s", "backoff": "1s", "poll": "0.2s"},
-    }
-    env["AUTOSRE_T_PAGER_URL"] = f"{pager.url}/page"
+    data["notifications"] = paging(pager, env)
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     extra = "".join(f"      {name}: {value!r}\n" for name, value in host_vars.items())
@@ -252,27 +258,6 @@ def closed(store: Store) -> dict[str, Any]:
         ),
         timeout=120,
     )
-
-
-def assert_escalated(
-    store: Store, incident: dict[str, Any], actions: list[str], pager: Receiver
-) -> None:
-    """Escalated after ``actions``, with the page for it delivered to ``pager``."""
-    detail = store.detail(incident["id"])
-    assert incident["status"] == "escalated", detail
-    assert [r["action"] for r in detail["runs"]] == actions
-    assert detail["decisions"][-1]["verdict"] == "escalate"
-    assert "ladder exhausted" in detail["decisions"][-1]["rationale"]
-    wait_for("the page", lambda: pager.received or None, timeout=30)
-    path, page, _headers = pager.received[0]
-    assert path == "/page"
-    assert (page["event"], page["incident_id"]) == ("trigger", incident["id"])
-    assert (page["host"], page["kind"], page["status"]) == ("web1", incident["kind"], "escalated")
-
-
-def assert_quiet(pager: Receiver) -> None:
-    """A cured incident pages nobody."""
-    assert pager.received == [], pager.received
 
 
 def memory_used() -> float:
