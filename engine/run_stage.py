@@ -87,16 +87,25 @@ class RunStage:
         longest = max(rule.sustain for rule in self.policy.signals.values())
         for host in [h for h, quiet in self.quiet_until.items() if quiet + longest < now]:
             del self.quiet_until[host]  # long past for every kind
-        for host, result, action in self.dispatcher.finished():
+        ended = self.dispatcher.finished()
+        for done, (host, result, action) in enumerate(ended):
             track = self.tracks.get(host)
             if track is None or track.phase is not Phase.RUNNING:
                 continue
             settle = self.policy.settle(track.kind)
             self.quiet_until[host] = max(self.quiet_until.get(host, 0.0), result.ended_at + settle)
-            steps = after_run(
-                track, result, action, settle=settle, verify_timeout=rem.verify_timeout
-            )
-            self.steps.run(track, steps, now)
+            before = (list(track.tried), track.run_ended, track.verify_after, track.phase)
+            try:
+                steps = after_run(
+                    track, result, action, settle=settle, verify_timeout=rem.verify_timeout
+                )
+                self.steps.run(track, steps, now)
+            except BaseException:
+                # The store failed midway: this result (its track as it was) and the rest
+                # wait for the next tick.
+                track.tried[:], track.run_ended, track.verify_after, track.phase = before
+                self.dispatcher.requeue(ended[done:])
+                raise
 
     def settling(self, host: str, since: float, now: float, rule: SignalRule) -> bool:
         """True while a high run that began before the host's last run settled may still be

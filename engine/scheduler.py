@@ -18,6 +18,8 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.loop import Engine
+from engine.store_outage import store_label
+from engine.tick_guard import TickGuard
 
 log = logging.getLogger("autosre.scheduler")
 TICK = "tick"  # the job's id
@@ -31,13 +33,10 @@ def next_tick_at(now: float, regular: float, due: float | None, poll: float) -> 
     return min(regular, max(due, now + poll))
 
 
-def _safe_tick(engine: Engine, scheduler: BaseScheduler) -> None:
-    try:
-        report = engine.tick()
-    except Exception:
-        # One broken tick must not stop the loop; the next one starts afresh.
-        log.exception("tick failed")
-        return
+def _safe_tick(guard: TickGuard, scheduler: BaseScheduler) -> None:
+    report = guard.tick()
+    if report is None:
+        return  # failed (and told, if it is news): the next tick starts afresh
     log.debug("tick took %.3fs", report.duration)
     job = scheduler.get_job(TICK)
     if job is None or job.next_run_time is None:
@@ -48,19 +47,21 @@ def _safe_tick(engine: Engine, scheduler: BaseScheduler) -> None:
 
 
 def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None:
-    """Tick every interval until stop is set; an overlapping tick is skipped and logged."""
+    """Tick every interval until stop is set; an overlapping tick is skipped (and told once
+    per slow tick), a failed one is told as engine/tick_guard.py says."""
     scheduler = BackgroundScheduler(timezone=UTC)
     # APScheduler's own "skipped" warning is noisy; ours says what it means.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    guard = TickGuard(engine, store=lambda: store_label(engine.components.sessions))
 
     def on_skip(event: JobExecutionEvent) -> None:
-        log.warning("tick skipped: the previous tick is still running (interval %.1fs)", interval)
+        guard.overlapped(interval)
 
     scheduler.add_listener(on_skip, EVENT_JOB_MAX_INSTANCES)
     scheduler.add_job(
         _safe_tick,
         IntervalTrigger(seconds=interval),
-        args=[engine, scheduler],
+        args=[guard, scheduler],
         id=TICK,
         max_instances=1,
         coalesce=True,

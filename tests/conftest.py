@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.prometheus",
     "tests.fixtures.receivers",
+    "tests.fixtures.tcp_proxy",
     "tests.lab.fixture",
 ]
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from typing import TypeVar
 
 from engine.components import Components
-from engine.errors import RefusedError
+from engine.errors import RefusedError, StoreError
 from engine.execute.blast_radius import BlastRadius
 from engine.execute.dispatch import run_ident
 from engine.policy.whitelist import build_request
+from engine.store_outage import describe, store_error
 from engine.types import RunResult
+
+T = TypeVar("T")
 
 
 def run_by_hand(
@@ -50,43 +55,89 @@ def run_by_hand(
     now = clock()
     ident = run_ident(action, now)
     held = components.locks.acquire(request.hosts, f"manual run {ident} by {requested_by}")
-    try:
+    try:  # the locks are freed however this ends, a start that cannot be recorded too
         run_dir = settings.runs_dir / ident
-        run_id = components.recorder.runs.begin(
-            request,
-            ident=ident,
-            artifact_dir=str(run_dir),
-            trigger="manual",
-            requested_by=requested_by,
-            at=now,
+        run_id = _recorded(
+            ident,
+            "start",
+            lambda: components.recorder.runs.begin(
+                request,
+                ident=ident,
+                artifact_dir=str(run_dir),
+                trigger="manual",
+                requested_by=requested_by,
+                at=now,
+            ),
         )
-        # Allowed in maintenance, but the audit says so (the confirmation said it too).
-        hosts_held = components.recorder.maintenance.notes(
-            {h: components.inventory.hosts[h] for h in request.hosts}, now
-        )
-        if hosts_held:
-            components.recorder.journal.event(
-                now,
-                "manual_run_in_maintenance",
-                f"{requested_by} ran {action} by hand: " + "; ".join(hosts_held.values()),
-                run_id=run_id,
-                data={"by": requested_by, "hosts": sorted(hosts_held)},
+        try:
+            _recorded(
+                ident,
+                "audit",
+                lambda: _audit(components, action, request.hosts, requested_by, limit, run_id, now),
             )
-        if limit is not None:
-            components.recorder.journal.event(
-                now,
-                "manual_run_hosts",
-                f"{requested_by}'s --limit {limit!r} resolved to {', '.join(request.hosts)}",
-                run_id=run_id,
-                data={"by": requested_by, "limit": limit, "hosts": list(request.hosts)},
-            )
-        if on_start is not None:
-            on_start(ident, str(run_dir))
+            if on_start is not None:
+                on_start(ident, str(run_dir))
+        except BaseException as exc:
+            # Recorded as started but never run: its record must not say it still runs.
+            why = f"not run: {exc}"
+            unstarted = RunResult(ident, "error", None, str(run_dir), now, clock(), {}, why)
+            with suppress(Exception):  # the store may be what failed: the start's error wins
+                components.recorder.runs.end(run_id, unstarted)
+            raise
         try:
             result = components.executor.run(request, ident=ident)
         except Exception as exc:  # the record must still say how the run ended
             result = RunResult(ident, "error", None, str(run_dir), now, clock(), {}, str(exc))
-        components.recorder.runs.end(run_id, result)
+        _recorded(
+            ident,
+            f"end ({result.status})",
+            lambda: components.recorder.runs.end(run_id, result),
+            after="; the engine settles it from the run's artifacts at its next start",
+        )
         return result
     finally:
         held.release()
+
+
+def _audit(
+    components: Components,
+    action: str,
+    hosts: Sequence[str],
+    requested_by: str,
+    limit: str | None,
+    run_id: int,
+    now: float,
+) -> None:
+    """Journal what the audit of a run by hand must say: hosts held, what --limit meant."""
+    # Allowed in maintenance, but the audit says so (the confirmation said it too).
+    hosts_held = components.recorder.maintenance.notes(
+        {h: components.inventory.hosts[h] for h in hosts}, now
+    )
+    if hosts_held:
+        components.recorder.journal.event(
+            now,
+            "manual_run_in_maintenance",
+            f"{requested_by} ran {action} by hand: " + "; ".join(hosts_held.values()),
+            run_id=run_id,
+            data={"by": requested_by, "hosts": sorted(hosts_held)},
+        )
+    if limit is not None:
+        components.recorder.journal.event(
+            now,
+            "manual_run_hosts",
+            f"{requested_by}'s --limit {limit!r} resolved to {', '.join(hosts)}",
+            run_id=run_id,
+            data={"by": requested_by, "limit": limit, "hosts": list(hosts)},
+        )
+
+
+def _recorded(ident: str, what: str, write: Callable[[], T], *, after: str = "") -> T:
+    """``write()``; a store that cannot take it is a StoreError in one line, not a traceback."""
+    try:
+        return write()
+    except Exception as exc:
+        cause = store_error(exc)
+        if cause is None:
+            raise
+        message = f"run {ident}: its {what} cannot be recorded: {describe(cause)}{after}"
+        raise StoreError(message) from exc

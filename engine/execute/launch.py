@@ -2,7 +2,8 @@
 
 Each host is locked (the engine and people never run on a host at once), the request
 passes the whitelist again, the run and its incidents are recorded as started, and only
-then does the run start on the dispatcher's workers. What could not start says why.
+then does the run start on the dispatcher's workers. What could not start says why; a
+start that cannot be recorded (the store is down) frees the hosts and raises.
 """
 
 from __future__ import annotations
@@ -112,15 +113,21 @@ class Launcher:
             for lock in locks:
                 lock.release()
             return Launched(busy=busy, refused=f"cannot run {action}: {exc}", released=released)
-        run_id = self.recorder.runs.begin(
-            request,
-            ident=ident,
-            artifact_dir=str(self.runs_dir / ident),
-            trigger="engine",
-            requested_by="engine",
-            at=now,
-            decisions=[(item.decision_id, item.incident_id) for item in held],
-        )
+        try:
+            run_id = self.recorder.runs.begin(
+                request,
+                ident=ident,
+                artifact_dir=str(self.runs_dir / ident),
+                trigger="engine",
+                requested_by="engine",
+                at=now,
+                decisions=[(item.decision_id, item.incident_id) for item in held],
+            )
+        except BaseException:
+            # Unrecorded, the run never starts: its hosts must not stay busy for it.
+            for lock in locks:
+                lock.release()
+            raise
         log.info("run %s: %s on %s", ident, action, ", ".join(hosts))
         self.dispatcher.start(request, ident=ident, run_id=run_id, locks=locks)
         return Launched(ident=ident, started=tuple(hosts), busy=busy, released=released)

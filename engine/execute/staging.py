@@ -102,9 +102,13 @@ class Stager:
             log.warning("%s: cannot stage %s: %s", host, action, exc)
             return None
         hold = max(0.0, rising_since + sustain - now) + VERDICT_MARGIN
-        run_id = self.recorder.staged.stage(
-            request, ident=ident, artifact_dir=str(self.runs_dir / ident), at=now
-        )
+        try:
+            run_id = self.recorder.staged.stage(
+                request, ident=ident, artifact_dir=str(self.runs_dir / ident), at=now
+            )
+        except BaseException:
+            held_locks.release()  # nothing starts unrecorded, and the host is not left busy
+            raise
         with self._mutex:
             try:
                 run = StagedRun(
@@ -137,7 +141,14 @@ class Stager:
                 return None
             del self._waiting[host]
             held.released = True
-        self.recorder.staged.release(held.run_id, action=action, at=now, decisions=[decision])
+        try:
+            self.recorder.staged.release(held.run_id, action=action, at=now, decisions=[decision])
+        except BaseException:
+            with self._mutex:  # not released after all: it waits again, unless it ended
+                held.released = False
+                if held.run.ident in self._live and held.run.answer is None:
+                    self._waiting[host] = held
+            raise
         if not held.run.release():
             # It ended (or its hold timed out) just before: its result, a failure at the
             # hold, is recorded as this run's end and the incident decides again.
@@ -210,8 +221,11 @@ class Stager:
         try:
             if held.released:
                 self.dispatcher.finish(run.request, held.run_id, result)
-            else:
-                self.recorder.staged.discarded(held.run_id, result, held.why)
+            else:  # kept and retried like any run's end when the store cannot take it
+                run_id, why = held.run_id, held.why
+                self.dispatcher.settle(
+                    result, lambda: self.recorder.staged.discarded(run_id, result, why)
+                )
         finally:
             with self._mutex:  # busy() until the end is recorded
                 del self._live[run.ident]

@@ -21,6 +21,7 @@ from engine.notify.transport import DeliveryError
 from engine.policy.notify_schema import Channel, Notifications
 from engine.record.notifications import Claimed, NotificationRecords
 from engine.redact import Redactor
+from engine.store_outage import StoreOutage, store_error
 
 log = logging.getLogger("autosre.notify")
 LEASE_MARGIN = 5.0  # seconds a claim outlives one attempt's deadline
@@ -76,11 +77,19 @@ class DeliveryWorker:
             self._thread = None
 
     def _loop(self) -> None:
+        outage = StoreOutage()
         while not self._stop.is_set():
             try:
                 self.run_once()
             except Exception as exc:  # the store down, say: the next pass tries again
-                log.warning("notification delivery pass failed: %s", self._safe(exc))
+                if store_error(exc) is None:
+                    log.warning("notification delivery pass failed: %s", self._safe(exc))
+                elif outage.failed():  # told once per outage, not every poll
+                    log.warning("notification delivery paused: %s", self._safe(exc))
+            else:
+                ended = outage.answered()
+                if ended is not None:
+                    log.info("notification delivery resumed after %.1fs", ended[0])
             self._wake.wait(self.delivery.poll)
             self._wake.clear()
 

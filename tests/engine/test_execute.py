@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -13,13 +17,27 @@ import pytest
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from engine.components import Components
+from engine.errors import HostBusyError, StoreError
+from engine.execute.by_hand import run_by_hand
+from engine.execute.launch import Decided
 from engine.execute.results import read_events
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.vars_file import vars_yaml
+from engine.loop import Engine
+from engine.plan.rules import RulesPlanner
+from engine.policy.whitelist import build_request
 from engine.redact import REDACTED, Redactor, encodings
+from engine.settings import load_settings
+from engine.store import open_store
 from engine.types import RunRequest, RunResult
 from tests.fixtures.ansible import local_inventory
+from tests.fixtures.reads import incident_detail, list_incidents, list_runs
+from tests.fixtures.scripted import ScriptedSource
+from tests.fixtures.store import migrated_sqlite
 
 HOST = "localhost"
 TEST_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
@@ -353,3 +371,237 @@ def test_a_batch_works_on_all_its_hosts_at_once_and_names_each_failure(
         HOST: f"failed at task 'ansible.builtin.fail': boom on {HOST}",
         "other-host": "failed at task 'ansible.builtin.fail': boom on other-host",
     }
+
+
+# -- the engine's runs when the store fails (PostgreSQL outages: tests/integration/
+# test_store_outage.py). Here the SQLite store loses the runs' table: a real OperationalError.
+
+OUTAGE_POLICY = """
+version: 2
+signals:
+  high_cpu:
+    query: 'unused: the test feeds the samples'
+    trigger: 80
+    clear: 50
+    window: 1s
+    sustain: 2s
+    step: 1s
+    stale_after: 3s
+    ladder: [quick_fix]
+actions:
+  quick_fix: {playbook: quick_fix.yml, description: says ok, timeout: 60s}
+remediation:
+  cooldown: 1h
+  max_attempts: 1
+"""
+# A release point (engine/execute/staged.py) makes the action stageable.
+QUICK_FIX = """- name: Quick fix
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: End here unless released
+      ansible.builtin.meta: end_host
+      when: autosre_release_file is defined and false
+    - name: Say ok
+      ansible.builtin.debug:
+        msg: ok
+"""
+
+
+@dataclass(frozen=True)
+class StoreLab:
+    """An engine on an SQLite store, and the CPU its one host shows."""
+
+    engine: Engine
+    cpu: dict[str, float]
+
+
+@pytest.fixture
+def store_lab(tmp_path: Path) -> Iterator[StoreLab]:
+    """An engine on an SQLite store, one local host and the quick_fix action."""
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "quick_fix.yml").write_text(QUICK_FIX)
+    (tmp_path / "policy.yaml").write_text(OUTAGE_POLICY)
+    settings = load_settings(
+        {
+            "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
+            "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
+            "AUTOSRE_INVENTORY": str(local_inventory(tmp_path / "inventory.yml", "web1")),
+            "AUTOSRE_PLAYBOOK_DIR": str(books),
+        }
+    )
+    components = Components(settings, sessions=open_store(migrated_sqlite(tmp_path / "a.db")))
+    cpu = {"web1": 20.0}
+    source = ScriptedSource(lambda host, _t: cpu[host], ("web1",))
+    engine = Engine(components, metrics=source, planner=RulesPlanner())
+    yield StoreLab(engine, cpu)
+    engine.shutdown(timeout=30)
+    components.close()
+
+
+@contextmanager
+def table_away(engine: Engine, table: str = "playbook_runs") -> Iterator[None]:
+    """The store cannot write the table's rows (it is gone) until the block ends."""
+    sessions = engine.components.sessions
+    with sessions() as session:
+        session.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+        session.commit()
+    try:
+        yield
+    finally:
+        with sessions() as session:
+            session.execute(text(f"ALTER TABLE {table}_away RENAME TO {table}"))
+            session.commit()
+
+
+def host_free(engine: Engine, host: str) -> bool:
+    try:
+        engine.components.locks.acquire([host], "the test").release()
+    except HostBusyError:
+        return False
+    return True
+
+
+def test_a_run_whose_start_cannot_be_recorded_frees_its_host(store_lab: StoreLab) -> None:
+    engine, now = store_lab.engine, time.time()
+    incident = engine.recorder.incidents.open(
+        "web1", "high_cpu", 95.0, "cpu 95%", at=now, since=now
+    )
+    with table_away(engine), pytest.raises(OperationalError):
+        engine.launcher.launch("quick_fix", [Decided("web1", incident, 0)], now)
+    assert host_free(engine, "web1")
+    assert not engine.busy() and not (engine.components.settings.runs_dir).exists()
+
+
+def test_a_staged_run_whose_start_cannot_be_recorded_frees_its_host(store_lab: StoreLab) -> None:
+    engine, now = store_lab.engine, time.time()
+    assert engine.stager.first_rungs == {"high_cpu": "quick_fix"}
+    with table_away(engine), pytest.raises(OperationalError):
+        engine.stager.stage("web1", "high_cpu", now - 1.0, now)
+    assert host_free(engine, "web1")
+    assert not engine.stager.busy() and not (engine.components.settings.runs_dir).exists()
+
+
+def test_a_run_end_the_store_cannot_take_is_kept_until_it_can(
+    store_lab: StoreLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, now = store_lab.engine, time.time()
+    caplog.set_level(logging.INFO, logger="autosre.engine")
+    settings = engine.components.settings
+    request = build_request(
+        engine.policy, engine.inventory, settings.playbook_dir, action="quick_fix", hosts=["web1"]
+    )
+    run_id = engine.recorder.runs.begin(
+        request, ident="kept-1", artifact_dir="", trigger="engine", requested_by="engine", at=now
+    )
+    with table_away(engine):
+        engine.runs.start(request, ident="kept-1", run_id=run_id, locks=[])
+        assert engine.runs.wait_idle(60)
+        for _ in range(5):  # the tick hears nothing of a run whose end is not recorded
+            assert engine.runs.finished() == []
+        assert engine.runs.pending() == 1
+    (kept,) = [r for r in caplog.records if "cannot be recorded" in r.getMessage()]
+    assert kept.levelno == logging.WARNING and kept.exc_info is None
+    assert "no such table" in kept.getMessage()
+
+    ((host, result, action),) = engine.runs.finished()  # the store takes it now
+    assert (host, result.status, action) == ("web1", "successful", "quick_fix")
+    assert engine.runs.pending() == 0 and engine.runs.finished() == []
+    (run,) = list_runs(engine.components.sessions)
+    assert (run["ident"], run["status"]) == ("kept-1", "successful")
+    (recorded,) = [r for r in caplog.records if "recorded at last" in r.getMessage()]
+    assert "after 6 failed attempt(s)" in recorded.getMessage()
+    assert (
+        len([r for r in caplog.records if "kept-1" in r.getMessage()]) == 3
+    )  # ended, kept, recorded
+
+
+def test_at_shutdown_a_kept_end_is_tried_once_more(
+    store_lab: StoreLab, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine, now = store_lab.engine, time.time()
+    caplog.set_level(logging.INFO, logger="autosre.engine")
+    settings = engine.components.settings
+    request = build_request(
+        engine.policy, engine.inventory, settings.playbook_dir, action="quick_fix", hosts=["web1"]
+    )
+    ends = []
+    for ident in ("last-1", "last-2"):
+        run_id = engine.recorder.runs.begin(
+            request, ident=ident, artifact_dir="", trigger="engine", requested_by="engine", at=now
+        )
+        ends.append((ident, run_id))
+    with table_away(engine):
+        for ident, run_id in ends:
+            engine.runs.start(request, ident=ident, run_id=run_id, locks=[])
+            assert engine.runs.wait_idle(60)
+        engine.runs.shutdown(cancel_runs=False, timeout=5)  # still away: both told, not lost
+        lost = [r for r in caplog.records if "its end is not recorded" in r.getMessage()]
+        assert len(lost) == 2 and not [r for r in caplog.records if r.exc_info]
+        assert engine.runs.pending() == 2
+    engine.runs.shutdown(cancel_runs=False, timeout=5)  # back: the last try records them
+    assert {r["status"] for r in list_runs(engine.components.sessions)} == {"successful"}
+    assert engine.runs.pending() == 0
+
+
+def test_a_decision_that_cannot_be_recorded_starts_no_run(store_lab: StoreLab) -> None:
+    engine = store_lab.engine
+    store_lab.cpu["web1"] = 95.0
+    with table_away(engine, "decisions"), pytest.raises(OperationalError):
+        engine.tick()  # the incident opens; its verdict, to run, cannot be recorded
+    (incident,) = list_incidents(engine.components.sessions)
+    assert incident["status"] == "open"
+    assert not engine.busy() and host_free(engine, "web1")
+    assert list_runs(engine.components.sessions) == []
+    assert not engine.components.settings.runs_dir.exists()
+
+    engine.tick()  # the store takes it now: decided, recorded, then run (once)
+    assert engine.wait_idle(60)
+    (run,) = list_runs(engine.components.sessions)
+    assert run["status"] == "successful", run
+    detail = incident_detail(engine.components.sessions, incident["id"])
+    assert detail is not None
+    assert [d["run_id"] for d in detail["decisions"]] == [run["id"]]
+
+
+def test_a_run_by_hand_whose_start_cannot_be_recorded_says_so_and_frees_its_host(
+    store_lab: StoreLab,
+) -> None:
+    engine = store_lab.engine
+    with table_away(engine), pytest.raises(StoreError, match="start cannot be recorded") as err:
+        run_by_hand(
+            engine.components,
+            action="quick_fix",
+            hosts=["web1"],
+            extra_vars={},
+            check=False,
+            requested_by="ada",
+        )
+    assert "\n" not in str(err.value) and "no such table" in str(err.value)
+    assert host_free(engine, "web1")
+    assert not engine.components.settings.runs_dir.exists()
+
+
+def test_a_run_by_hand_that_cannot_start_after_its_record_is_recorded_as_not_run(
+    store_lab: StoreLab,
+) -> None:
+    engine = store_lab.engine
+
+    def on_start(_ident: str, _run_dir: str) -> None:
+        raise OSError("the terminal went away")
+
+    with pytest.raises(OSError, match="terminal"):
+        run_by_hand(
+            engine.components,
+            action="quick_fix",
+            hosts=["web1"],
+            extra_vars={},
+            check=False,
+            requested_by="ada",
+            on_start=on_start,
+        )
+    (run,) = list_runs(engine.components.sessions)
+    assert run["status"] == "error" and "not run: the terminal went away" in run["error"], run
+    assert host_free(engine, "web1")
+    assert not engine.components.settings.runs_dir.exists()
