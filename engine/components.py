@@ -16,8 +16,11 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.errors import PolicyError, SettingsError
+from engine.execute.awx import AwxExecutor
+from engine.execute.awx_client import AwxClient
 from engine.execute.locks import HostLocks
-from engine.execute.runner import AnsibleRunnerExecutor
+from engine.execute.runner import AnsibleRunnerExecutor, Executor
 from engine.inventory import Inventory, load_inventory
 from engine.policy.load import load_policy
 from engine.policy.schema import Policy
@@ -85,10 +88,13 @@ class Components:
         return self._once("recorder", build)
 
     @property
-    def executor(self) -> AnsibleRunnerExecutor:
-        """Runs playbooks with ansible-runner under runs_dir, redacting as it goes."""
+    def executor(self) -> Executor:
+        """Runs playbooks under runs_dir, redacting as it goes: locally with ansible-runner,
+        or as job templates on AWX (AUTOSRE_EXECUTOR=awx)."""
 
-        def build() -> AnsibleRunnerExecutor:
+        def build() -> Executor:
+            if self.settings.executor == "awx":
+                return self._awx_executor()
             return AnsibleRunnerExecutor(
                 runs_dir=self.settings.runs_dir,
                 inventory_path=self.settings.inventory,
@@ -99,6 +105,25 @@ class Components:
 
         return self._once("executor", build)
 
+    def _awx_executor(self) -> AwxExecutor:
+        """The AWX executor; PolicyError naming the first action without a job template."""
+        settings = self.settings
+        templates: dict[str, int | str] = {}
+        for name, spec in self.policy.actions.items():
+            if spec.awx_job_template is None:
+                raise PolicyError(
+                    str(settings.policy),
+                    f"actions.{name}.awx_job_template",
+                    "must be set when AUTOSRE_EXECUTOR=awx",
+                )
+            templates[name] = spec.awx_job_template
+        if settings.awx_url is None or settings.awx_token is None:  # load_settings refuses it
+            raise SettingsError("AUTOSRE_AWX_URL", "and AUTOSRE_AWX_TOKEN must be set for awx")
+        client = AwxClient(settings.awx_url, settings.awx_token, timeout=settings.awx_timeout)
+        return AwxExecutor(
+            client, templates=templates, runs_dir=settings.runs_dir, redactor=self.redactor
+        )
+
     @property
     def locks(self) -> HostLocks:
         """Per-host locks shared by the engine and runs by hand."""
@@ -107,6 +132,8 @@ class Components:
     def load(self) -> Components:
         """Load the policy and the inventory now (to refuse bad ones at start); self."""
         _ = self.policy, self.inventory
+        if self.settings.executor == "awx":
+            _ = self.executor  # an action without a job template is refused at start
         return self
 
     def close(self) -> None:

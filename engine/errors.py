@@ -10,12 +10,15 @@
      │    ├── UserError               an account, token or password request
      │    ├── ChaosError              a chaos experiment that cannot start
      │    ├── UsageError              a command line that cannot be carried out
- │    ├── MaintenanceError        a maintenance window or host re-enable that cannot be done
-     │    └── ReplyError              a model's reply that cannot be a proposal
+     │    ├── MaintenanceError        a maintenance window or host re-enable that cannot be done
+     │    ├── ReplyError              a model's reply that cannot be a proposal
+     │    └── AnswerTooLargeError     an HTTP answer over its size limit (metrics/deadline.py)
      ├── HostBusyError (RuntimeError) another run holds a host's lock (.host, .holder)
      ├── StoreError (RuntimeError)    the database cannot be opened, or its schema is not current
      ├── IllegalMoveError (RuntimeError) an incident move its life's tables forbid: a bug
-     └── LLMError (RuntimeError)      one failed model call (.kind, .status, .retry_after)
+     ├── LLMError (RuntimeError)      one failed model call (.kind, .status, .retry_after)
+     └── AwxError (RuntimeError)      one failed call to AWX; never leaves the executor
+                                      (engine/execute/awx_client.py)
 
 The CLI reports any ``AutoSREError`` in one line and exits with status 2; the engine
 turns ``LLMError`` and ``ReplyError`` into a fallback to the rules planner and never lets

@@ -117,8 +117,7 @@ class Engine:
         self.launcher = Launcher(
             policy=policy,
             inventory=self.inventory,
-            playbook_dir=components.settings.playbook_dir,
-            runs_dir=components.settings.runs_dir,
+            settings=components.settings,
             recorder=self.recorder,
             locks=components.locks,
             dispatcher=self.runs,

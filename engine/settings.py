@@ -5,11 +5,13 @@ Nothing else in the package reads ``os.environ``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engine.durations import parse_duration
 from engine.errors import SettingsError
@@ -19,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 PLANNERS = ("rules", "gemini", "openai")
+EXECUTORS = ("ansible-runner", "awx")
 DEFAULT_MODELS = {"gemini": "gemini-2.5-flash", "openai": "gpt-4o-mini"}
 MIN_SECRET_KEY_LENGTH = 32  # a short key lets anyone forge a session cookie
 # What every child process (Ansible, ansible-inventory) starts from; nothing else of
@@ -68,11 +71,17 @@ class Settings:
     llm_base_url: str | None = None
     llm_timeout: float = 10.0
     shutdown_grace: float = 30.0  # seconds a run in flight may finish after SIGTERM
+    min_free_mb: int = 100  # no run starts with less free under runs_dir
+    executor: str = "ansible-runner"  # or "awx": job templates on a controller
+    awx_url: str | None = None
+    awx_timeout: float = 10.0  # seconds per call to the controller
     # Keys stay out of repr() so a logged or printed Settings never shows them.
     gemini_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
     # Signs the web UI's session cookies; None: a key generated once in the data dir.
     secret_key: str | None = field(default=None, repr=False)
+    # AWX's OAuth2 token: from the environment only, never from a file or the policy.
+    awx_token: str | None = field(default=None, repr=False)
     # Values of secret-named variables and URL passwords found in the environment.
     environment_secrets: frozenset[str] = field(default=frozenset(), repr=False)
 
@@ -89,11 +98,12 @@ class Settings:
     @property
     def secrets(self) -> frozenset[str]:
         """Every secret value the engine knows, for redaction (never shown in repr)."""
-        keys = (self.gemini_api_key, self.openai_api_key, self.secret_key)
+        keys = (self.gemini_api_key, self.openai_api_key, self.secret_key, self.awx_token)
         urls = {
             "AUTOSRE_DATABASE_URL": self.database_url,
             "AUTOSRE_PROMETHEUS_URL": self.prometheus_url or "",
             "AUTOSRE_LLM_BASE_URL": self.llm_base_url or "",
+            "AUTOSRE_AWX_URL": self.awx_url or "",
         }
         return (
             frozenset(k for k in keys if k)
@@ -140,6 +150,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float) 
     return value
 
 
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise SettingsError(name, f"must be a whole number from 0 up, got {raw!r}")
+    return int(raw)
+
+
 def _url(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -158,6 +177,45 @@ def _secret_key(env: Mapping[str, str]) -> str | None:
             f"must be at least {MIN_SECRET_KEY_LENGTH} characters, got {len(raw)}",
         )
     return raw
+
+
+def _awx(env: Mapping[str, str]) -> tuple[str, str | None, str | None]:
+    """The executor, and the controller's URL and token (required for "awx")."""
+    executor = (env.get("AUTOSRE_EXECUTOR") or "ansible-runner").strip().lower()
+    if executor not in EXECUTORS:
+        raise SettingsError(
+            "AUTOSRE_EXECUTOR", f"must be one of {', '.join(EXECUTORS)}, got {executor!r}"
+        )
+    url = _url(env, "AUTOSRE_AWX_URL")
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise SettingsError(
+                "AUTOSRE_AWX_URL", "must not hold credentials (the token is AUTOSRE_AWX_TOKEN)"
+            )
+        if parts.scheme == "http" and not _loopback(parts.hostname or ""):
+            # The bearer token would cross the network in clear.
+            raise SettingsError(
+                "AUTOSRE_AWX_URL", f"must be https:// (plain http only to 127.0.0.1), got {url!r}"
+            )
+    token = env.get("AUTOSRE_AWX_TOKEN") or None
+    if token is not None and (token != token.strip() or any(c.isspace() for c in token)):
+        # The value stays out of the message: it is a secret.
+        raise SettingsError("AUTOSRE_AWX_TOKEN", "must be one word, without spaces or newlines")
+    if executor == "awx" and url is None:
+        raise SettingsError("AUTOSRE_AWX_URL", "must be set when AUTOSRE_EXECUTOR=awx")
+    if executor == "awx" and token is None:
+        raise SettingsError("AUTOSRE_AWX_TOKEN", "must be set when AUTOSRE_EXECUTOR=awx")
+    return executor, url, token
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -185,7 +243,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(
             "OPENAI_API_KEY", "must be set when AUTOSRE_PLANNER=openai without AUTOSRE_LLM_BASE_URL"
         )
+    executor, awx_url, awx_token = _awx(env)
     return Settings(
+        executor=executor,
+        awx_url=awx_url,
+        awx_token=awx_token,
+        awx_timeout=_seconds(env, "AUTOSRE_AWX_TIMEOUT", 10.0, 0.1),
         planner=planner,
         llm_model=(env.get("AUTOSRE_LLM_MODEL") or "").strip() or DEFAULT_MODELS.get(planner),
         llm_base_url=_url(env, "AUTOSRE_LLM_BASE_URL"),
@@ -202,6 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         playbook_dir=Path(env.get("AUTOSRE_PLAYBOOK_DIR") or _default_path("playbooks")),
         interval=_seconds(env, "AUTOSRE_INTERVAL", 10.0, 0.2),
         shutdown_grace=_seconds(env, "AUTOSRE_SHUTDOWN_GRACE", 30.0, 0.0),
+        min_free_mb=_whole(env, "AUTOSRE_MIN_FREE_MB", 100),
         local_host=env.get("AUTOSRE_LOCAL_HOST") or None,
         log_level=level,
         environment_secrets=frozenset(secrets_in_environment(env)),

@@ -14,6 +14,7 @@ from engine.accounts import users
 from tests.fixtures.ansible import load_inventory_once
 
 pytest_plugins = [
+    "tests.fixtures.fake_awx",
     "tests.fixtures.fake_llm",
     "tests.fixtures.nginx",
     "tests.fixtures.postgres",

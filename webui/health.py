@@ -1,4 +1,5 @@
-"""GET /healthz (is the store up, is the engine ticking) and GET /metrics (Prometheus).
+"""GET /healthz (is the store up, is the engine ticking, is there disk for runs) and GET
+/metrics (Prometheus).
 
 Neither needs a login: /healthz is for load balancers and /metrics for Prometheus. Both
 show counts and timestamps only, never host names, labels or secrets; still, firewall
@@ -26,6 +27,7 @@ from prometheus_client.registry import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.execute.disk_room import free_bytes, no_room
 from engine.read.alert_events import AlertCounts
 from engine.read.engine_stats import read_engine_stats
 from engine.read.metrics import PlannerCalls, StoreCounts, read_store_counts
@@ -63,7 +65,16 @@ def healthz() -> ResponseReturnValue:
         age = max(0.0, now - stats.last_tick)
         engine = {"last_tick": iso(to_dt(stats.last_tick)), "age_seconds": round(age, 3)}
         healthy = age <= STALE_TICKS * get_settings().interval + lag
-    body = {"status": "ok" if healthy else "degraded", "database": "ok", "engine": engine}
+    settings = get_settings()
+    full = no_room(settings.runs_dir, settings.min_free_mb)
+    disk = {"free_bytes": free_bytes(settings.runs_dir), "status": "full" if full else "ok"}
+    healthy = healthy and full is None
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": "ok",
+        "engine": engine,
+        "disk": disk,
+    }
     return jsonify(body), 200
 
 

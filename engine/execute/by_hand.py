@@ -11,6 +11,7 @@ from typing import TypeVar
 from engine.components import Components
 from engine.errors import RefusedError, StoreError
 from engine.execute.blast_radius import BlastRadius
+from engine.execute.disk_room import no_room
 from engine.execute.dispatch import run_ident
 from engine.policy.whitelist import build_request
 from engine.store_outage import describe, store_error
@@ -43,6 +44,9 @@ def run_by_hand(
         extra_vars=extra_vars,
         check=check,
     )
+    full = no_room(settings.runs_dir, settings.min_free_mb)
+    if full is not None:
+        raise RefusedError(f"{action}: {full}")
     rem = components.policy.remediation
     radius = BlastRadius(
         max_concurrent=rem.max_concurrent,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from engine.errors import HostBusyError, RefusedError
+from engine.execute.disk_room import no_room
 from engine.execute.dispatch import RunDispatcher, run_ident
 from engine.execute.locks import HeldLocks, HostLocks
 from engine.execute.staging import Stager
@@ -21,6 +21,7 @@ from engine.inventory import Inventory
 from engine.policy.schema import Policy
 from engine.policy.whitelist import build_request
 from engine.record.recorder import Recorder
+from engine.settings import Settings
 
 log = logging.getLogger("autosre.engine")
 
@@ -53,16 +54,16 @@ class Launcher:
         *,
         policy: Policy,
         inventory: Inventory,
-        playbook_dir: Path,
-        runs_dir: Path,
+        settings: Settings,
         recorder: Recorder,
         locks: HostLocks,
         dispatcher: RunDispatcher,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
-        self.playbook_dir = playbook_dir
-        self.runs_dir = runs_dir  # where the executor puts run dirs, for the record
+        self.playbook_dir = playbook_dir = settings.playbook_dir
+        self.runs_dir = runs_dir = settings.runs_dir  # where run dirs go, for the record
+        self.min_free_mb = settings.min_free_mb
         self.recorder = recorder
         self.locks = locks
         self.dispatcher = dispatcher
@@ -75,6 +76,8 @@ class Launcher:
             locks=locks,
             executor=dispatcher.executor,
             dispatcher=dispatcher,
+            min_free_mb=settings.min_free_mb,
+            enabled=settings.executor == "ansible-runner",
         )
 
     def launch(self, action: str, decided: Sequence[Decided], now: float) -> Launched:
@@ -92,6 +95,9 @@ class Launcher:
                 released[item.host] = staged
         if not items:
             return Launched(released=released)
+        full = no_room(self.runs_dir, self.min_free_mb)
+        if full is not None:  # refused before anything is recorded: never half a record
+            return Launched(refused=f"cannot run {action}: {full}", released=released)
         ident = run_ident(action, now)
         held: list[Decided] = []
         locks: list[HeldLocks] = []

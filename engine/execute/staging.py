@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import HostBusyError, RefusedError
+from engine.execute.disk_room import no_room
 from engine.execute.dispatch import RunDispatcher, run_ident
 from engine.execute.locks import HeldLocks, HostLocks
 from engine.execute.runner import Executor
@@ -59,8 +60,12 @@ class Stager:
         locks: HostLocks,
         executor: Executor,
         dispatcher: RunDispatcher,
+        min_free_mb: int = 0,
+        enabled: bool = True,
     ) -> None:
-        """``dispatcher`` hears how released runs end, and its cancel stops every run."""
+        """``dispatcher`` hears how released runs end, and its cancel stops every run;
+        nothing is staged with less than ``min_free_mb`` free under ``runs_dir``, nor at all
+        unless ``enabled`` (a controller such as AWX cannot hold at a release point)."""
         self.policy = policy
         self.inventory = inventory
         self.playbook_dir = playbook_dir
@@ -69,9 +74,10 @@ class Stager:
         self.locks = locks
         self.executor = executor
         self.dispatcher = dispatcher
+        self.min_free_mb = min_free_mb
         self.limit = policy.remediation.max_concurrent
         # signal kind -> the first rung, when its playbook can be staged
-        self.first_rungs = _stageable_first_rungs(policy, playbook_dir)
+        self.first_rungs = _stageable_first_rungs(policy, playbook_dir) if enabled else {}
         self._waiting: dict[str, _Held] = {}  # host -> its staged run, not yet answered
         self._live: dict[str, _Held] = {}  # ident -> every staged run not yet ended
         self._staged_at: dict[str, float] = {}  # host -> the rise it was last staged for
@@ -87,6 +93,8 @@ class Stager:
                 return None
         if self._staged_at.get(host) == rising_since:
             return None  # once per rise: a run that ended unanswered is not started again
+        if no_room(self.runs_dir, self.min_free_mb) is not None:
+            return None  # the launch says why, and escalates, if the verdict is to run
         ident = run_ident(action, now)
         try:
             held_locks = self.locks.acquire([host], f"engine staged run {ident}")

@@ -20,6 +20,7 @@ from engine.durations import format_duration, parse_duration
 from engine.policy.hold_settings import Flapping, MaintenanceLimits
 from engine.policy.notify_schema import Notifications
 from engine.policy.push_schema import Alerts
+from engine.policy.retention_schema import Retention
 from engine.settings import is_engine_variable
 from engine.signals import SIGNALS
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION
@@ -130,6 +131,17 @@ class ActionSpec(_Strict):
     # Variables passed through from the engine's environment (SSH_AUTH_SOCK, say);
     # Ansible gets nothing else of it.
     env: list[str] = []
+    # With AUTOSRE_EXECUTOR=awx: the job template that runs this action, by id or name.
+    awx_job_template: int | str | None = None
+
+    @field_validator("awx_job_template", mode="before")
+    @classmethod
+    def _template(cls, value: object) -> object:
+        if isinstance(value, bool) or (isinstance(value, int) and value < 1):
+            raise ValueError("must be a job template's id (a positive integer) or its name")
+        if isinstance(value, str) and (not value.strip() or not value.isprintable()):
+            raise ValueError("must be a job template's name: printable, not empty")
+        return value
 
     @field_validator("playbook")
     @classmethod
@@ -200,6 +212,7 @@ class Policy(_Strict):
     remediation: Remediation = Remediation()
     notifications: Notifications = Notifications()
     alerts: Alerts = Alerts()
+    retention: Retention = Retention()
 
     @field_validator("signals", mode="before")
     @classmethod

@@ -313,3 +313,74 @@ def test_child_environment_is_an_allow_list() -> None:
         "LANG": "C.UTF-8",
         "SSH_AUTH_SOCK": "/run/agent",
     }
+
+
+# -- the AWX executor ------------------------------------------------------------
+
+AWX = {"AUTOSRE_EXECUTOR": "awx", "AUTOSRE_AWX_TOKEN": "awx-token-0123456789abcdef"}
+
+
+def test_executor_defaults_to_ansible_runner() -> None:
+    settings = load_settings({})
+    assert (settings.executor, settings.awx_url, settings.awx_token) == (
+        "ansible-runner",
+        None,
+        None,
+    )
+    assert settings.awx_timeout == 10.0
+
+
+@pytest.mark.parametrize(
+    "url", ["https://awx.example.com", "https://awx.example.com:8443/", "http://127.0.0.1:8052"]
+)
+def test_awx_settings(url: str) -> None:
+    settings = load_settings({**AWX, "AUTOSRE_AWX_URL": url, "AUTOSRE_AWX_TIMEOUT": "3s"})
+    assert settings.executor == "awx"
+    assert settings.awx_url == url.rstrip("/")
+    assert settings.awx_timeout == 3.0
+    # The token is a secret: redacted everywhere, never shown.
+    assert AWX["AUTOSRE_AWX_TOKEN"] in settings.secrets
+    assert AWX["AUTOSRE_AWX_TOKEN"] not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"AUTOSRE_EXECUTOR": "tower"}, "AUTOSRE_EXECUTOR"),
+        ({**AWX}, "AUTOSRE_AWX_URL"),
+        ({"AUTOSRE_EXECUTOR": "awx", "AUTOSRE_AWX_URL": "https://awx"}, "AUTOSRE_AWX_TOKEN"),
+        ({**AWX, "AUTOSRE_AWX_URL": "http://awx.example.com"}, "AUTOSRE_AWX_URL"),
+        ({**AWX, "AUTOSRE_AWX_URL": "ftp://awx.example.com"}, "AUTOSRE_AWX_URL"),
+        ({**AWX, "AUTOSRE_AWX_URL": "https://u:pw@awx.example.com"}, "AUTOSRE_AWX_URL"),
+        (
+            {**AWX, "AUTOSRE_AWX_URL": "https://awx", "AUTOSRE_AWX_TIMEOUT": "0"},
+            "AUTOSRE_AWX_TIMEOUT",
+        ),
+        (
+            {**AWX, "AUTOSRE_AWX_URL": "https://awx", "AUTOSRE_AWX_TIMEOUT": "x"},
+            "AUTOSRE_AWX_TIMEOUT",
+        ),
+        (
+            {**AWX, "AUTOSRE_AWX_URL": "https://awx", "AUTOSRE_AWX_TOKEN": "a b"},
+            "AUTOSRE_AWX_TOKEN",
+        ),
+    ],
+)
+def test_bad_awx_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert caught.value.variable == variable
+    assert AWX["AUTOSRE_AWX_TOKEN"] not in str(caught.value)
+
+
+def test_bad_awx_setting_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autosre.cli import main
+
+    monkeypatch.setenv("AUTOSRE_EXECUTOR", "awx")
+    monkeypatch.setenv("AUTOSRE_AWX_URL", "http://awx.example.com")
+    monkeypatch.setenv("AUTOSRE_AWX_TOKEN", "awx-token-0123456789abcdef")
+    assert main(["incidents", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "AUTOSRE_AWX_URL" in err and "https" in err and "Traceback" not in err

@@ -13,7 +13,6 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from tests.fixtures.prometheus import (
     free_port,
 )
 from tests.fixtures.receivers import Receiver
+from tests.fixtures.tmpfs import tmpfs
 from tests.integration.harness import (
     ROOT,
     Store,
@@ -315,18 +315,6 @@ def test_memory_pressure_scenario(
         assert_quiet(pager)
         assert "service_restarted" in (tmp_path / "chaos.log").read_text()
     store.close()
-
-
-@contextmanager
-def tmpfs(path: Path, size: str = "16m") -> Iterator[Path]:
-    path.mkdir(parents=True)
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True, timeout=10
-    )
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False, timeout=10)
 
 
 @pytest.fixture
