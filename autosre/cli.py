@@ -45,6 +45,7 @@ from autosre.commands.operate import (
     cmd_policy_check,
     cmd_run,
 )
+from autosre.commands.prune import add_command as add_prune_command
 from engine import __version__
 from engine.accounts.users import ROLES
 from engine.errors import AutoSREError
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_approvals(sub)
     _add_accounts(sub)
     add_maintenance_commands(sub)
+    add_prune_command(sub)
 
     playbook = sub.add_parser("playbook", help="whitelisted playbooks")
     psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=Parser)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,6 +18,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.loop import Engine
+from engine.prune import PRUNE_EVERY, scheduled_prune
 from engine.store_outage import store_label
 from engine.tick_guard import TickGuard
 
@@ -55,7 +56,8 @@ def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None
     guard = TickGuard(engine, store=lambda: store_label(engine.components.sessions))
 
     def on_skip(event: JobExecutionEvent) -> None:
-        guard.overlapped(interval)
+        if event.job_id == TICK:
+            guard.overlapped(interval)
 
     scheduler.add_listener(on_skip, EVENT_JOB_MAX_INSTANCES)
     scheduler.add_job(
@@ -67,6 +69,16 @@ def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None
         coalesce=True,
         next_run_time=datetime.now(UTC),
         misfire_grace_time=max(1, int(interval)),
+    )
+    scheduler.add_job(
+        scheduled_prune,
+        IntervalTrigger(seconds=PRUNE_EVERY),
+        args=[engine.components],
+        id="prune",
+        max_instances=1,
+        coalesce=True,
+        # Not at start: an engine that keeps restarting never prunes in a loop.
+        next_run_time=datetime.now(UTC) + timedelta(minutes=5),
     )
     scheduler.start()
     try:
