@@ -100,7 +100,6 @@ class Components:
                 inventory_path=self.settings.inventory,
                 redactor=self.redactor,
                 fact_cache_dir=self.settings.facts_dir,
-                scratch_dir=self.settings.scratch_dir,
             )
 
         return self._once("executor", build)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
@@ -18,7 +19,6 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from engine.loop import Engine
-from engine.prune import PRUNE_EVERY, scheduled_prune
 from engine.store_outage import store_label
 from engine.tick_guard import TickGuard
 
@@ -47,9 +47,17 @@ def _safe_tick(guard: TickGuard, scheduler: BaseScheduler) -> None:
         job.modify(next_run_time=datetime.fromtimestamp(at, UTC))
 
 
-def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None:
+def run_until(
+    engine: Engine,
+    *,
+    interval: float,
+    stop: threading.Event,
+    housekeeping: Callable[[], object] | None = None,
+    housekeeping_every: float = 3600.0,
+) -> None:
     """Tick every interval until stop is set; an overlapping tick is skipped (and told once
-    per slow tick), a failed one is told as engine/tick_guard.py says."""
+    per slow tick), a failed one is told as engine/tick_guard.py says. ``housekeeping``
+    (pruning, say) runs every ``housekeeping_every`` seconds, first a few minutes in."""
     scheduler = BackgroundScheduler(timezone=UTC)
     # APScheduler's own "skipped" warning is noisy; ours says what it means.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -70,16 +78,16 @@ def run_until(engine: Engine, *, interval: float, stop: threading.Event) -> None
         next_run_time=datetime.now(UTC),
         misfire_grace_time=max(1, int(interval)),
     )
-    scheduler.add_job(
-        scheduled_prune,
-        IntervalTrigger(seconds=PRUNE_EVERY),
-        args=[engine.components],
-        id="prune",
-        max_instances=1,
-        coalesce=True,
-        # Not at start: an engine that keeps restarting never prunes in a loop.
-        next_run_time=datetime.now(UTC) + timedelta(minutes=5),
-    )
+    if housekeeping is not None:
+        scheduler.add_job(
+            housekeeping,
+            IntervalTrigger(seconds=housekeeping_every),
+            id="housekeeping",
+            max_instances=1,
+            coalesce=True,
+            # Not at start: an engine that keeps restarting never prunes in a loop.
+            next_run_time=datetime.now(UTC) + timedelta(minutes=5),
+        )
     scheduler.start()
     try:
         stop.wait()

@@ -127,11 +127,6 @@ class Settings:
         return self.data_dir / "facts"
 
     @property
-    def scratch_dir(self) -> Path:
-        """Each run's private scratch while it runs (vars file, raw events)."""
-        return self.data_dir / "scratch"
-
-    @property
     def locks_dir(self) -> Path:
         """Per-host lock files shared by the engine and the CLI."""
         return self.data_dir / "locks"

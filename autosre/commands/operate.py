@@ -28,6 +28,7 @@ from engine.signals import signal_kind
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the engine loop (or one tick with --once)."""
     from autosre.wiring import build_engine, load_components  # noqa: PLC0415
+    from engine.prune import PRUNE_EVERY, scheduled_prune  # noqa: PLC0415
     from engine.scheduler import run_until  # noqa: PLC0415 - keeps `autosre --help` fast
 
     setup_logging(settings)
@@ -73,7 +74,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        run_until(engine, interval=settings.interval, stop=stop)
+        run_until(
+            engine,
+            interval=settings.interval,
+            stop=stop,
+            housekeeping=lambda: scheduled_prune(components),
+            housekeeping_every=PRUNE_EVERY,
+        )
     finally:
         engine.shutdown(cancel_runs=True, grace=settings.shutdown_grace)
         components.close()

@@ -31,6 +31,7 @@ from ansible_runner.interface import init_runner
 from engine.execute.host_outcomes import HostEnd, HostOutcomes
 from engine.execute.redaction import CommandRedaction, LiveRedaction, scrub_run_dir
 from engine.execute.results import host_stats
+from engine.execute.scratch import ensure_private, scratch_root
 from engine.execute.vars_file import cmdline, write_vars_file
 from engine.execute.workers import WorkerWatch
 from engine.redact import Redactor
@@ -104,13 +105,14 @@ class AnsibleRunnerExecutor:
     ) -> None:
         """``envvars``: extra settings for Ansible (on top of the engine's own);
         ``fact_cache_dir``: facts kept across runs (else each run's own, as runner does);
-        ``scratch_dir``: each run's vars file and raw events (default: beside runs_dir)."""
+        ``scratch_dir``: each run's vars file and raw events (default: engine/execute/scratch.py,
+        never under the data dir, which must not hold a secret)."""
         self._runs_dir = runs_dir
         self._inventory_path = inventory_path
         self._envvars = dict(envvars or {})
         self._redactor = redactor or Redactor()
         self._fact_cache_dir = fact_cache_dir
-        self._scratch_dir = scratch_dir or runs_dir.parent / "scratch"
+        self._scratch_dir = scratch_dir or scratch_root()
 
     @property
     def scratch_dir(self) -> Path:
@@ -161,12 +163,11 @@ class AnsibleRunnerExecutor:
         except OSError as exc:
             return finish("error", error=f"cannot create run dir {private_dir}: {exc}")
 
-        # Private to this run and outside the run dir: the vars file (secret vars in clear)
-        # and the raw event data. In the engine's data dir, not /tmp, so that what a killed
-        # engine leaves is found by its ident and swept at the next start.
+        # Private to this run and outside the data dir: the vars file (secret vars in clear)
+        # and the raw event data, found by the run's ident if the engine dies.
         scratch = self._scratch_dir / ident
         try:
-            self._scratch_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            ensure_private(self._scratch_dir)
             scratch.mkdir(mode=0o700)
         except OSError as exc:
             shutil.rmtree(private_dir, ignore_errors=True)

@@ -55,7 +55,8 @@ from pathlib import Path
 from engine.execute.runner import AnsibleRunnerExecutor
 from engine.types import RunRequest
 tmp, ident, nap = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-executor = AnsibleRunnerExecutor(runs_dir=tmp / "runs", inventory_path=tmp / "inventory.yml")
+executor = AnsibleRunnerExecutor(runs_dir=tmp / "runs", inventory_path=tmp / "inventory.yml",
+                                 scratch_dir=tmp / "scratch")
 request = RunRequest(action="nap", playbook=str(tmp / "nap.yml"), hosts=("web1",),
                      extra_vars={"marker": str(tmp / "marker"), "nap": nap,
                                  "token": "hunter2-vars-secret"}, timeout=120)
