@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs_dir=work / "runs",
                 inventory_path=lab.inventory_path,
                 fact_cache_dir=work / "facts",  # as the engine keeps it
+                scratch_dir=work / "scratch",  # the bench's fixed idents meet nobody's
             )
             # One warm-up on every host: the service manager each later run reads from the
             # fact cache, and the known-good snapshot already taken.

@@ -49,7 +49,10 @@ def executor(tmp_path: Path) -> AnsibleRunnerExecutor:
     inventory = local_inventory(tmp_path / "inventory.yml", HOST, "other-host")
     # A killed module leaves its payload dir in TMPDIR: keep those in tmp_path.
     return AnsibleRunnerExecutor(
-        runs_dir=tmp_path / "runs", inventory_path=inventory, envvars={"TMPDIR": str(tmp_path)}
+        runs_dir=tmp_path / "runs",
+        inventory_path=inventory,
+        envvars={"TMPDIR": str(tmp_path)},
+        scratch_dir=tmp_path / "scratch",
     )
 
 
@@ -232,8 +235,7 @@ def test_ansible_gets_an_allow_listed_environment(
     monkeypatch.setenv("PASS_ME_THROUGH", "declared-value-4")
     inventory = local_inventory(tmp_path / "inventory.yml", HOST)
     executor = AnsibleRunnerExecutor(
-        runs_dir=tmp_path / "runs",
-        inventory_path=inventory,
+        runs_dir=tmp_path / "runs", inventory_path=inventory, scratch_dir=tmp_path / "scratch"
     )
     out = tmp_path / "out"
     out.mkdir()
@@ -323,6 +325,7 @@ def test_events_and_stdout_are_redacted_before_they_reach_the_run_dir(
         runs_dir=tmp_path / "runs",
         inventory_path=inventory,
         redactor=Redactor(["engine-known-5521"]),
+        scratch_dir=tmp_path / "scratch",
     )
     path = playbook(
         tmp_path,

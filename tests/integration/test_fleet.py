@@ -218,7 +218,9 @@ def test_a_host_that_answers_with_an_unknown_key_is_refused(lab: Lab, tmp_path: 
     )
     (tmp_path / "kh").write_text("")
     before = lab.hosts["web2"].nginx_pid()
-    executor = AnsibleRunnerExecutor(runs_dir=tmp_path / "runs", inventory_path=inventory)
+    executor = AnsibleRunnerExecutor(
+        runs_dir=tmp_path / "runs", inventory_path=inventory, scratch_dir=tmp_path / "scratch"
+    )
     playbook = str(ROOT / "playbooks" / "restart_nginx.yml")
     result = executor.run(RunRequest("restart_nginx", playbook, ("web2",)), ident="impostor")
     assert result.unreachable("web2")

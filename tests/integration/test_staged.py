@@ -80,7 +80,8 @@ from engine.execute.runner import AnsibleRunnerExecutor
 from engine.execute.staged import StagedRun
 from engine.types import RunRequest
 tmp = Path(sys.argv[1])
-executor = AnsibleRunnerExecutor(runs_dir=tmp / "runs", inventory_path=tmp / "inventory.yml")
+executor = AnsibleRunnerExecutor(runs_dir=tmp / "runs", inventory_path=tmp / "inventory.yml",
+                                 scratch_dir=tmp / "scratch")
 request = RunRequest(action="restart_nginx", playbook=sys.argv[2], hosts=("localhost",),
                      extra_vars={"nginx_known_good_dir": str(tmp / "known-good")}, timeout=120)
 StagedRun(executor, request, ident="staged-3", hold=3)
