@@ -45,8 +45,24 @@ def _sqlite_file(parsed: URL) -> Path | None:
     return Path(parsed.database)
 
 
-def open_engine(url: str) -> Engine:
-    """Create an SQLAlchemy engine for the URL (creating the SQLite file's folder)."""
+# A statement of the engine's or the UI's that runs this long is stuck (a lock, a server
+# in trouble): better an error the tick reports than a tick held for ever. Migrations run
+# without it.
+STATEMENT_TIMEOUT = 30.0  # seconds
+# A server that vanished (no RST: a partition, a dead VM) is noticed within about this
+# long, instead of TCP's retransmissions for a quarter of an hour.
+_PG_LIVENESS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms of unacknowledged data before the connection fails
+}
+
+
+def open_engine(url: str, statement_timeout: float | None = None) -> Engine:
+    """Create an SQLAlchemy engine for the URL (creating the SQLite file's folder); on
+    PostgreSQL, dead servers are noticed and statements end after ``statement_timeout``."""
     parsed = _parse(url)
     kwargs: dict[str, Any] = {}
     if parsed.drivername.startswith("sqlite"):
@@ -58,7 +74,12 @@ def open_engine(url: str) -> Engine:
                 raise StoreError(f"cannot create the folder of {path}: {exc}") from None
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
     else:
-        kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        connect: dict[str, Any] = {"connect_timeout": 10, **_PG_LIVENESS}
+        if statement_timeout is not None and "options" not in parsed.query:
+            connect["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+        # What the URL says wins: a deployment may know its network better.
+        connect = {k: v for k, v in connect.items() if k not in parsed.query}
+        kwargs.update(pool_pre_ping=True, connect_args=connect)
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ArgumentError) as exc:
@@ -68,7 +89,7 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
-def open_store(url: str) -> sessionmaker[Session]:
+def open_store(url: str, statement_timeout: float = STATEMENT_TIMEOUT) -> sessionmaker[Session]:
     """A session factory on the database; StoreError unless its schema is this code's.
 
     One query checks the schema; nothing is created or migrated (``autosre db upgrade``
@@ -83,7 +104,7 @@ def open_store(url: str) -> sessionmaker[Session]:
             f"the database at {shown} does not exist, this AutoSRE needs schema {HEAD}: "
             f"{UPGRADE_HINT}"
         )
-    engine = open_engine(url)
+    engine = open_engine(url, statement_timeout)
     try:
         check_schema(engine)
     except StoreError:
