@@ -24,7 +24,6 @@ from engine.escalate import LogNotifier, Notifier
 from engine.evaluate import Evaluator, Thresholds, log_changes
 from engine.execute.dispatch import RunDispatcher, wait_until_idle
 from engine.execute.launch import Launcher
-from engine.execute.scratch import scratch_root
 from engine.incident.advance import advance, recovered
 from engine.incident.decide import Decider
 from engine.incident.life import Phase, Track
@@ -150,7 +149,7 @@ class Engine:
                 self.watches,
                 self.clock(),
                 locks=components.locks,
-                scratch_dir=scratch_root(),
+                executor=components.executor,
             )
         )
 

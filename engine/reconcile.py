@@ -49,7 +49,7 @@ class Reconciled:
 def reconcile_runs(
     recorder: Recorder,
     locks: HostLocks,
-    scratch_dir: Path,
+    executor: object,
     *,
     wait: float = 30.0,
     clock: Callable[[], float] = time.time,
@@ -57,7 +57,10 @@ def reconcile_runs(
     """Settle every run the store calls running whose owner is gone (its hosts' locks are
     free: a run by hand in another process holds them): wait at most ``wait`` seconds for
     the ansible-playbook it left, stop it if it still runs, record a finished run's real
-    result. Scratch dirs of settled runs are removed, and any older than a day."""
+    result; an executor that runs elsewhere (AWX) follows its job instead. Scratch dirs of
+    settled runs are removed, and any older than a day."""
+    scratch_dir = getattr(executor, "scratch_dir", None)
+    resume = getattr(executor, "resume", None)  # jobs that outlive the engine elsewhere
     found = []
     for run in recorder.runs.in_flight():
         try:
@@ -65,20 +68,26 @@ def reconcile_runs(
         except HostBusyError:
             continue  # its owner lives: not ours to settle
         try:
-            scratch = scratch_dir / run.ident
-            leftovers = settle_leftovers(scratch, wait)
-            result = finished_result(run, scratch, clock())
+            leftovers: list[str] = []
+            result = None
+            if isinstance(scratch_dir, Path):
+                scratch = scratch_dir / run.ident
+                leftovers = settle_leftovers(scratch, wait)
+                result = finished_result(run, scratch, clock())
+                shutil.rmtree(scratch, ignore_errors=True)
+            if result is None and callable(resume):
+                result = resume(run.ident, run.started_at, wait)
             if result is not None:
                 recorder.runs.end(run.id, result)
                 log.warning("run %s: %s", run.ident, result.error)
             for line in leftovers:
                 recorder.journal.event(clock(), "run_leftover", line, run_id=run.id)
                 log.warning("run %s: %s", run.ident, line)
-            shutil.rmtree(scratch, ignore_errors=True)
         finally:
             held.release()
         found.append(Reconciled(run.id, run.ident, result, tuple(leftovers)))
-    _sweep(scratch_dir, clock() - STALE_SCRATCH)
+    if isinstance(scratch_dir, Path):
+        _sweep(scratch_dir, clock() - STALE_SCRATCH)
     return found
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container
-from pathlib import Path
 
 from engine.execute.locks import HostLocks
 from engine.incident.life import Track, resume
@@ -22,12 +21,12 @@ def resume_tracks(
     now: float,
     *,
     locks: HostLocks,
-    scratch_dir: Path,
+    executor: object,
 ) -> dict[str, Track]:
     """Reconcile the runs a crash left in flight (engine/reconcile.py) and mark the cut-off
     ones interrupted, then the tracks (by host) of the active incidents on hosts and signal
     kinds this engine still watches."""
-    settled = reconcile_runs(recorder, locks, scratch_dir)
+    settled = reconcile_runs(recorder, locks, executor)
     interrupted = recorder.runs.recover_interrupted(now, only={r.run_id for r in settled})
     if interrupted:
         log.warning("recovered %d interrupted run(s); not re-running them", len(interrupted))

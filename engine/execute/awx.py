@@ -10,6 +10,8 @@ inventory: its job is cancelled at once and the run fails.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import threading
@@ -116,6 +118,39 @@ class AwxExecutor:
                 job.cancel()  # nobody follows the job any more
             status, error = "error", f"{type(exc).__name__}: {exc}"
         return finish(status, error)
+
+    def resume(self, ident: str, started_at: float, wait: float) -> RunResult | None:
+        """After a crash: the job a run launched went on without the engine. Follow it (at
+        most ``wait`` seconds, then cancel it) and return its real result; None when the run
+        never got as far as a job."""
+        artifact_dir = self._runs_dir / ident / "artifacts" / ident
+        try:
+            record = json.loads((artifact_dir / "awx_job").read_text(encoding="utf-8"))
+            job_id = int(record["job"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        job = AwxJob(self._client, self._redactor, ident, artifact_dir, None)
+        job.id = job_id
+        status, error = job.follow(wait, None, self._poll, self._grace)
+        if not job.lost:
+            job.collect(finished=status in FINISHED or status == "timeout")
+        went_on = f"AWX job {job_id} went on while the engine was down"
+        if status == "timeout":
+            status, error = "canceled", f"{went_on}; still running {wait:g}s after: canceled"
+        rc = exit_code(status, job.stats)
+        with contextlib.suppress(OSError):
+            write_text(artifact_dir / "status", status, self._redactor)
+            write_text(artifact_dir / "rc", str(rc), self._redactor)
+        return RunResult(
+            ident=ident,
+            status=status,
+            rc=rc,
+            artifact_dir=str(artifact_dir),
+            started_at=started_at,
+            ended_at=time.time(),
+            stats=job.stats,
+            error=self._redactor.text(error or f"{went_on} and ended {status}"),
+        )
 
     def _refusal(self, request: RunRequest, ident: str) -> str | None:
         if not _IDENT.fullmatch(ident):

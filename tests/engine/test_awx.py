@@ -387,3 +387,46 @@ def test_bad_template_reference_is_refused(tmp_path: Path, value: object) -> Non
     path.write_text(yaml.safe_dump(policy))
     with pytest.raises(PolicyError, match=f"actions.{name}.awx_job_template"):
         load_policy(path, playbook_dir=ROOT / "playbooks")
+
+
+# -- after a crash: the job went on without the engine ------------------------------------
+
+
+def _launched_before_the_crash(awx: FakeAwx, runs: Path, ident: str, template: int) -> int:
+    """A job launched by an engine that then died: on the controller, and named in the
+    run's artifacts as the executor names it."""
+    client = AwxClient(awx.url, awx.token, timeout=2.0)
+    job_id = int(client.launch(template, {"limit": "web1,web2"})["job"])
+    artifact_dir = runs / ident / "artifacts" / ident
+    artifact_dir.mkdir(parents=True)
+    (artifact_dir / "awx_job").write_text(json.dumps({"job": job_id, "template": template}))
+    return job_id
+
+
+def test_a_job_that_outlived_its_engine_is_followed_to_its_real_result(
+    awx: FakeAwx, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    _launched_before_the_crash(awx, runs, "r20", 1)
+    result = executor(awx, runs).resume("r20", started_at=time.time(), wait=10)
+    assert result is not None and result.status == "successful"
+    assert result.host_succeeded("web1") and result.host_succeeded("web2")
+    assert result.error is not None and "went on while the engine was down" in result.error
+    assert read_events(artifacts(result)), "its events are stored like a local run's"
+    assert (artifacts(result) / "status").read_text() == "successful"
+
+
+def test_a_job_still_running_after_the_wait_is_canceled(awx: FakeAwx, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    job_id = _launched_before_the_crash(awx, runs, "r21", 3)
+    result = executor(awx, runs).resume("r21", started_at=time.time(), wait=0.5)
+    assert result is not None and result.status == "canceled"
+    assert awx.cancels(job_id) == 1 and awx.jobs[job_id].status == "canceled"
+    assert result.error is not None and "still running 0.5s after: canceled" in result.error
+
+
+def test_a_run_that_never_launched_a_job_has_nothing_to_resume(
+    awx: FakeAwx, tmp_path: Path
+) -> None:
+    assert executor(awx, tmp_path / "runs").resume("r22", started_at=0.0, wait=1) is None
+    assert awx.launched() == []

@@ -73,6 +73,13 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+class _Scratch:
+    """The executor as reconcile sees a local one: where its runs' scratch dirs are."""
+
+    def __init__(self, scratch_dir: Path) -> None:
+        self.scratch_dir = scratch_dir
+
+
 def _record_run(recorder: Recorder, tmp_path: Path, ident: str) -> tuple[int, int, int]:
     """The store as the engine left it: an incident remediating through a running run."""
     incident = recorder.incidents.open(HOST, "high_cpu", 97.0, "cpu 97%", at=1.0, since=1.0)
@@ -115,11 +122,13 @@ def cleanup() -> Iterator[list[str]]:
 def test_a_run_that_ended_before_its_engine_recorded_it_gets_its_real_result(
     recorder: Recorder, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    ident = "20261201T000000-nap-aaaaaaaa"
+    ident = f"20261201T000000-nap-{secrets.token_hex(4)}"  # parallel runs apart
     incident, decision, run_id = _record_run(recorder, tmp_path, ident)
     _engine_dies_mid_run(tmp_path, ident, nap=0)  # between the run's end and its record
 
-    (found,) = reconcile_runs(recorder, HostLocks(tmp_path / "locks"), tmp_path / "scratch")
+    (found,) = reconcile_runs(
+        recorder, HostLocks(tmp_path / "locks"), _Scratch(tmp_path / "scratch")
+    )
     assert found.run_id == run_id and found.result is not None and not found.leftovers
     assert found.result.status == "successful" and found.result.stats[HOST].ok == 2
     assert recorder.runs.recover_interrupted(10.0, only={run_id}) == []  # it ended
@@ -137,7 +146,7 @@ def test_a_playbook_left_behind_is_waited_for_and_its_run_stays_interrupted(
 ) -> None:
     # Its engine gone, the playbook dies at its next output (its terminal is gone): it
     # never writes a recap, so what it did stays unknown.
-    ident = "20261201T000000-nap-dddddddd"
+    ident = f"20261201T000000-nap-{secrets.token_hex(4)}"  # parallel runs apart
     cleanup.append(ident)
     _, _, run_id = _record_run(recorder, tmp_path, ident)
     _engine_dies_mid_run(tmp_path, ident, nap=2)
@@ -146,7 +155,9 @@ def test_a_playbook_left_behind_is_waited_for_and_its_run_stays_interrupted(
     assert SECRET in (scratch / "vars.yml").read_text()
 
     started = time.monotonic()
-    (found,) = reconcile_runs(recorder, HostLocks(tmp_path / "locks"), tmp_path / "scratch")
+    (found,) = reconcile_runs(
+        recorder, HostLocks(tmp_path / "locks"), _Scratch(tmp_path / "scratch")
+    )
     assert time.monotonic() - started < 20
     assert found.result is None
     (line,) = found.leftovers
@@ -158,7 +169,7 @@ def test_a_playbook_left_behind_is_waited_for_and_its_run_stays_interrupted(
 def test_a_run_still_going_is_stopped_and_stays_interrupted_not_failed(
     recorder: Recorder, sessions: sessionmaker[Session], tmp_path: Path, cleanup: list[str]
 ) -> None:
-    ident = "20261201T000000-nap-bbbbbbbb"
+    ident = f"20261201T000000-nap-{secrets.token_hex(4)}"  # parallel runs apart
     cleanup.append(ident)
     incident, decision, run_id = _record_run(recorder, tmp_path, ident)
     nap = 600 + secrets.randbelow(100_000)  # tells its `sleep` from a parallel test's
@@ -167,7 +178,7 @@ def test_a_run_still_going_is_stopped_and_stays_interrupted_not_failed(
     assert left
 
     (found,) = reconcile_runs(
-        recorder, HostLocks(tmp_path / "locks"), tmp_path / "scratch", wait=1.0
+        recorder, HostLocks(tmp_path / "locks"), _Scratch(tmp_path / "scratch"), wait=1.0
     )
     assert found.result is None
     assert "still ran after 1s: stopped" in found.leftovers[0]
@@ -193,14 +204,14 @@ def test_a_run_still_going_is_stopped_and_stays_interrupted_not_failed(
 def test_a_run_whose_owner_lives_is_left_alone(
     recorder: Recorder, sessions: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    ident = "20261201T000000-nap-cccccccc"
+    ident = f"20261201T000000-nap-{secrets.token_hex(4)}"  # parallel runs apart
     _, _, run_id = _record_run(recorder, tmp_path, ident)
     scratch = tmp_path / "scratch" / ident
     scratch.mkdir(parents=True)
     locks = HostLocks(tmp_path / "locks")
     by_hand = locks.acquire([HOST], "manual run by otto")  # another process's live run
     try:
-        assert reconcile_runs(recorder, locks, tmp_path / "scratch", wait=0.1) == []
+        assert reconcile_runs(recorder, locks, _Scratch(tmp_path / "scratch"), wait=0.1) == []
     finally:
         by_hand.release()
     assert scratch.exists()
