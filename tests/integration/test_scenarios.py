@@ -9,6 +9,7 @@ never touched: tests/integration/test_unknown_hosts.py, which does not need a qu
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from engine.execute.scratch import scratch_root
+from tests.fixtures.ansible import processes_naming
 from tests.integration.harness import (
     Store,
     chaos,
@@ -265,4 +268,67 @@ def test_partial_information_with_the_gemini_planner(
         assert fake_gemini.api_key not in json.dumps(recorded.body)
     assert fake_gemini.api_key not in (tmp_path / "data" / "audit.jsonl").read_text()
     assert fake_gemini.api_key not in log.read_text()
+    store.close()
+
+
+def _moment_reached(store: Store, moment: str) -> bool:
+    """The point of the remediation where the engine is to be killed."""
+    incidents = store.incidents("web1")
+    if not incidents:
+        return False
+    detail = store.detail(incidents[0]["id"])
+    released = [r for r in detail["runs"] if r["status"] not in ("staged", "discarded")]
+    if moment == "opened":
+        return True
+    if moment == "decided":
+        return any(d["verdict"] == "execute" for d in detail["decisions"])
+    if moment == "mid_run":
+        return any(r["status"] == "running" for r in released)
+    return any(r["ended_at"] for r in released) and incidents[0]["status"] != "resolved"
+
+
+# Twenty moments: the incident just opened, its execute decision recorded and then 0 to
+# 4 s later in quarter seconds (before, during and after the playbook's restart), a run
+# seen running, and a run ended but not yet verified.
+KILL_AT = [
+    ("opened", 0.0),
+    *[("decided", quarter / 4) for quarter in range(17)],
+    ("mid_run", 0.0),
+    ("after_run", 0.0),
+]
+
+
+@pytest.mark.parametrize(("moment", "later"), KILL_AT, ids=[f"{m}+{d:g}s" for m, d in KILL_AT])
+def test_an_engine_killed_mid_remediation_loses_nothing_and_runs_nothing_twice(
+    tmp_path: Path, shared_lab: Any, nginx_service: Any, moment: str, later: float
+) -> None:
+    env = lab_env(tmp_path, shared_lab.url, sustain=SHORT_SUSTAIN)
+    store = Store(tmp_path / "data")
+    old_pid = nginx_service.pid()
+    with chaos(env, "cpu", "--seconds", "120", log=tmp_path / "chaos.log"):
+        with engine_process(env, tmp_path / "engine-1.log") as first:
+            wait_for(f"the moment {moment}", lambda: _moment_reached(store, moment) or None, 120,
+                     every=0.05)  # fmt: skip
+            time.sleep(later)
+            first.kill()  # SIGKILL: no shutdown, no cleanup
+            first.wait(timeout=10)
+        with engine_process(env, tmp_path / "engine-2.log"):
+            closed = wait_for(
+                "the incident to close after the restart",
+                lambda: _incident(store, "web1", {"resolved", "escalated", "failed"}),
+                timeout=120,
+            )
+    incidents = store.incidents("web1")
+    assert [i["id"] for i in incidents] == [closed["id"]], "an incident was lost or doubled"
+    detail = store.detail(closed["id"])
+    assert closed["status"] == "resolved", detail
+    assert nginx_service.pid() != old_pid, "nginx was never restarted"
+    released = [r for r in detail["runs"] if r["status"] not in ("staged", "discarded")]
+    executes = [d for d in detail["decisions"] if d["verdict"] == "execute"]
+    ran = [d["run_id"] for d in executes if d["run_id"] is not None]
+    assert len(ran) == len(set(ran)) == len(released), "a decision ran twice, or a run had none"
+    assert all(r["status"] not in ("running", "pending") for r in detail["runs"]), detail["runs"]
+    for run in detail["runs"]:
+        assert not processes_naming(run["ident"]), f"run {run['ident']} left a process"
+        assert not (scratch_root() / run["ident"]).exists(), "secret vars left in scratch"
     store.close()
