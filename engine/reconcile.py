@@ -55,13 +55,15 @@ def reconcile_runs(
     clock: Callable[[], float] = time.time,
 ) -> list[Reconciled]:
     """Settle every run the store calls running whose owner is gone (its hosts' locks are
-    free: a run by hand in another process holds them): wait at most ``wait`` seconds for
-    the ansible-playbook it left, stop it if it still runs, record a finished run's real
+    free: a run by hand in another process holds them): wait at most ``wait`` seconds in
+    all for the ansible-playbook each left, stop it if it still runs, record a finished run's real
     result; an executor that runs elsewhere (AWX) follows its job instead. Scratch dirs of
     settled runs are removed, and any older than a day."""
     scratch_dir = getattr(executor, "scratch_dir", None)
     resume = getattr(executor, "resume", None)  # jobs that outlive the engine elsewhere
     found = []
+    # One deadline for all: what several runs left waits together, not one after another.
+    deadline = time.monotonic() + wait
     for run in recorder.runs.in_flight():
         try:
             held = locks.acquire(run.hosts, f"engine reconciling run {run.ident}")
@@ -72,11 +74,11 @@ def reconcile_runs(
             result = None
             if isinstance(scratch_dir, Path):
                 scratch = scratch_dir / run.ident
-                leftovers = settle_leftovers(scratch, wait)
+                leftovers = settle_leftovers(scratch, max(0.0, deadline - time.monotonic()))
                 result = finished_result(run, scratch, clock())
                 shutil.rmtree(scratch, ignore_errors=True)
             if result is None and callable(resume):
-                result = resume(run.ident, run.started_at, wait)
+                result = resume(run.ident, run.started_at, max(0.0, deadline - time.monotonic()))
             if result is not None:
                 recorder.runs.end(run.id, result)
                 log.warning("run %s: %s", run.ident, result.error)
@@ -126,7 +128,8 @@ def settle_leftovers(scratch: Path, wait: float) -> list[str]:
             )
             continue
         lines.append(
-            f"ansible-playbook pid {main.pid} left by the engine still ran after {wait:g}s: stopped"
+            f"ansible-playbook pid {main.pid} left by the engine still ran after "
+            f"{time.monotonic() - started:.0f}s: stopped"
         )
     _stop(list(family.values()))
     return lines

@@ -136,7 +136,7 @@ class AwxExecutor:
             job.collect(finished=status in FINISHED or status == "timeout")
         went_on = f"AWX job {job_id} went on while the engine was down"
         if status == "timeout":
-            status, error = "canceled", f"{went_on}; still running {wait:g}s after: canceled"
+            status, error = "canceled", f"{went_on}; still running {wait:.1f}s after: canceled"
         rc = exit_code(status, job.stats)
         with contextlib.suppress(OSError):
             write_text(artifact_dir / "status", status, self._redactor)
