@@ -27,9 +27,11 @@ def cmd_incidents_list(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         say("no incidents")
         return 0
-    say(f"{'ID':>5}  {'HOST':<20} {'KIND':<9} {'STATUS':<12} {'ACTION':<16} {'CPU':>13}  OPENED")
+    # The kind's own measure (CPU, memory, disk, down), when opened and when closed.
+    head = f"{'ID':>5}  {'HOST':<20} {'KIND':<9} {'STATUS':<12} {'ACTION':<16}"
+    say(f"{head} {'OPEN->CLOSE':>13}  OPENED")
     for row in rows:
-        cpu = percent(row["cpu_before"]) + " > " + percent(row["cpu_after"])
+        cpu = percent(row["cpu_before"]) + " -> " + percent(row["cpu_after"])
         say(
             f"{row['id']:>5}  {row['host']:<20.20} {row['kind']:<9} {row['status']:<12} "
             f"{row['action'] or '-':<16} {cpu:>13}  {row['opened_at']}"
