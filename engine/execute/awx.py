@@ -10,7 +10,6 @@ inventory: its job is cancelled at once and the run fails.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -80,24 +79,7 @@ class AwxExecutor:
         job = AwxJob(self._client, redactor, ident, artifact_dir, on_unreachable)
 
         def finish(status: str, error: str | None) -> RunResult:
-            rc = exit_code(status, job.stats)
-            if artifact_dir.is_dir():
-                try:
-                    write_text(artifact_dir / "status", status, redactor)
-                    write_text(artifact_dir / "rc", str(rc), redactor)
-                except OSError as exc:
-                    error = error or f"cannot write the run's status: {exc}"
-            return RunResult(
-                ident=ident,
-                status=status,
-                rc=rc,
-                artifact_dir=str(artifact_dir),
-                started_at=started,
-                ended_at=time.time(),
-                stats=job.stats,
-                error=None if error is None else redactor.text(" ".join(error.split())),
-                host_errors={h: end.describe() for h, end in job.outcomes.ends.items()},
-            )
+            return _stored_result(job, status, error, started)
 
         problem = self._refusal(request, ident)
         if problem is not None:
@@ -137,20 +119,7 @@ class AwxExecutor:
         went_on = f"AWX job {job_id} went on while the engine was down"
         if status == "timeout":
             status, error = "canceled", f"{went_on}; still running {wait:.1f}s after: canceled"
-        rc = exit_code(status, job.stats)
-        with contextlib.suppress(OSError):
-            write_text(artifact_dir / "status", status, self._redactor)
-            write_text(artifact_dir / "rc", str(rc), self._redactor)
-        return RunResult(
-            ident=ident,
-            status=status,
-            rc=rc,
-            artifact_dir=str(artifact_dir),
-            started_at=started_at,
-            ended_at=time.time(),
-            stats=job.stats,
-            error=self._redactor.text(error or f"{went_on} and ended {status}"),
-        )
+        return _stored_result(job, status, error or f"{went_on} and ended {status}", started_at)
 
     def _refusal(self, request: RunRequest, ident: str) -> str | None:
         if not _IDENT.fullmatch(ident):
@@ -199,6 +168,28 @@ class AwxExecutor:
         elif problems:
             log.warning("AWX job %s: %s", job_id, job.redactor.text("; ".join(problems)))
         return status, error
+
+
+def _stored_result(job: AwxJob, status: str, error: str | None, started: float) -> RunResult:
+    """The run's result, its status and rc written beside its artifacts (when they exist)."""
+    rc = exit_code(status, job.stats)
+    if job.artifact_dir.is_dir():
+        try:
+            write_text(job.artifact_dir / "status", status, job.redactor)
+            write_text(job.artifact_dir / "rc", str(rc), job.redactor)
+        except OSError as exc:
+            error = error or f"cannot write the run's status: {exc}"
+    return RunResult(
+        ident=job.ident,
+        status=status,
+        rc=rc,
+        artifact_dir=str(job.artifact_dir),
+        started_at=started,
+        ended_at=time.time(),
+        stats=job.stats,
+        error=None if error is None else job.redactor.text(" ".join(error.split())),
+        host_errors={h: end.describe() for h, end in job.outcomes.ends.items()},
+    )
 
 
 def _launch_body(request: RunRequest) -> dict[str, Any]:
