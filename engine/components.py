@@ -19,9 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.errors import PolicyError, SettingsError
 from engine.execute.awx import AwxExecutor
 from engine.execute.awx_client import AwxClient
-from engine.execute.locks import HostLocks
+from engine.execute.locks import HostLocks, Locks
 from engine.execute.runner import AnsibleRunnerExecutor, Executor
 from engine.inventory import Inventory, load_inventory
+from engine.lease.owner import process_owner
+from engine.lease.registry import Registry
+from engine.lease.run_leases import DbHostLocks
+from engine.lease.share import LeasedShare, WholeFleet
 from engine.policy.load import load_policy
 from engine.policy.schema import Policy
 from engine.record.audit import AuditLog
@@ -124,9 +128,35 @@ class Components:
         )
 
     @property
-    def locks(self) -> HostLocks:
-        """Per-host locks shared by the engine and runs by hand."""
-        return self._once("locks", lambda: HostLocks(self.settings.locks_dir))
+    def replicated(self) -> bool:
+        """True on PostgreSQL: replicas may share the store, so hosts are leased there."""
+        return bool(self.sessions.kw["bind"].dialect.name == "postgresql")
+
+    @property
+    def locks(self) -> Locks:
+        """Per-host locks shared by the engine and runs by hand: run leases in the store on
+        PostgreSQL (every replica and every UI sees them), lock files on one machine."""
+
+        def build() -> Locks:
+            settings = self.settings
+            if self.replicated:
+                owner = process_owner(settings.replica_id)
+                return DbHostLocks(self.sessions, owner=owner, ttl=settings.lease_ttl)
+            return HostLocks(settings.locks_dir)
+
+        return self._once("locks", build)
+
+    def host_share(self) -> LeasedShare | WholeFleet:
+        """The hosts this engine replica watches (a new share each call: one per engine)."""
+        locks = self.locks
+        registry = Registry(
+            self.sessions,
+            self.settings.replica_id,
+            ttl=self.settings.lease_ttl,
+            run_leases=locks.held if isinstance(locks, DbHostLocks) else lambda: 0,
+        )
+        hosts = self.inventory.hosts
+        return LeasedShare(registry, hosts) if self.replicated else WholeFleet(registry, hosts)
 
     def load(self) -> Components:
         """Load the policy and the inventory now (to refuse bad ones at start); self."""
@@ -136,5 +166,8 @@ class Components:
         return self
 
     def close(self) -> None:
-        """Close the store's connections (they hold no state)."""
+        """Stop renewing run leases and close the store's connections."""
+        locks = self._built.get("locks")
+        if isinstance(locks, DbHostLocks):
+            locks.close()
         self.sessions.kw["bind"].dispose()

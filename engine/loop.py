@@ -29,13 +29,13 @@ from engine.incident.decide import Decider
 from engine.incident.life import Phase, Track
 from engine.metrics import MetricsSource
 from engine.plan.situation import Planner
-from engine.policy.schema import SignalRule
 from engine.push.inbox import Inbox
 from engine.record.live import LivePublisher
-from engine.resume import resume_tracks
 from engine.run_stage import RunStage
-from engine.signals import SignalKind, signal_kind
-from engine.types import HostState, HostStatus, Sample
+from engine.signals import signal_kind
+from engine.takeover import HostShare, Takeover
+from engine.types import HostState, Sample
+from engine.watch import Watch, rank
 
 log = logging.getLogger("autosre.engine")
 POLLS_PER_STEP = 10  # ticks per scrape step while a rising window may complete
@@ -56,23 +56,6 @@ class TickReport:
     poll: float = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """One signal kind the engine watches: its rule, its source and its evaluator."""
-
-    kind: SignalKind
-    rule: SignalRule
-    source: MetricsSource
-    evaluator: Evaluator
-
-
-def _rank(state: HostState) -> int:
-    """How much a host's state of one kind says: anomaly > UNKNOWN > NORMAL."""
-    if state.status is HostStatus.NORMAL:
-        return 0
-    return 1 if state.status is HostStatus.UNKNOWN else 2
-
-
 class Engine:
     """Wires the pipeline stages together; adapters are injected."""
 
@@ -86,6 +69,7 @@ class Engine:
         clock: Callable[[], float] = time.time,
         plan_wait: float = 0.3,
         publisher: LivePublisher | None = None,
+        share: HostShare | None = None,
     ) -> None:
         self.components = components
         self.policy = policy = components.policy
@@ -142,16 +126,17 @@ class Engine:
             tracks=self.tracks,
         )
         self.inbox = Inbox.of(self.recorder.journal, policy)  # alerts pushed by Alertmanager
-        self.tracks.update(
-            resume_tracks(
-                self.recorder,
-                self.inventory.hosts,
-                self.watches,
-                self.clock(),
-                locks=components.locks,
-                executor=components.executor,
-            )
+        # Settles what a crash left and resumes the incidents of this replica's hosts.
+        self.takeover = Takeover(
+            share or components.host_share(),
+            recorder=self.recorder,
+            hosts=self.inventory.hosts,
+            kinds=self.watches,
+            locks=components.locks,
+            executor=components.executor,
+            tracks=self.tracks,
         )
+        self.takeover.sync(self.clock(), force=True)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -174,6 +159,7 @@ class Engine:
             self.runs.wait_idle(grace)
         self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
         self.stager.shutdown(timeout)
+        self.takeover.share.close()  # the other replicas take its hosts at once
         for part in (*(watch.source for watch in self.watches.values()), self.notifier):
             close = getattr(part, "close", None)  # a source's client, the notifier's worker
             if callable(close):
@@ -185,6 +171,7 @@ class Engine:
         """Run one pass of the pipeline over every host."""
         started = time.monotonic()
         now = self.clock()
+        active = self.takeover.sync(now)  # this replica's hosts, surely leased
         seen: dict[str, Seen] = {}
         windows: dict[str, tuple[Sample, ...]] = {}
         rising: dict[str, tuple[str, float]] = {}  # host -> (kind, since) while it rises
@@ -196,12 +183,14 @@ class Engine:
             log_changes(evaluation.changes)
             fleet = Counter(state.status for state in evaluation.states.values())
             for host, state in evaluation.states.items():
+                if host not in active:
+                    continue
                 samples = tuple(batch.windows.get(host, ()))
                 track = self.tracks.get(host)
                 # One state per host: its incident's kind; else an anomaly of any kind over no
                 # data over normal (a kind without data must not hide another one's problem).
                 if (track is None or track.kind == name) and (
-                    host not in seen or _rank(state) > _rank(seen[host].state)
+                    host not in seen or rank(state) > rank(seen[host].state)
                 ):
                     seen[host], windows[host] = Seen(state, samples, fleet), samples
                 if (
@@ -227,7 +216,7 @@ class Engine:
         states = {host: s.state for host, s in seen.items()}
         if self.publisher:
             self.publisher.publish(states, windows, time.monotonic() - started, unmatched=unmatched)
-        due, poll = self.inbox.take(now, self.tracks, *self._due(rising))  # sooner for alerts
+        due, poll = self.inbox.take(now, self.tracks, *self._due(rising), active)
         return TickReport(now, time.monotonic() - started, states, tuple(launched), due, poll)
 
     def _due(self, rising: Mapping[str, tuple[str, float]]) -> tuple[float | None, float]:

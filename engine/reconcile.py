@@ -17,7 +17,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 import psutil
 
 from engine.errors import HostBusyError
-from engine.execute.locks import HostLocks
+from engine.execute.locks import Locks
 from engine.execute.results import host_stats
 from engine.record.recorder import Recorder
 from engine.record.runs import InFlight
@@ -48,26 +48,35 @@ class Reconciled:
 
 def reconcile_runs(
     recorder: Recorder,
-    locks: HostLocks,
+    locks: Locks,
     executor: object,
     *,
     wait: float = 30.0,
     clock: Callable[[], float] = time.time,
+    hosts: Collection[str] | None = None,
+    busy: set[str] | None = None,
 ) -> list[Reconciled]:
     """Settle every run the store calls running whose owner is gone (its hosts' locks are
     free: a run by hand in another process holds them): wait at most ``wait`` seconds in
     all for the ansible-playbook each left, stop it if it still runs, record a finished run's real
     result; an executor that runs elsewhere (AWX) follows its job instead. Scratch dirs of
-    settled runs are removed, and any older than a day."""
+    settled runs are removed, and any older than a day. ``hosts``: only runs on these (a
+    replica taking them over); ``busy`` collects the hosts of runs whose owner lives."""
     scratch_dir = getattr(executor, "scratch_dir", None)
     resume = getattr(executor, "resume", None)  # jobs that outlive the engine elsewhere
     found = []
     # One deadline for all: what several runs left waits together, not one after another.
     deadline = time.monotonic() + wait
     for run in recorder.runs.in_flight():
+        if hosts is not None and not any(host in hosts for host in run.hosts):
+            continue
         try:
-            held = locks.acquire(run.hosts, f"engine reconciling run {run.ident}")
+            # A lease whose owner died on this machine is reclaimed: what it left is settled
+            # here. Elsewhere, a lease holds until its owner's run could have ended.
+            held = locks.acquire(run.hosts, f"engine reconciling run {run.ident}", reclaim=True)
         except HostBusyError:
+            if busy is not None:
+                busy.update(run.hosts)
             continue  # its owner lives: not ours to settle
         try:
             leftovers: list[str] = []

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from engine.durations import parse_duration
 from engine.errors import SettingsError
+from engine.lease.owner import REPLICA_ID, default_replica_id
 from engine.redact import redact_url, secrets_in_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,8 @@ class Settings:
     executor: str = "ansible-runner"  # or "awx": job templates on a controller
     awx_url: str | None = None
     awx_timeout: float = 10.0  # seconds per call to the controller
+    replica_id: str = ""  # this engine among replicas on one PostgreSQL ("": machine + data dir)
+    lease_ttl: float = 30.0  # seconds a replica's leases outlive its last heartbeat
     # Keys stay out of repr() so a logged or printed Settings never shows them.
     gemini_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
@@ -239,7 +242,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "OPENAI_API_KEY", "must be set when AUTOSRE_PLANNER=openai without AUTOSRE_LLM_BASE_URL"
         )
     executor, awx_url, awx_token = _awx(env)
+    replica_id = (env.get("AUTOSRE_REPLICA_ID") or "").strip()
+    if replica_id and not REPLICA_ID.fullmatch(replica_id):
+        raise SettingsError(
+            "AUTOSRE_REPLICA_ID",
+            f"must be letters, digits and ._:- (at most 100), got {replica_id!r}",
+        )
     return Settings(
+        replica_id=replica_id or default_replica_id(data_dir),
+        lease_ttl=_seconds(env, "AUTOSRE_LEASE_TTL", 30.0, 1.0),
         executor=executor,
         awx_url=awx_url,
         awx_token=awx_token,

@@ -1,5 +1,5 @@
-"""GET /healthz (is the store up, is the engine ticking, is there disk for runs) and GET
-/metrics (Prometheus).
+"""GET /healthz (is the store up, is the engine ticking, is there disk for runs, which
+replicas are alive) and GET /metrics (Prometheus).
 
 Neither needs a login: /healthz is for load balancers and /metrics for Prometheus. Both
 show counts and timestamps only, never host names, labels or secrets; still, firewall
@@ -33,9 +33,11 @@ from engine.read.engine_stats import read_engine_stats
 from engine.read.metrics import PlannerCalls, StoreCounts, read_store_counts
 from engine.read.models import EngineStats
 from engine.read.notifications import NotificationCounts
+from engine.read.replicas import read_replicas
 from engine.record.live import describe_error
 from engine.timeutil import iso, to_dt
 from webui.db import get_sessions, get_settings
+from webui.replica_metrics import replica_families
 
 log = logging.getLogger("autosre.webui")
 bp = Blueprint("health", __name__)
@@ -49,8 +51,9 @@ def healthz() -> ResponseReturnValue:
     now = time.time()
     try:
         stats = read_engine_stats(get_sessions())
+        replicas = read_replicas(get_sessions(), now=to_dt(now))
     except SQLAlchemyError as exc:  # the store not answering is the answer, not a 500
-        body = {
+        body: dict[str, Any] = {
             "status": "degraded",
             "database": describe_error(exc),
             "engine": {"last_tick": None, "age_seconds": None},
@@ -74,6 +77,8 @@ def healthz() -> ResponseReturnValue:
         "database": "ok",
         "engine": engine,
         "disk": disk,
+        # Each engine replica: alive or not, how many hosts and run leases it holds.
+        "replicas": [r.model_dump(mode="json") for r in replicas],
     }
     return jsonify(body), 200
 
@@ -103,12 +108,13 @@ class StoreCollector:
         )
         try:
             counts = read_store_counts(self.sessions, now=to_dt(self.clock()))
+            replicas = read_replicas(self.sessions, now=to_dt(self.clock()))
         except SQLAlchemyError as exc:  # a scrape reports the outage instead of failing
             log.warning("/metrics: store not readable: %s", describe_error(exc))
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
-        return [up, *_families(counts)]
+        return [up, *_families(counts), *replica_families(replicas)]
 
 
 def _families(counts: StoreCounts) -> list[Metric]:

@@ -13,6 +13,7 @@ from engine.errors import RefusedError, StoreError
 from engine.execute.blast_radius import BlastRadius
 from engine.execute.disk_room import no_room
 from engine.execute.dispatch import run_ident
+from engine.execute.locks import hold_for
 from engine.policy.whitelist import build_request
 from engine.store_outage import describe, store_error
 from engine.types import RunResult
@@ -58,7 +59,9 @@ def run_by_hand(
         raise RefusedError(f"{action}: {too_wide}; run it on fewer hosts at a time")
     now = clock()
     ident = run_ident(action, now)
-    held = components.locks.acquire(request.hosts, f"manual run {ident} by {requested_by}")
+    held = components.locks.acquire(
+        request.hosts, f"manual run {ident} by {requested_by}", hold_for=hold_for(request.timeout)
+    )
     try:  # the locks are freed however this ends, a start that cannot be recorded too
         run_dir = settings.runs_dir / ident
         run_id = _recorded(

@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.execute.host_outcomes import HostEnd
-from engine.execute.locks import HeldLocks
+from engine.execute.locks import Held
 from engine.execute.runner import Executor
 from engine.record.recorder import Recorder
 from engine.store_outage import describe, store_error
@@ -81,15 +81,13 @@ class RunDispatcher:
         self._pending: list[_End] = []  # ends not recorded yet, oldest first
         self._recording = threading.Lock()  # held while ends are written
 
-    def start(
-        self, request: RunRequest, *, ident: str, run_id: int, locks: Sequence[HeldLocks]
-    ) -> None:
+    def start(self, request: RunRequest, *, ident: str, run_id: int, locks: Sequence[Held]) -> None:
         """Run the (already recorded) request on a worker; the locks are released after."""
         future = self._pool.submit(self._run, request, ident, run_id, list(locks))
         self._futures.add(future)
         future.add_done_callback(self._futures.discard)
 
-    def _run(self, request: RunRequest, ident: str, run_id: int, locks: list[HeldLocks]) -> None:
+    def _run(self, request: RunRequest, ident: str, run_id: int, locks: list[Held]) -> None:
         started = self.clock()
         with self._mutex:
             self._reported[ident] = set()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from engine.errors import HostBusyError, RefusedError
 from engine.execute.disk_room import no_room
 from engine.execute.dispatch import RunDispatcher, run_ident
-from engine.execute.locks import HeldLocks, HostLocks
+from engine.execute.locks import Held, Locks, hold_for
 from engine.execute.staging import Stager
 from engine.inventory import Inventory
 from engine.policy.schema import Policy
@@ -56,7 +56,7 @@ class Launcher:
         inventory: Inventory,
         settings: Settings,
         recorder: Recorder,
-        locks: HostLocks,
+        locks: Locks,
         dispatcher: RunDispatcher,
     ) -> None:
         self.policy = policy
@@ -100,11 +100,15 @@ class Launcher:
             return Launched(refused=f"cannot run {action}: {full}", released=released)
         ident = run_ident(action, now)
         held: list[Decided] = []
-        locks: list[HeldLocks] = []
+        locks: list[Held] = []
         busy: dict[str, str] = {}
         for item in items:
             try:
-                locks.append(self.locks.acquire([item.host], f"engine run {ident}"))
+                timeout = self.policy.actions[action].timeout
+                lease = self.locks.acquire(
+                    [item.host], f"engine run {ident}", hold_for=hold_for(timeout)
+                )
+                locks.append(lease)
                 held.append(item)
             except HostBusyError as exc:
                 busy[item.host] = str(exc)

@@ -1,6 +1,6 @@
-"""Per-host locks shared by the engine and by-hand runs (flock on files in the data dir).
-
-Locks die with their process, so a crash never leaves a host locked.
+"""Per-host locks shared by the engine and by-hand runs: flock on files in the data dir for
+the one machine of the SQLite mode (they die with their process, so a crash never leaves a
+host locked); run leases in the database for replicas on PostgreSQL (engine/lease).
 """
 
 from __future__ import annotations
@@ -9,8 +9,39 @@ import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from engine.errors import HostBusyError
+
+# After its timeout a run is killed and cleaned up: its lease holds this much longer.
+HOLD_MARGIN = 60.0
+
+
+def hold_for(timeout: float) -> float:
+    """How long a run's lease must outlive a killed owner: its timeout and the cleanup."""
+    return timeout + HOLD_MARGIN
+
+
+class Held(Protocol):
+    """Locks held on a set of hosts."""
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The hosts held."""
+
+    def release(self) -> None:
+        """Free them all (idempotent)."""
+
+
+class Locks(Protocol):
+    """All-or-nothing, non-blocking locks on hosts (files, or leases in the store)."""
+
+    def acquire(
+        self, hosts: Iterable[str], holder: str, *, hold_for: float = 0.0, reclaim: bool = False
+    ) -> Held:
+        """Lock every host or none; HostBusyError naming the first busy host. ``hold_for``:
+        the run's timeout (a lease outlives its owner that long); ``reclaim``: take what a
+        process of this machine that died still holds."""
 
 
 class HeldLocks:
@@ -39,8 +70,11 @@ class HostLocks:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def acquire(self, hosts: Iterable[str], holder: str) -> HeldLocks:
-        """Lock every host or none; raise HostBusyError naming the first busy host."""
+    def acquire(
+        self, hosts: Iterable[str], holder: str, *, hold_for: float = 0.0, reclaim: bool = False
+    ) -> HeldLocks:
+        """Lock every host or none; raise HostBusyError naming the first busy host (a flock
+        dies with its process: nothing to hold on for, nothing to reclaim)."""
         fds: dict[str, int] = {}
         try:
             for host in sorted(set(hosts)):

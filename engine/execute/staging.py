@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.errors import HostBusyError, RefusedError
 from engine.execute.disk_room import no_room
 from engine.execute.dispatch import RunDispatcher, run_ident
-from engine.execute.locks import HeldLocks, HostLocks
+from engine.execute.locks import Held, Locks, hold_for
 from engine.execute.runner import Executor
 from engine.execute.staged import StagedRun, has_release_point
 from engine.incident.life import Phase, Track
@@ -41,7 +41,7 @@ class _Held:
     run_id: int
     host: str
     action: str
-    locks: HeldLocks
+    locks: Held
     released: bool = False
     why: str = "it ended before any verdict reached it"
 
@@ -57,7 +57,7 @@ class Stager:
         playbook_dir: Path,
         runs_dir: Path,
         recorder: Recorder,
-        locks: HostLocks,
+        locks: Locks,
         executor: Executor,
         dispatcher: RunDispatcher,
         min_free_mb: int = 0,
@@ -97,7 +97,11 @@ class Stager:
             return None  # the launch says why, and escalates, if the verdict is to run
         ident = run_ident(action, now)
         try:
-            held_locks = self.locks.acquire([host], f"engine staged run {ident}")
+            # Held through the verdict's wait, then the run: the staged run's whole life.
+            life = sustain + VERDICT_MARGIN + self.policy.actions[action].timeout
+            held_locks = self.locks.acquire(
+                [host], f"engine staged run {ident}", hold_for=hold_for(life)
+            )
         except HostBusyError:
             return None  # someone is running on the host: the incident will wait for it
         try:

@@ -59,11 +59,19 @@ class Inbox:
         return cls(records, watched=policy.signals, confirm_within=policy.alerts.confirm_within)
 
     def take(
-        self, now: float, tracks: Mapping[str, Track], due: float | None, poll: float
+        self,
+        now: float,
+        tracks: Mapping[str, Track],
+        due: float | None,
+        poll: float,
+        hosts: Collection[str] | None = None,
     ) -> tuple[float | None, float]:
-        """Move the open events on; the tick's (due, poll), sooner when an alert asks."""
+        """Move the open events on (of ``hosts`` only, when given: another replica's hosts'
+        events are its own); the tick's (due, poll), sooner when an alert asks."""
         asks = False
         events = self.records.open_events(limit=BATCH)
+        if hosts is not None:
+            events = [e for e in events if e.host in hosts or e.kind not in self.watched]
         # A firing alert followed by its own resolve was over before the data showed it.
         resolved = {e.fingerprint: e.id for e in events if e.status == "resolved"}
         for event in events:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.incident.life import IncidentStatus
+from engine.lease.registry import Registry
 from engine.record.audit import AuditLog
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
+from engine.store.leases import ReplicaRow
 from engine.types import (
     HostRunStats,
     HostState,
@@ -90,7 +92,49 @@ def test_healthz_degraded_before_the_engine_ever_ticked(client: FlaskClient) -> 
         "status": "degraded",
         "database": "ok",
         "engine": {"last_tick": None, "age_seconds": None},
+        "replicas": [],
     }
+
+
+def test_healthz_and_metrics_show_each_replica_with_its_hosts_and_run_leases(
+    client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    """Two replicas beat, a third went silent two minutes ago: each is listed with its
+    counts, the silent one not alive; no host name is shown."""
+    lively = Registry(sessions, "replica-a", ttl=30.0, run_leases=lambda: 2)
+    other = Registry(sessions, "replica-b", ttl=30.0)
+    with sessions.begin() as session:
+        lively.beat(session, hosts=600)
+        other.beat(session, hosts=400)
+        session.add(
+            ReplicaRow(
+                id="replica-gone",
+                started_at=datetime.now(UTC) - timedelta(hours=1),
+                heartbeat_at=datetime.now(UTC) - timedelta(minutes=2),
+                hosts=500,
+                run_leases=1,
+                ttl=30.0,
+            )
+        )
+    body = client.get("/healthz").json
+    assert body is not None
+    seen = {r["id"]: (r["alive"], r["hosts"], r["run_leases"]) for r in body["replicas"]}
+    assert seen == {
+        "replica-a": (True, 600, 2),
+        "replica-b": (True, 400, 0),
+        "replica-gone": (False, 500, 1),
+    }
+    gone = next(r for r in body["replicas"] if r["id"] == "replica-gone")
+    assert 110 <= gone["heartbeat_age_seconds"] < 200
+    samples = parse(client.get("/metrics").text)
+    assert value(samples, "autosre_replica_up", replica="replica-a") == 1
+    assert value(samples, "autosre_replica_up", replica="replica-gone") == 0
+    assert value(samples, "autosre_replica_hosts", replica="replica-b") == 400
+    assert value(samples, "autosre_replica_run_leases", replica="replica-a") == 2
+    other.leave()  # a clean stop leaves the list
+    body = client.get("/healthz").json
+    assert body is not None
+    assert {r["id"] for r in body["replicas"]} == {"replica-a", "replica-gone"}
 
 
 def test_healthz_ok_while_the_engine_ticks_degraded_when_it_stalls(

@@ -1,0 +1,1 @@
+"""Leases for several engine replicas on one PostgreSQL store (engine/store/leases.py)."""
