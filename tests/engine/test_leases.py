@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -111,8 +112,10 @@ def test_reclaim_takes_only_what_a_dead_process_of_this_machine_held(
 
     here = socket.gethostname()
     dead_here, alive_elsewhere = f"r1@{here}/999999999/t", "r1@another-machine/4242/t"
-    for owner, host in ((dead_here, "web01"), (alive_elsewhere, "web02")):
-        _locks(pg, owner).acquire([host], f"engine run of {owner}", hold_for=600)
+    others = [_locks(pg, owner) for owner in (dead_here, alive_elsewhere)]
+    for locks, host in zip(others, ("web01", "web02"), strict=True):
+        locks.acquire([host], f"engine run of {locks.owner}", hold_for=600)
+        locks.close()  # no heartbeat: the holder is gone (or far away)
     mine = _locks(pg, "r1@x/1/t")
     try:
         with pytest.raises(HostBusyError):
@@ -194,7 +197,9 @@ def test_a_replica_that_cannot_renew_stops_acting_before_its_leases_lapse(
         assert share.hosts() == frozenset()
         with pg.begin() as session:  # another replica took one over
             session.execute(
-                update(HostLeaseRow).where(HostLeaseRow.host == "web00").values(replica="other")
+                update(HostLeaseRow)
+                .where(HostLeaseRow.host == "web00")
+                .values(replica="other", expires_at=datetime.now(UTC) + timedelta(minutes=1))
             )
         change = share.sync(force=True)
         assert change.lost == {"web00"}
