@@ -89,6 +89,7 @@ bench: $(VENV)/.dev-stamp
 	$(BIN)/python -m bench.planner
 	$(BIN)/python -m bench.web
 	$(BIN)/python -m bench.fleet
+	$(BIN)/python -m bench.waves
 
 ## lab-up: a lab of LAB_HOSTS hosts (own namespace, cgroup, nginx, sshd) with Prometheus, in .lab/
 LAB_HOSTS ?= 4

@@ -72,7 +72,13 @@ class Components:
     @property
     def inventory(self) -> Inventory:
         """The inventory as Ansible reads it (InventoryError when it cannot be used)."""
-        return self._once("inventory", lambda: load_inventory(self.settings.inventory))
+        settings = self.settings
+        return self._once(
+            "inventory",
+            lambda: load_inventory(
+                settings.inventory, timeout=settings.inventory_timeout, cache_dir=settings.cache_dir
+            ),
+        )
 
     @property
     def redactor(self) -> Redactor:

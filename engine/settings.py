@@ -78,6 +78,7 @@ class Settings:
     awx_timeout: float = 10.0  # seconds per call to the controller
     replica_id: str = ""  # this engine among replicas on one PostgreSQL ("": machine + data dir)
     lease_ttl: float = 30.0  # seconds a replica's leases outlive its last heartbeat
+    inventory_timeout: float | None = None  # ansible-inventory's limit (None: by its size)
     # Keys stay out of repr() so a logged or printed Settings never shows them.
     gemini_api_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
@@ -128,6 +129,11 @@ class Settings:
     def facts_dir(self) -> Path:
         """Ansible's fact cache shared by every run (what a host is, learned once)."""
         return self.data_dir / "facts"
+
+    @property
+    def cache_dir(self) -> Path:
+        """What is kept between starts to start faster (the parsed inventory)."""
+        return self.data_dir / "cache"
 
     @property
     def locks_dir(self) -> Path:
@@ -251,6 +257,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         replica_id=replica_id or default_replica_id(data_dir),
         lease_ttl=_seconds(env, "AUTOSRE_LEASE_TTL", 30.0, 1.0),
+        inventory_timeout=_seconds(env, "AUTOSRE_INVENTORY_TIMEOUT", 0.0, 1.0) or None,
         executor=executor,
         awx_url=awx_url,
         awx_token=awx_token,

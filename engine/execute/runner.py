@@ -12,6 +12,8 @@ even while the run is live:
   from the redacted events. The callback's raw ``*-partial.json`` event data goes to
   a private dir outside the run dir, and is merged into the event here.
 - After the run, every file is scrubbed again (a second line of defence).
+
+Against a big inventory a run gets its own minimal one, in its scratch (run_inventory.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ansible_runner.interface import init_runner
 from engine.execute.host_outcomes import HostEnd, HostOutcomes
 from engine.execute.redaction import CommandRedaction, LiveRedaction, scrub_run_dir
 from engine.execute.results import host_stats
+from engine.execute.run_inventory import RunInventories
 from engine.execute.scratch import ensure_private, scratch_root
 from engine.execute.vars_file import cmdline, write_vars_file
 from engine.execute.workers import WorkerWatch
@@ -102,17 +105,20 @@ class AnsibleRunnerExecutor:
         redactor: Redactor | None = None,
         fact_cache_dir: Path | None = None,
         scratch_dir: Path | None = None,
+        run_inventories: RunInventories | None = None,
     ) -> None:
         """``envvars``: extra settings for Ansible (on top of the engine's own);
         ``fact_cache_dir``: facts kept across runs (else each run's own, as runner does);
         ``scratch_dir``: each run's vars file and raw events (default: engine/execute/scratch.py,
-        never under the data dir, which must not hold a secret)."""
+        never under the data dir, which must not hold a secret);
+        ``run_inventories``: each run's minimal inventory (engine/execute/run_inventory.py)."""
         self._runs_dir = runs_dir
         self._inventory_path = inventory_path
         self._envvars = dict(envvars or {})
         self._redactor = redactor or Redactor()
         self._fact_cache_dir = fact_cache_dir
         self._scratch_dir = scratch_dir or scratch_root()
+        self._run_inventories = run_inventories or RunInventories(inventory_path)
 
     @property
     def scratch_dir(self) -> Path:
@@ -182,6 +188,7 @@ class AnsibleRunnerExecutor:
         status, rc, error = "error", None, None  # until runner says otherwise
         try:
             write_vars_file(vars_file, request.extra_vars)
+            inventory = self._inventory_for(request, scratch)
             outcomes = HostOutcomes(
                 LiveRedaction(redactor, partials=scratch, stdout=artifact_dir / "stdout"),
                 on_unreachable=on_unreachable,
@@ -190,7 +197,7 @@ class AnsibleRunnerExecutor:
                 private_data_dir=str(private_dir),
                 ident=ident,
                 playbook=request.playbook,
-                inventory=str(self._inventory_path),
+                inventory=str(inventory),
                 limit=",".join(request.hosts),
                 forks=min(len(request.hosts), MAX_FORKS),
                 cmdline=cmdline(vars_file, check=request.check),
@@ -217,6 +224,14 @@ class AnsibleRunnerExecutor:
         if scrub_error is not None:
             return finish("error", rc, scrub_error)
         return finish(status, rc, error)
+
+    def _inventory_for(self, request: RunRequest, scratch: Path) -> Path:
+        """The run's own minimal inventory when one is faithful and pays, else the full one."""
+        try:
+            found = self._run_inventories.write(Path(request.playbook), request.hosts, scratch)
+        except Exception:  # only an optimisation: the full inventory still works, slower
+            found = None
+        return found or self._inventory_path
 
     def _runner_env(self) -> dict[str, str]:
         env = {**_ANSIBLE_SETTINGS, **self._envvars}
