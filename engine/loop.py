@@ -180,7 +180,7 @@ class Engine:
             batch = watch.source.fetch(now)
             unmatched += len(batch.unmatched)
             evaluation = watch.evaluator.update(batch, now)
-            log_changes(evaluation.changes)
+            log_changes(tuple(c for c in evaluation.changes if c[1].host in active))
             fleet = Counter(state.status for state in evaluation.states.values())
             for host, state in evaluation.states.items():
                 if host not in active:

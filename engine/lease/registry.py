@@ -71,16 +71,15 @@ class Registry:
             )
         self._joined = True
 
-    def live(self, session: Session) -> int:
-        """How many replicas beat within their TTL (this one included once it has)."""
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(ReplicaRow)
-                .where(ReplicaRow.heartbeat_at >= self._ago(timedelta(seconds=self.ttl)))
+    def live(self, session: Session) -> dict[str, int]:
+        """The replicas that beat within the TTL (this one included once it has), with the
+        hosts each held at its last beat."""
+        rows = session.execute(
+            select(ReplicaRow.id, ReplicaRow.hosts).where(
+                ReplicaRow.heartbeat_at >= self._ago(timedelta(seconds=self.ttl))
             )
-            or 0
         )
+        return {str(name): int(hosts) for name, hosts in rows}
 
     def leave(self) -> None:
         """Remove this replica's row (a clean stop); a store that is away keeps it, stale."""

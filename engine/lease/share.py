@@ -125,7 +125,8 @@ class LeasedShare:
             self._generation += 1
         with self.sessions.begin() as session:
             mine = self._renew(session)
-            live = max(self.registry.live(session), 1)
+            live = self.registry.live(session)
+            live[self.replica] = len(mine)
             taken = set(
                 session.scalars(
                     select(HostLeaseRow.host).where(
@@ -134,13 +135,13 @@ class LeasedShare:
                     )
                 )
             )
-            share = math.ceil(len(self._all) / live)
-            if len(mine) > share:
-                mine -= self._let_go(session, mine, keep, len(mine) - share)
-            elif len(mine) < share:
+            target = _target(len(self._all), live, self.replica)
+            if len(mine) > target:
+                mine -= self._let_go(session, mine, keep, len(mine) - target)
+            elif len(mine) < target:
                 free = [h for h in self._all if h not in mine and h not in taken]
                 free.sort(key=self._rank.__getitem__)
-                mine |= self._claim(session, free[: share - len(mine)])
+                mine |= self._claim(session, free[: target - len(mine)])
             self.registry.beat(session, hosts=len(mine))
         with self._mutex:
             self._mine = frozenset(mine)
@@ -242,6 +243,15 @@ class LeasedShare:
                     self._mine = frozenset(mine)
                     self._valid_until = started + self.ttl * SAFE
                 self._failing = False
+
+
+def _target(total: int, live: dict[str, int], me: str) -> int:
+    """How many hosts this replica should hold: the ceiling of a fair share, or only its
+    floor while another replica holds less than the floor, so that the hosts handed over
+    go to the one short of them (4 hosts on 3 replicas settle as 2, 1, 1, not 2, 2, 0)."""
+    high, low = math.ceil(total / len(live)), total // len(live)
+    short = any(hosts < low for name, hosts in live.items() if name != me)
+    return low if short else high
 
 
 def _rank(replica: str, host: str) -> bytes:

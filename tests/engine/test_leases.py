@@ -206,3 +206,20 @@ def test_a_replica_that_cannot_renew_stops_acting_before_its_leases_lapse(
         assert share.hosts() == frozenset(HOSTS) - {"web00"}
     finally:
         share.close()
+
+
+def test_four_hosts_on_three_replicas_settle_two_one_one(pg: sessionmaker[Session]) -> None:
+    shares = [
+        LeasedShare(Registry(pg, f"r{n}", ttl=30.0), ["web1", "web2", "web3", "web4"])
+        for n in range(3)
+    ]
+    try:
+        _settle(shares)
+        held = [share.hosts() for share in shares]
+        assert sorted(len(h) for h in held) == [1, 1, 2]
+        assert frozenset().union(*held) == {"web1", "web2", "web3", "web4"}
+        _settle(shares)  # and stays there
+        assert [share.hosts() for share in shares] == held
+    finally:
+        for share in shares:
+            share.close()
