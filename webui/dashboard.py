@@ -4,6 +4,7 @@ the open incidents. The host table and the summary are fragments the page polls.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -88,8 +89,14 @@ def inventory_hosts() -> tuple[str, ...] | None:
     """The app's cached inventory host names (made on first use), or None."""
     cache = current_app.extensions.get(INVENTORY_KEY)
     if cache is None:
+        settings = get_settings()
+        # The engine's own cache of the parsed inventory: a 10,000-host fleet loads in
+        # milliseconds instead of seconds when it has not changed.
+        loader = functools.partial(
+            load_inventory, timeout=settings.inventory_timeout, cache_dir=settings.cache_dir
+        )
         cache = current_app.extensions.setdefault(
-            INVENTORY_KEY, InventoryCache(get_settings().inventory)
+            INVENTORY_KEY, InventoryCache(settings.inventory, loader=loader)
         )
     hosts: tuple[str, ...] | None = cache.hosts()
     return hosts
