@@ -81,7 +81,7 @@ test: $(VENV)/.dev-stamp
 test-parallel: $(VENV)/.dev-stamp
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not serial"
 
-## bench: MTTR vs its floor, time to act beside Monit, planner overhead, web server times, fleet batching
+## bench: MTTR vs its floor, time to act beside Monit, planner overhead, web server times, fleet batching, inventory waves, 10,000-host ticks
 bench: $(VENV)/.dev-stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 	$(BIN)/python -m bench.mttr
@@ -90,6 +90,7 @@ bench: $(VENV)/.dev-stamp
 	$(BIN)/python -m bench.web
 	$(BIN)/python -m bench.fleet
 	$(BIN)/python -m bench.waves
+	$(BIN)/python -m bench.scale
 
 ## lab-up: a lab of LAB_HOSTS hosts (own namespace, cgroup, nginx, sshd) with Prometheus, in .lab/
 LAB_HOSTS ?= 4

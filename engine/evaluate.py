@@ -55,10 +55,15 @@ class Thresholds:
 
 
 def _high_run_start(window: Sequence[Sample], trigger: float, max_gap: float) -> float | None:
-    """Timestamp of the first sample of the unbroken high run ending at the latest sample."""
+    """Timestamp of the first sample of the unbroken high run ending at the latest sample.
+
+    Non-finite samples are not data: they are skipped, as if absent.
+    """
     start: float | None = None
     later_ts: float | None = None
     for sample in reversed(window):
+        if not math.isfinite(sample.value):
+            continue
         if sample.value <= trigger:
             break
         if later_ts is not None and later_ts - sample.ts > max_gap:
@@ -66,6 +71,14 @@ def _high_run_start(window: Sequence[Sample], trigger: float, max_gap: float) ->
         start = sample.ts
         later_ts = sample.ts
     return start
+
+
+def _latest(window: Sequence[Sample]) -> Sample | None:
+    """The newest sample with a finite value (a NaN compares false both ways: not data)."""
+    for sample in reversed(window):
+        if math.isfinite(sample.value):
+            return sample
+    return None
 
 
 def evaluate_host(
@@ -94,10 +107,10 @@ def evaluate_host(
     if error is not None:
         return state(HostStatus.UNKNOWN, None, f"no data: {error}")
     # A NaN compares false both ways and would read as high and never clear: not data.
-    window = [sample for sample in window if math.isfinite(sample.value)]
-    if not window:
+    # (Skipped where read, not filtered out first: a fleet's windows are most of a tick.)
+    latest = _latest(window)
+    if latest is None:
         return state(HostStatus.UNKNOWN, None, "no data: no series for this host")
-    latest = window[-1]
     age = now - latest.ts
     if age > limits.staleness:
         return state(
@@ -105,8 +118,8 @@ def evaluate_host(
         )
     value = latest.value
     shown = f"{limits.measure} {value:.1f}{limits.unit}"
-    trigger, clear = f"{limits.trigger:g}{limits.unit}", f"{limits.clear:g}{limits.unit}"
     if prev_status is limits.status:
+        clear = f"{limits.clear:g}{limits.unit}"
         if value < limits.clear:
             return state(
                 HostStatus.NORMAL, value, f"{shown} below clear {clear}", sample_ts=latest.ts
@@ -114,6 +127,7 @@ def evaluate_host(
         return state(
             limits.status, value, f"{shown}, not yet below clear {clear}", sample_ts=latest.ts
         )
+    trigger = f"{limits.trigger:g}{limits.unit}"
     run_start = _high_run_start(window, limits.trigger, max_gap=max(limits.staleness, limits.step))
     if run_start is None:
         return state(HostStatus.NORMAL, value, shown, sample_ts=latest.ts)

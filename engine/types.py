@@ -1,6 +1,7 @@
 """The values that flow between pipeline stages, defined once.
 
-Every type here is a frozen dataclass: stages pass facts, never mutable state.
+Every type here is a frozen dataclass (``Sample``, made by the hundred thousand a tick, a
+named tuple): stages pass facts, never mutable state.
 Timestamps are UNIX seconds (float, UTC) so pure stages can be driven by a fake clock.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class HostStatus(enum.StrEnum):
@@ -36,9 +38,9 @@ ESCALATE_ACTION = "escalate"
 DO_NOTHING_ACTION = "do_nothing"
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One metric value for one host at one time."""
+class Sample(NamedTuple):
+    """One metric value for one host at one time (a named tuple: a third of a frozen
+    dataclass's cost to make, and a fleet's windows hold hundreds of thousands)."""
 
     host: str
     ts: float

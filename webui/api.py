@@ -18,12 +18,11 @@ from pydantic import BaseModel
 
 from engine.errors import ApprovalError
 from engine.read.approvals import get_approval, list_approvals
-from engine.read.hosts import read_host_states
+from engine.read.hosts import CursorError, HostPage, read_host_page
 from engine.read.incidents import incident_detail, list_incidents
 from engine.read.models import (
     Approval,
     ApprovalList,
-    HostList,
     IncidentDetail,
     IncidentPage,
     Run,
@@ -127,16 +126,22 @@ HOSTS = "Live host states as the engine last published them: high CPU, unknown, 
 
 
 @bp.get("/hosts")
-@_route(Operation(HOSTS, HostList, query=HostQuery))
+@_route(Operation(HOSTS, HostPage, query=HostQuery))
 def hosts() -> ResponseReturnValue:
     query = parsed_query(HostQuery)
-    states = read_host_states(
-        get_sessions(), recent=query.recent == "true", status=query.status, limit=query.limit
-    )
+    try:
+        page = read_host_page(
+            get_sessions(),
+            recent=query.recent == "true",
+            status=query.status,
+            limit=query.limit,
+            after=query.after,
+        )
+    except CursorError as exc:
+        raise RequestError(str(exc)) from None
     # Not redacted: host names, states and numbers only. Dumped by pydantic straight to
     # JSON: a fleet's samples through Python dicts would take several times as long.
-    body = HostList(items=states).model_dump_json()
-    return Response(body, mimetype="application/json")
+    return Response(page.model_dump_json(), mimetype="application/json")
 
 
 APPROVALS = "Approvals: pending oldest first, any other status newest first"

@@ -71,6 +71,9 @@ HostLimit = Annotated[int, Field(ge=1, le=MAX_HOSTS), BeforeValidator(_integer)]
 Moment = Annotated[datetime, BeforeValidator(_utc)]
 Host = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE)]
 Kind = Annotated[str, Field(min_length=1, max_length=32, pattern=PRINTABLE)]
+# A page's next_after: the rank (0 problem, 1 unknown, 2 normal), a dot, the last host.
+# Checked by engine/read/hosts.parse_cursor, whose 400 says what a cursor is.
+Cursor = Annotated[str, Field(min_length=1, max_length=257)]
 
 
 class Query(BaseModel):
@@ -109,10 +112,17 @@ class RunQuery(Query):
 
 
 class HostQuery(Query):
-    """Which host states, and whether with their samples."""
+    """Which host states, whether with their samples, and which page of them."""
 
     status: HostStatus | None = Field(default=None, description="only this status")
-    limit: HostLimit | None = Field(default=None, description="at most this many (default: all)")
+    limit: HostLimit | None = Field(
+        default=None, description="page size (default: every host, on one page)"
+    )
+    after: Cursor | None = Field(
+        default=None,
+        description="keyset: the hosts after this cursor (a page's next_after); a host whose "
+        "status changes during a walk may show on two pages or on none",
+    )
     recent: Literal["true", "false"] = Field(
         default="true",
         description="false: leave out the samples (much smaller and faster for a fleet)",

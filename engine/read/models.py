@@ -199,10 +199,6 @@ class RunPage(Page[Run]):
     """A page of playbook runs, newest first."""
 
 
-class HostList(Items[HostState]):
-    """Host states: high CPU first, then unknown, then normal; by host within each."""
-
-
 class ApprovalList(Items[Approval]):
     """Approvals: pending oldest first, any other status newest first."""
 

@@ -2,12 +2,13 @@
 
 The engine process owns these rows; the web UI reads them through engine/read (hosts.py,
 engine_stats.py). Writes are bulk upserts, throttled so a fleet of thousands of hosts
-costs one transaction every few seconds.
+costs one transaction every few seconds, and for a large fleet only a slice of its rows.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -64,7 +65,14 @@ def _upsert(dialect: str, table: Table, key: str) -> Insert:
 
 
 class LivePublisher:
-    """Publishes host states and tick counters; never raises into the tick."""
+    """Publishes host states and tick counters; never raises into the tick.
+
+    A host whose status changed is written at once; the tick counters every ``every``
+    seconds. On the same timer the other hosts' rows (value, reason, samples) are
+    refreshed: all of them while the fleet has at most ``min_rows`` hosts, else the next
+    slice of the fleet in turn, sized so that every host is rewritten within ``refresh``
+    seconds. A fleet of 10,000 hosts then costs a few thousand rows a tick, not all of them.
+    """
 
     def __init__(
         self,
@@ -72,11 +80,15 @@ class LivePublisher:
         *,
         every: float = 5.0,
         keep: int = 30,
+        refresh: float = 30.0,
+        min_rows: int = 1000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sessions = sessions
         self.every = every
         self.keep = keep
+        self.refresh = max(refresh, every)
+        self.min_rows = min_rows
         self.clock = clock
         self.ticks = 0
         self.duration_sum = 0.0
@@ -84,8 +96,10 @@ class LivePublisher:
         self.last_tick: float | None = None
         self.written: dict[str, HostStatus] = {}  # status per host as last written
         self.full_at: float | None = None  # when every host was last written (or tried)
+        self.stats_at: float | None = None  # when the counters were last written
         self.failures = 0  # consecutive failed writes; > 0 during an outage
         self.unmatched = 0
+        self._cursor = 0  # where the next rolling refresh starts, in the fleet's order
 
     def publish(
         self,
@@ -95,35 +109,53 @@ class LivePublisher:
         *,
         unmatched: int = 0,
     ) -> None:
-        """Count the tick; write every host when due, or the hosts whose status changed."""
+        """Count the tick; write the hosts whose status changed, and on the timer the
+        counters and the hosts due for a refresh (every host when the fleet is small)."""
         now = self.clock()
         self.unmatched = unmatched
         self.ticks += 1
         self.duration_sum += tick_duration
         self.duration_last = tick_duration
         self.last_tick = now
-        full = self.full_at is None or now - self.full_at >= self.every
-        if full:
-            hosts = list(states)
-        elif self.failures:
+        if self.failures and self.full_at is not None and now - self.full_at < self.every:
             return  # in an outage, retry on the timer only: a down database must not slow ticks
+        due = self.stats_at is None or now - self.stats_at >= self.every
+        refreshed = self._due_slice(states, now) if due and not self.failures else None
+        if refreshed is None and due:
+            hosts, full = list(states), True
         else:
-            hosts = [h for h, s in states.items() if self.written.get(h) is not s.status]
-            if not hosts:
-                return
+            changed = [h for h, s in states.items() if self.written.get(h) is not s.status]
+            hosts, full = list(dict.fromkeys([*changed, *(refreshed or ())])), False
+        gone = [] if full else [h for h in self.written if h not in states]
+        if not (due or hosts or gone):
+            return
         try:
-            self._write(states, windows, hosts, now, prune=full)
+            self._write(states, windows, hosts, now, prune=full, gone=gone)
         except Exception as exc:  # the tick must go on whatever the store does
             self._failed(exc, now)
             return
         if self.failures:
             log.info("live view written again after %d failed attempt(s)", self.failures)
             self.failures = 0
+        self.stats_at = now
         if full:
             self.full_at = now
             self.written = {h: s.status for h, s in states.items()}
-        else:
-            self.written.update((h, states[h].status) for h in hosts)
+            return
+        self.written.update((h, states[h].status) for h in hosts)
+        for host in gone:
+            del self.written[host]
+
+    def _due_slice(self, states: Mapping[str, HostState], now: float) -> list[str] | None:
+        """The hosts whose turn it is to be refreshed; None when it is every host's turn."""
+        fleet = list(states)
+        since = now - (self.stats_at if self.stats_at is not None else now)
+        count = max(self.min_rows, math.ceil(len(fleet) * since / self.refresh))
+        if self.full_at is None or not self.written or count >= len(fleet):
+            return None
+        start = self._cursor % len(fleet)
+        self._cursor = start + count
+        return fleet[start : start + count] + fleet[: max(0, start + count - len(fleet))]
 
     def _failed(self, exc: Exception, now: float) -> None:
         if not self.failures:
@@ -133,6 +165,7 @@ class LivePublisher:
         self.failures += 1
         # The next write must be a full one: what is on disk is unknown now.
         self.full_at = now
+        self.stats_at = None
         self.written = {}
 
     def _write(
@@ -143,6 +176,7 @@ class LivePublisher:
         now: float,
         *,
         prune: bool,
+        gone: Sequence[str] = (),
     ) -> None:
         at = to_dt(now)
         keep = self.keep
@@ -182,4 +216,6 @@ class LivePublisher:
                 # Every current host was just stamped with `at`: older rows are hosts that
                 # left the inventory.
                 session.execute(delete(HOSTS).where(HOSTS.c.updated_at < at))
+            elif gone:
+                session.execute(delete(HOSTS).where(HOSTS.c.host.in_(list(gone))))
             session.execute(_upsert(dialect, STATS, "name"), stats)

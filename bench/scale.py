@@ -1,0 +1,325 @@
+"""One engine at 1,000 and 10,000 hosts: start, tick, memory, and the web UI at that size.
+
+As a new user runs it: the shipped policy (policies/default.yaml, 10 s ticks), an INI
+inventory with one line per host (``web00001 ansible_host=10.0.0.1``), and a real
+Prometheus (the Debian binary) scraping, with ``honor_labels: true``, a synthetic exporter
+that serves the high_cpu query's series for every host (bench/synthetic_exporter.py). The
+sustain window's history (8 minutes) is backfilled with promtool, so the first tick already
+reads full windows. Per size, each store (a fresh SQLite file; a fresh PostgreSQL database
+on 127.0.0.1:5432, dropped afterwards) gets its own engine process, started the way
+``autosre run`` starts it, which reports:
+
+- start: policy and inventory loaded, engine built (series map, sources, resume);
+- ticks: the first, then the median / p95 of the next ones, wall and CPU (process time);
+- RSS after the ticks (VmRSS) and its peak (VmHWM);
+- the web UI on that store (Flask test client): /api/v1/hosts with and without samples,
+  one 500-host page, and the dashboard (its first load reads the inventory).
+
+Beside that, what Prometheus itself takes for the queries (bench/scale_prometheus.py).
+Everything started is stopped by pid; the whole run is bounded (``--deadline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bench.scale_prometheus import describe, query_costs
+from bench.synthetic_exporter import Fleet, SyntheticExporter, inventory_text
+from tests.fixtures.prometheus import PrometheusServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = ROOT / "policies" / "default.yaml"
+PROMTOOL = Path("/usr/bin/promtool")
+SCRAPE = 15.0  # the shipped policy's step: Prometheus' usual scrape interval
+HISTORY = 480.0  # seconds backfilled: sustain (5 m) + 3 steps + the rate window (1 m), and more
+CHILD_TIMEOUT = 600.0
+
+
+# -- the engine's process ------------------------------------------------------------------
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _timed_get(client: Any, url: str, headers: dict[str, str], times: int) -> dict[str, Any]:
+    """First request, then the median of ``times`` more (ms), and the body size."""
+    spent: list[float] = []
+    size = 0
+    for _ in range(times + 1):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        spent.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise SystemExit(f"bench: {url} answered {response.status_code}: {response.text[:200]}")
+        size = len(response.data)
+    return {"first_ms": spent[0], "ms": statistics.median(spent[1:]), "bytes": size}
+
+
+def _web(settings: Any, components: Any) -> dict[str, Any]:
+    from bench.web import _sign_in
+    from webui import create_app
+
+    config = {"TESTING": True, "SECRET_KEY": secrets.token_urlsafe(48)}
+    app = create_app(config, components=components)
+    client, headers = _sign_in(app)
+    return {
+        "hosts": _timed_get(client, "/api/v1/hosts", headers, 2),
+        "hosts_brief": _timed_get(client, "/api/v1/hosts?recent=false", headers, 2),
+        "hosts_page": _timed_get(client, "/api/v1/hosts?limit=500", headers, 3),
+        "dashboard": _timed_get(client, "/", {}, 3),
+    }
+
+
+def child(args: argparse.Namespace) -> int:
+    """Start one engine on one store, tick, measure; print one JSON line."""
+    from autosre.wiring import build_engine, load_components
+    from engine.settings import load_settings
+    from engine.store.migrate import migrate_to_head
+
+    env = {
+        "AUTOSRE_DATA_DIR": args.data_dir,
+        "AUTOSRE_DATABASE_URL": args.store,
+        "AUTOSRE_INVENTORY": args.inventory,
+        "AUTOSRE_POLICY": str(POLICY),
+        "AUTOSRE_PROMETHEUS_URL": args.prometheus,
+        "AUTOSRE_LOG_LEVEL": "WARNING",
+    }
+    settings = load_settings(env)
+    migrate_to_head(settings.database_url)  # `autosre db upgrade`, before the engine starts
+    started = time.perf_counter()
+    components = load_components(settings)
+    engine = build_engine(components)
+    start_s = time.perf_counter() - started
+    interval = args.interval or settings.interval
+    walls: list[float] = []
+    cpus: list[float] = []
+    profile = cProfile.Profile() if args.profile else None
+    next_at = time.monotonic()
+    for n in range(args.ticks):
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at = time.monotonic() + interval
+        cpu, wall = time.process_time(), time.perf_counter()
+        if profile is not None and n == args.ticks - 1:
+            profile.enable()
+        engine.tick()
+        if profile is not None and n == args.ticks - 1:
+            profile.disable()
+        walls.append((time.perf_counter() - wall) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+    cpu_states = engine.watches["high_cpu"].evaluator.states
+    normal = sum(state.status == "NORMAL" for state in cpu_states.values())
+    result: dict[str, Any] = {
+        "start_s": start_s,
+        "ticks_ms": walls,
+        "cpu_ms": cpus,
+        "rss_mb": _status_kb("VmRSS") / 1024,
+        "peak_mb": _status_kb("VmHWM") / 1024,
+        "hosts": len(cpu_states),
+        "cpu_normal": normal,
+    }
+    if profile is not None:
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(40)
+        Path(args.profile).write_text(text.getvalue())
+    result["web"] = _web(settings, components)
+    engine.shutdown(cancel_runs=True, timeout=10)
+    components.close()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+# -- the bench's own process: Prometheus, the exporter, the engines ----------------------------
+
+
+def _prometheus(work: Path, exporter: SyntheticExporter, fleet: Fleet) -> PrometheusServer:
+    """Backfill the history, start Prometheus scraping the exporter, wait for every series."""
+    now = time.time()
+    history = work / "history.om"
+    fleet.write_history(history, now - HISTORY, now - 1.0, SCRAPE)
+    (work / "tsdb").mkdir()
+    subprocess.run(
+        [
+            str(PROMTOOL),
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            str(history),
+            str(work / "tsdb"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    history.unlink()
+    scrape = {
+        "job_name": "node",
+        "honor_labels": True,
+        "static_configs": [{"targets": [exporter.address]}],
+    }
+    config = {
+        "global": {"scrape_interval": f"{SCRAPE:g}s", "evaluation_interval": f"{SCRAPE:g}s"},
+        "scrape_configs": [scrape],
+    }
+    (work / "prometheus.yml").write_text(json.dumps(config))
+    server = PrometheusServer(workdir=work, port=free_port())
+    server.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        up = server.query('up{job="node"}')
+        if up and exporter.scrapes and len(server.query("node_cpu_seconds_total")) == fleet.hosts:
+            return server
+        time.sleep(0.5)
+    server.stop()
+    raise SystemExit(f"bench: Prometheus did not hold {fleet.hosts} series within 60 s")
+
+
+def _run_child(argv: list[str], log: Path) -> dict[str, Any]:
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.scale", *argv],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        try:
+            out, _ = proc.communicate(timeout=CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+            raise SystemExit(f"bench: engine process over {CHILD_TIMEOUT:g}s; see {log}") from None
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: engine process failed: {log.read_text()[-3000:]}")
+    found: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return found
+
+
+def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
+    from bench.web import postgres_database
+
+    work = base / f"n{size}"
+    work.mkdir()
+    fleet = Fleet(size)
+    inventory = work / "hosts.ini"
+    inventory.write_text(inventory_text(size))
+    results: dict[str, Any] = {}
+    with ExitStack() as stack:
+        exporter = SyntheticExporter(fleet).start()
+        stack.callback(exporter.stop)
+        server = _prometheus(work, exporter, fleet)
+        stack.callback(server.stop)
+        results["prometheus"] = query_costs(server.url, POLICY, ROOT / "playbooks")
+        stores = ["sqlite"] if args.skip_postgres else ["sqlite", "postgresql"]
+        for store in stores:
+            data = work / store
+            data.mkdir()
+            with ExitStack() as db:
+                url = (
+                    f"sqlite:///{data / 'autosre.db'}"
+                    if store == "sqlite"
+                    else db.enter_context(postgres_database())
+                )
+                argv = [
+                    "--child",
+                    f"--store={url}",
+                    f"--data-dir={data}",
+                    f"--inventory={inventory}",
+                    f"--prometheus={server.url}",
+                    f"--ticks={args.ticks}",
+                    f"--interval={args.interval}",
+                ]
+                if args.profile and size == max(args.sizes) and store == "sqlite":
+                    argv.append(f"--profile={args.profile}")
+                print(f"{size} hosts, {store}: engine starting", file=sys.stderr, flush=True)
+                results[store] = _run_child(argv, work / f"{store}.log")
+    return results
+
+
+def _row(size: int, store: str, found: dict[str, Any]) -> str:
+    ticks, cpus = found["ticks_ms"], found["cpu_ms"]
+    steady, steady_cpu = ticks[1:] or ticks, cpus[1:] or cpus
+    p95 = sorted(steady)[max(0, round(0.95 * len(steady)) - 1)]
+    web = found["web"]
+
+    def api(name: str) -> str:
+        return f"{web[name]['ms']:.0f} ms ({web[name]['bytes'] / 1e6:.2f} MB)"
+
+    return (
+        f"| {size:,} | {store} | {found['start_s']:.1f} s | {ticks[0]:.0f} ms"
+        f" | {statistics.median(steady):.0f} / {p95:.0f} ms"
+        f" | {statistics.median(steady_cpu):.0f} ms"
+        f" | {found['rss_mb']:.0f} MB ({found['peak_mb']:.0f} peak)"
+        f" | {api('hosts')} | {api('hosts_brief')} | {api('hosts_page')}"
+        f" | {web['dashboard']['ms']:.0f} ms ({web['dashboard']['first_ms']:.0f} first) |"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options; run the bench (or, with --child, one engine)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--sizes", type=lambda t: [int(x) for x in t.split(",")], default=[1000, 10000]
+    )
+    parser.add_argument("--ticks", type=int, default=6, help="ticks per engine (the first apart)")
+    parser.add_argument("--interval", type=float, default=0.0, help="0: the shipped 10 s")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--profile", help="write a cProfile of the largest size's last tick here")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    for name in ("store", "data-dir", "inventory", "prometheus"):
+        parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
+    if not PROMTOOL.exists():
+        raise SystemExit(f"bench: {PROMTOOL} is missing (apt-get install prometheus)")
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="autosre-bench-scale-") as tmp:
+        for size in args.sizes:
+            report[str(size)] = _size(size, args, Path(tmp))
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python"
+        f" {platform.python_version()}; policy {POLICY.name}; {args.ticks} ticks every"
+        f" {args.interval or 10:g} s; Prometheus scraping every {SCRAPE:g} s"
+    )
+    print(
+        "| hosts | store | engine start | first tick | tick median / p95 | CPU per tick | RSS"
+        " | /api/v1/hosts | ?recent=false | ?limit=500 | dashboard |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        for store in ("sqlite", "postgresql"):
+            if store in report[str(size)]:
+                print(_row(size, store, report[str(size)][store]))
+    for size in args.sizes:
+        for store, found in report[str(size)].items():
+            if store != "prometheus" and found["cpu_normal"] != size:
+                print(f"  note: {size} hosts, {store}: {found['cpu_normal']} read as normal CPU")
+    print("\nPrometheus alone (median of 3):")
+    for size in args.sizes:
+        print(describe(size, report[str(size)]["prometheus"]))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
