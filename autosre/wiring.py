@@ -146,7 +146,10 @@ def build_engine(
         planner=planner or build_planner(settings, policy, redactor=components.redactor),
         notifier=build_notifier(components),
         clock=clock,
-        publisher=LivePublisher(components.sessions),
+        publisher=LivePublisher(
+            components.sessions,
+            replica=components.settings.replica_id if components.replicated else None,
+        ),
     )
 
 

@@ -27,11 +27,22 @@ STORED_AS = {
 }
 
 
+# Counters replicas add up; the other stats are the latest (largest) of any replica's.
+SUMMED = frozenset({TICKS_TOTAL, TICK_DURATION_SUM})
+
+
 def engine_stats_in(session: Session) -> EngineStats:
-    """The stats, read in the caller's session."""
-    stored = dict(session.execute(select(EngineStat.name, EngineStat.value)).all())
+    """The stats, read in the caller's session: one engine's, or every replica's together
+    (each stores its own as ``<name>@<replica>``)."""
+    found: dict[str, float] = {}
+    for stored, value in session.execute(select(EngineStat.name, EngineStat.value)).all():
+        name = str(stored).partition("@")[0]
+        if name in found:
+            found[name] = found[name] + value if name in SUMMED else max(found[name], value)
+        else:
+            found[name] = float(value)
     return EngineStats.model_validate(
-        {field: stored[name] for field, name in STORED_AS.items() if name in stored}
+        {field: found[name] for field, name in STORED_AS.items() if name in found}
     )
 
 

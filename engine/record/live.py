@@ -82,9 +82,14 @@ class LivePublisher:
         keep: int = 30,
         refresh: float = 30.0,
         min_rows: int = 1000,
+        replica: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``replica``: this engine's name when replicas share the store; it publishes its
+        own hosts and its own counters (named ``ticks_total@<replica>``, summed on read),
+        and never deletes another replica's rows."""
         self.sessions = sessions
+        self.replica = replica
         self.every = every
         self.keep = keep
         self.refresh = max(refresh, every)
@@ -197,8 +202,9 @@ class LivePublisher:
                     "recent": [(s.ts, s.value) for s in recent],
                 }
             )
+        suffix = f"@{self.replica}" if self.replica else ""
         stats = [
-            {"name": name, "value": float(value), "updated_at": at}
+            {"name": f"{name}{suffix}", "value": float(value), "updated_at": at}
             for name, value in (
                 (TICKS_TOTAL, self.ticks),
                 (TICK_DURATION_LAST, self.duration_last),
@@ -212,10 +218,15 @@ class LivePublisher:
             dialect = session.get_bind().dialect.name
             if rows:
                 session.execute(_upsert(dialect, HOSTS, "host"), rows)
-            if prune:
+            if prune and self.replica:
+                # Other replicas' rows are theirs: a row nobody refreshed for three rounds
+                # is a host no replica holds, one that left the inventory.
+                stale = to_dt(now - 3 * self.refresh)
+                session.execute(delete(HOSTS).where(HOSTS.c.updated_at < stale))
+            elif prune:
                 # Every current host was just stamped with `at`: older rows are hosts that
                 # left the inventory.
                 session.execute(delete(HOSTS).where(HOSTS.c.updated_at < at))
-            elif gone:
+            elif gone and not self.replica:  # a host handed over is its new holder's row
                 session.execute(delete(HOSTS).where(HOSTS.c.host.in_(list(gone))))
             session.execute(_upsert(dialect, STATS, "name"), stats)
