@@ -59,8 +59,14 @@ def run_by_hand(
         raise RefusedError(f"{action}: {too_wide}; run it on fewer hosts at a time")
     now = clock()
     ident = run_ident(action, now)
-    held = components.locks.acquire(
-        request.hosts, f"manual run {ident} by {requested_by}", hold_for=hold_for(request.timeout)
+    held = _recorded(  # run leases live in the store on PostgreSQL
+        ident,
+        "lease",
+        lambda: components.locks.acquire(
+            request.hosts,
+            f"manual run {ident} by {requested_by}",
+            hold_for=hold_for(request.timeout),
+        ),
     )
     try:  # the locks are freed however this ends, a start that cannot be recorded too
         run_dir = settings.runs_dir / ident

@@ -71,6 +71,7 @@ class DbHostLocks:
         ``reclaim``: also take leases whose owner died on this machine (its leftovers are
         then settled by the caller, engine/reconcile.py)."""
         wanted = sorted(set(hosts))
+        self._flush()  # a release the store missed while away goes first
         with self.sessions.begin() as session:
             got = self._take(session, wanted, holder, hold_for, only_free=True)
             if reclaim and len(got) < len(wanted):
@@ -200,8 +201,8 @@ class DbHostLocks:
             self._unreleased.difference_update(hosts)
 
     def _failed(self, exc: BaseException) -> None:
-        if not self._failing:  # once per outage, not once per beat
-            log.warning("run leases: the store is unreachable (%s); retrying", describe_error(exc))
+        if not self._failing:  # once per outage (the tick's guard warns of it), not per beat
+            log.info("run leases: the store is unreachable (%s); retrying", describe_error(exc))
         self._failing = True
 
     def _start(self) -> None:

@@ -231,8 +231,8 @@ class LeasedShare:
                     mine = self._renew(session)
                     self.registry.beat(session, hosts=len(mine))
             except SQLAlchemyError as exc:
-                if not self._failing:
-                    log.warning(
+                if not self._failing:  # the tick's guard warns of the outage itself
+                    log.info(
                         "host leases: cannot renew (%s); acting on no host until they are",
                         describe_error(exc),
                     )
