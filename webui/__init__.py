@@ -26,6 +26,7 @@ from webui import (
     approvals,
     auth,
     dashboard,
+    freshness,
     health,
     incidents,
     maintenance,
@@ -87,6 +88,7 @@ def create_app(
     app.register_blueprint(approvals.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(maintenance.bp)
+    app.register_blueprint(freshness.bp)  # the freshness bar and the menu's count
     return app
 
 

@@ -1,5 +1,6 @@
-"""The dashboard at "/": every host's state with a CPU sparkline, the fleet's numbers, and
-the open incidents. The host table and the summary are fragments the page polls.
+"""The dashboard at "/": what needs a human first, every host's state with a CPU sparkline,
+the fleet's numbers, and the open incidents. The host table and the summary are fragments
+the page polls.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from engine.inventory import Inventory, load_inventory
 from engine.read.fleet import fleet_summary
 from engine.read.hosts import host_statuses, read_host_states, sparkline
 from engine.read.incidents import active_incident_status, list_incidents
+from engine.read.needs_you import HostNeed, needs_you_by_host, read_needs_you
 from engine.read.notifications import notification_counts
 from engine.signals import ANOMALIES
 from engine.types import HostStatus
@@ -37,6 +39,7 @@ INVENTORY_KEY = "autosre_inventory"
 HOSTS_PER_PAGE = 100
 POLL_SECONDS = 5
 MAX_PAGE = 100_000
+NEEDS_YOU_SHOWN = 50  # the newest; a total and links to the lists stand for the rest
 # Problem hosts first: high CPU, then those with a run or an approval in flight, then no data.
 ACTIVE_LABELS = {
     IncidentStatus.REMEDIATING.value: "remediating",
@@ -102,10 +105,10 @@ def inventory_hosts() -> tuple[str, ...] | None:
     return hosts
 
 
-def _rank(state: str, active: str | None) -> int:
+def _rank(state: str, active: str | None, need: HostNeed | None = None) -> int:
     if state in ANOMALIES:  # a signal holds (high CPU, ...): first
         return 0
-    if active in ACTIVE_LABELS:
+    if need is not None or active in ACTIVE_LABELS:  # a human is needed, or work in flight
         return 1
     return 2 if state == HostStatus.UNKNOWN else 3
 
@@ -115,10 +118,13 @@ def host_page(page: int) -> dict[str, Any]:
     sessions = get_sessions()
     statuses = host_statuses(sessions)
     active = active_incident_status(sessions)
+    needs = needs_you_by_host(sessions)
     names = inventory_hosts()
     from_inventory = names is not None
     hosts = names if names is not None else tuple(statuses)
-    ranks = {h: _rank(statuses.get(h, HostStatus.UNKNOWN), active.get(h)) for h in hosts}
+    ranks = {
+        h: _rank(statuses.get(h, HostStatus.UNKNOWN), active.get(h), needs.get(h)) for h in hosts
+    }
     ordered = sorted(hosts, key=lambda h: (ranks[h], h))
     pages = max(1, -(-len(ordered) // HOSTS_PER_PAGE))
     page = min(page, pages)
@@ -139,6 +145,7 @@ def host_page(page: int) -> dict[str, Any]:
                 "samples": [] if state is None else sparkline(state),
                 "published": state is not None,
                 "hold": marks.get(host),
+                "need": None if host not in needs else needs[host].model_dump(mode="json"),
             }
         )
     return {
@@ -146,7 +153,7 @@ def host_page(page: int) -> dict[str, Any]:
         "page": page,
         "pages": pages,
         "total": len(ordered),
-        "problems": sum(1 for h in ordered if _rank(statuses.get(h, ""), active.get(h)) < 2),
+        "problems": sum(1 for h in ordered if ranks[h] < 2),
         "from_inventory": from_inventory,
     }
 
@@ -160,11 +167,13 @@ def _page() -> int:
 
 
 def summary() -> dict[str, Any]:
-    """The fleet's numbers and the open incidents."""
+    """What needs a human, the fleet's numbers and the open incidents."""
     sessions = get_sessions()
+    needs = read_needs_you(sessions, limit=NEEDS_YOU_SHOWN)
     opened = list_incidents(sessions, status=ACTIVE_STATUSES, limit=20).items
     outbox = notification_counts(sessions)
     return {
+        "needs": needs.model_dump(mode="json"),
         "summary": fleet_summary(sessions, now=datetime.now(tz=UTC)),
         "open_rows": [incident.model_dump(mode="json") for incident in opened],
         "notices": {s: outbox.total(s) for s in ("pending", "sent", "failed")},

@@ -1,11 +1,15 @@
-"""The engine's tick counters as it last published them, for /healthz and /metrics."""
+"""The engine's tick counters as it last published them, for /healthz and /metrics; and how
+fresh the host states it published are, for the web UI's freshness bar."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from pydantic import Field
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.read.models import EngineStats
+from engine.read.models import EngineStats, ReadModel
 from engine.record.live import (
     LAST_TICK,
     PUBLISH_EVERY,
@@ -14,7 +18,8 @@ from engine.record.live import (
     TICKS_TOTAL,
     UNMATCHED_SERIES,
 )
-from engine.store.models import EngineStat
+from engine.store.models import EngineStat, HostStateRow
+from engine.types import HostStatus
 
 # Field of EngineStats -> the name the publisher stores it under.
 STORED_AS = {
@@ -50,3 +55,21 @@ def read_engine_stats(sessions: sessionmaker[Session]) -> EngineStats:
     """The stats, in a session of their own."""
     with sessions() as session:
         return engine_stats_in(session)
+
+
+class HostFreshness(ReadModel):
+    """How fresh the published host states are: the newest sample and the hosts without data."""
+
+    hosts: int = Field(description="hosts with a published state")
+    no_data: int = Field(description="hosts whose state is UNKNOWN (no data, or stale data)")
+    newest_sample: datetime | None = Field(description="the newest sample_ts of any host")
+
+
+def host_freshness_in(session: Session) -> HostFreshness:
+    """The freshness of the host states, in the caller's session (one aggregate query)."""
+    unknown = case((HostStateRow.status == HostStatus.UNKNOWN.value, 1), else_=0)
+    query = select(
+        func.count(), func.coalesce(func.sum(unknown), 0), func.max(HostStateRow.sample_ts)
+    )
+    hosts, no_data, newest = session.execute(query).one()
+    return HostFreshness(hosts=int(hosts), no_data=int(no_data), newest_sample=newest)

@@ -4,8 +4,33 @@
 // replaced by the HTML that URL returns, every N seconds (default 10, at least 1).
 // Same-origin URLs only; the session cookie goes along. After each update the element
 // gets an "autosre:updated" event. A session that ended reloads the page (to sign in).
+// data-status-url works the same way: the status every page shows (base.html: freshness
+// bar, the menu's count), kept apart from the page's own polled content.
+//
+// Offline: when a refresh gets no answer (or a gateway's 502/504, or a 503), the element
+// [data-offline-marker] is shown, saying since when the page has not been updated; the
+// next refresh that gets an answer hides it.
 (function () {
   "use strict";
+
+  var lastAnswer = new Date();
+
+  function offline(down) {
+    var marker = document.querySelector("[data-offline-marker]");
+    if (!marker) {
+      return;
+    }
+    if (!down) {
+      lastAnswer = new Date();
+      marker.hidden = true;
+      return;
+    }
+    var since = marker.querySelector("[data-offline-since]");
+    if (since) {
+      since.textContent = lastAnswer.toLocaleTimeString();
+    }
+    marker.hidden = false;
+  }
 
   function sameOrigin(url) {
     try {
@@ -16,7 +41,7 @@
   }
 
   function poll(element) {
-    var url = element.getAttribute("data-poll-url");
+    var url = element.getAttribute("data-poll-url") || element.getAttribute("data-status-url");
     var every = Math.max(1, parseFloat(element.getAttribute("data-poll-every")) || 10);
     if (!url || !sameOrigin(url)) {
       return;
@@ -33,6 +58,8 @@
         headers: { "X-Requested-With": "fetch", Accept: "text/html" },
       })
         .then(function (response) {
+          // No app behind the proxy (502, 504) or no store (503): not answering, for the user.
+          offline(response.status === 502 || response.status === 503 || response.status === 504);
           if (response.redirected && !sameOrigin(response.url)) {
             return null;
           }
@@ -49,7 +76,8 @@
           }
         })
         .catch(function () {
-          // the server is restarting or unreachable: keep the last content, try again later
+          // the server is restarting or unreachable: keep the last content, say so, retry
+          offline(true);
         })
         .then(function () {
           busy = false;
@@ -67,7 +95,7 @@
   window.AutoSRE = { csrfToken: csrfToken };
 
   document.addEventListener("DOMContentLoaded", function () {
-    var elements = document.querySelectorAll("[data-poll-url]");
+    var elements = document.querySelectorAll("[data-poll-url], [data-status-url]");
     for (var i = 0; i < elements.length; i++) {
       poll(elements[i]);
     }
