@@ -27,7 +27,7 @@ from engine.read.needs_you import count_needs_you
 from engine.record.live import describe_error
 from engine.timeutil import iso
 from webui.db import get_components, get_sessions, get_settings
-from webui.health import STALE_TICKS
+from webui.health import tick_late
 from webui.security import api_error, login_required
 
 log = logging.getLogger("autosre.webui")
@@ -96,7 +96,7 @@ def read_freshness(
         return Freshness(store_error=describe_error(exc))
     lag = stats.publish_every or 0.0  # stats and host rows are written every few seconds
     tick_age = None if stats.last_tick is None else max(0.0, now - stats.last_tick)
-    tick_late = tick_age is None or tick_age > STALE_TICKS * interval + lag
+    late = tick_late(tick_age, interval, stats.publish_every)
     newest = hosts.newest_sample
     metrics_age = None if newest is None else max(0.0, now - newest.timestamp())
     if metrics_age is None:
@@ -105,7 +105,7 @@ def read_freshness(
         metrics_stale = metrics_age > staleness + interval + lag
     return Freshness(
         tick_age=tick_age,
-        tick_late=tick_late,
+        tick_late=late,
         metrics_age=metrics_age,
         metrics_stale=metrics_stale,
         hosts=hosts.hosts,

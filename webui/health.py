@@ -45,6 +45,12 @@ bp = Blueprint("health", __name__)
 STALE_TICKS = 3  # intervals without a tick before the engine counts as stalled
 
 
+def tick_late(age: float | None, interval: float, publish_every: float | None) -> bool:
+    """True when the engine has not ticked for STALE_TICKS intervals (or ever); the stats
+    are written every ``publish_every`` seconds, so that lag is allowed too."""
+    return age is None or age > STALE_TICKS * interval + (publish_every or 0.0)
+
+
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     """200 while the store answers ("degraded" when the engine is not ticking), else 503."""
@@ -64,10 +70,9 @@ def healthz() -> ResponseReturnValue:
         healthy = False
     else:
         # Stats are written at most every publish_every seconds, so allow for that lag too.
-        lag = stats.publish_every or 0.0
         age = max(0.0, now - stats.last_tick)
         engine = {"last_tick": iso(to_dt(stats.last_tick)), "age_seconds": round(age, 3)}
-        healthy = age <= STALE_TICKS * get_settings().interval + lag
+        healthy = not tick_late(age, get_settings().interval, stats.publish_every)
     settings = get_settings()
     full = no_room(settings.runs_dir, settings.min_free_mb)
     disk = {"free_bytes": free_bytes(settings.runs_dir), "status": "full" if full else "ok"}
