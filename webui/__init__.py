@@ -33,6 +33,7 @@ from webui import (
     maintenance_api,
     playbooks,
     security,
+    times,
     users,
 )
 from webui.db import COMPONENTS_KEY
@@ -63,6 +64,7 @@ def create_app(
     app.jinja_env.trim_blocks = True  # readable page source: no blank line per {% tag %}
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.globals["signals"] = SIGNALS  # pages show each kind's title and unit
+    app.jinja_env.filters["utc_iso"] = times.utc_iso  # <time datetime> in UTC (the when macro)
     app.config.from_mapping(security.DEFAULTS)
     app.config.from_mapping(
         AUTOSRE_DATA_DIR=str(settings.data_dir),

@@ -27,7 +27,7 @@
     }
     var since = marker.querySelector("[data-offline-since]");
     if (since) {
-      since.textContent = lastAnswer.toLocaleTimeString();
+      since.textContent = lastAnswer.toLocaleTimeString(undefined, { timeZoneName: "short" });
     }
     marker.hidden = false;
   }
