@@ -75,6 +75,7 @@ def _source(
             step=rule.step,
             label=rule.label,
             timeout=settings.prometheus_timeout,
+            stale_after=rule.staleness,
         )
     host = settings.local_host or inventory.local_host()
     if host is None or host not in inventory.hosts:

@@ -34,11 +34,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from bench.scale_prometheus import describe, query_costs
+from bench.scale_replicas import run_replicas
 from bench.synthetic_exporter import Fleet, SyntheticExporter, inventory_text
 from tests.fixtures.prometheus import PrometheusServer, free_port
 
@@ -48,6 +50,7 @@ PROMTOOL = Path("/usr/bin/promtool")
 SCRAPE = 15.0  # the shipped policy's step: Prometheus' usual scrape interval
 HISTORY = 480.0  # seconds backfilled: sustain (5 m) + 3 steps + the rate window (1 m), and more
 CHILD_TIMEOUT = 600.0
+SETTLE_TIMEOUT = 180.0  # replicas: to split the hosts between them
 
 
 # -- the engine's process ------------------------------------------------------------------
@@ -89,6 +92,88 @@ def _web(settings: Any, components: Any) -> dict[str, Any]:
     }
 
 
+def _timed_fetches(engine: Any) -> list[float]:
+    """Time every source's fetch (Prometheus computing and sending, the engine decoding);
+    the running total (ms) is the list's one item."""
+    spent = [0.0]
+    for watch in engine.watches.values():
+        fetch = watch.source.fetch
+
+        def timed(now: float, fetch: Any = fetch) -> Any:
+            started = time.perf_counter()
+            try:
+                return fetch(now)
+            finally:
+                spent[0] += (time.perf_counter() - started) * 1000
+
+        watch.source.fetch = timed
+    return spent
+
+
+def _cpu_ms(pid: int) -> float:
+    """Another process's CPU time so far (user + system, ms); 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _settle(engine: Any, args: argparse.Namespace, hosts: int) -> float:
+    """With several replicas, tick until this one holds its share (seconds it took)."""
+    started = time.monotonic()
+    share = -(-hosts // args.replicas)
+    while time.monotonic() - started < SETTLE_TIMEOUT:
+        engine.tick()
+        if 0 < len(engine.takeover.share.hosts()) <= share * 1.02:
+            break
+        time.sleep(args.interval or 10)
+    barrier = Path(args.barrier)
+    (barrier / f"{args.replica}.ready").touch()
+    while len(list(barrier.glob("*.ready"))) < args.replicas:  # measure at the same time
+        if time.monotonic() - started > SETTLE_TIMEOUT + 60:
+            break
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def _ticks(
+    engine: Any, args: argparse.Namespace, interval: float, fetched: list[float]
+) -> dict[str, Any]:
+    """Tick ``args.ticks`` times, ``interval`` apart: wall, CPU and fetch time per tick
+    (ms), and Prometheus' CPU per tick."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    fetches: list[float] = []
+    prometheus_cpu = _cpu_ms(args.prometheus_pid) if args.prometheus_pid else 0.0
+    profile = cProfile.Profile() if args.profile else None
+    next_at = time.monotonic()
+    for n in range(args.ticks):
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at = time.monotonic() + interval
+        cpu, wall, fetch = time.process_time(), time.perf_counter(), fetched[0]
+        if profile is not None and n == args.ticks - 1:
+            profile.enable()
+        engine.tick()
+        if profile is not None and n == args.ticks - 1:
+            profile.disable()
+        walls.append((time.perf_counter() - wall) * 1000)
+        cpus.append((time.process_time() - cpu) * 1000)
+        fetches.append(fetched[0] - fetch)
+    if args.prometheus_pid:  # per tick, its scrapes of the exporter included
+        prometheus_cpu = (_cpu_ms(args.prometheus_pid) - prometheus_cpu) / args.ticks
+    if profile is not None:
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(40)
+        Path(args.profile).write_text(text.getvalue())
+    return {
+        "ticks_ms": walls,
+        "cpu_ms": cpus,
+        "fetch_ms": fetches,
+        "prometheus_cpu_ms": prometheus_cpu,
+    }
+
+
 def child(args: argparse.Namespace) -> int:
     """Start one engine on one store, tick, measure; print one JSON line."""
     from autosre.wiring import build_engine, load_components
@@ -103,48 +188,61 @@ def child(args: argparse.Namespace) -> int:
         "AUTOSRE_PROMETHEUS_URL": args.prometheus,
         "AUTOSRE_LOG_LEVEL": "WARNING",
     }
+    if args.replica:
+        env["AUTOSRE_REPLICA_ID"] = args.replica
     settings = load_settings(env)
-    migrate_to_head(settings.database_url)  # `autosre db upgrade`, before the engine starts
+    if not args.replica:  # replicas: the bench upgrades the database once, before them
+        migrate_to_head(settings.database_url)  # `autosre db upgrade`
+    if args.trace_memory:
+        tracemalloc.start(1)
     started = time.perf_counter()
     components = load_components(settings)
     engine = build_engine(components)
     start_s = time.perf_counter() - started
-    interval = args.interval or settings.interval
-    walls: list[float] = []
-    cpus: list[float] = []
-    profile = cProfile.Profile() if args.profile else None
-    next_at = time.monotonic()
-    for n in range(args.ticks):
-        time.sleep(max(0.0, next_at - time.monotonic()))
-        next_at = time.monotonic() + interval
-        cpu, wall = time.process_time(), time.perf_counter()
-        if profile is not None and n == args.ticks - 1:
-            profile.enable()
-        engine.tick()
-        if profile is not None and n == args.ticks - 1:
-            profile.disable()
-        walls.append((time.perf_counter() - wall) * 1000)
-        cpus.append((time.process_time() - cpu) * 1000)
+    for watch in engine.watches.values():
+        if args.full and hasattr(watch.source, "incremental"):
+            watch.source.incremental = False  # the whole window every tick, as before
+    fetched = _timed_fetches(engine)
+    settled = _settle(engine, args, len(components.inventory.hosts)) if args.replica else 0.0
+    result: dict[str, Any] = {"start_s": start_s, "settle_s": settled}
+    result.update(_ticks(engine, args, args.interval or settings.interval, fetched))
     cpu_states = engine.watches["high_cpu"].evaluator.states
     normal = sum(state.status == "NORMAL" for state in cpu_states.values())
-    result: dict[str, Any] = {
-        "start_s": start_s,
-        "ticks_ms": walls,
-        "cpu_ms": cpus,
+    result |= {
         "rss_mb": _status_kb("VmRSS") / 1024,
         "peak_mb": _status_kb("VmHWM") / 1024,
         "hosts": len(cpu_states),
+        "active": len(engine.takeover.share.hosts()),
         "cpu_normal": normal,
     }
-    if profile is not None:
-        text = io.StringIO()
-        pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(40)
-        Path(args.profile).write_text(text.getvalue())
-    result["web"] = _web(settings, components)
+    if args.trace_memory:
+        result["memory"] = _memory_top(tracemalloc.take_snapshot())
+    if args.replica:
+        _report_and_wait(result, Path(args.barrier), args.replica)
+    else:
+        result["web"] = _web(settings, components)
     engine.shutdown(cancel_runs=True, timeout=10)
     components.close()
     print(json.dumps(result), flush=True)
     return 0
+
+
+def _memory_top(snapshot: tracemalloc.Snapshot) -> list[str]:
+    """Where the memory held now was allocated: the 15 largest lines."""
+    stats = snapshot.statistics("lineno")
+    total = sum(stat.size for stat in stats)
+    lines = [f"total {total / 1e6:.1f} MB traced"]
+    lines += [f"{stat.size / 1e6:7.1f} MB {stat.count:8d} {stat.traceback}" for stat in stats[:15]]
+    return lines
+
+
+def _report_and_wait(result: dict[str, Any], barrier: Path, replica: str) -> None:
+    """A replica's result, written while it still holds its share: the others are measuring
+    too; it stops when the bench says so (bounded)."""
+    (barrier / f"{replica}.json").write_text(json.dumps(result))
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while not (barrier / "stop").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 # -- the bench's own process: Prometheus, the exporter, the engines ----------------------------
@@ -212,6 +310,11 @@ def _run_child(argv: list[str], log: Path) -> dict[str, Any]:
     return found
 
 
+def _child_argv(args: argparse.Namespace, **options: object) -> list[str]:
+    argv = ["--child", f"--ticks={args.ticks}", f"--interval={args.interval}"]
+    return argv + [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
+
+
 def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
     from bench.web import postgres_database
 
@@ -226,50 +329,97 @@ def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
         stack.callback(exporter.stop)
         server = _prometheus(work, exporter, fleet)
         stack.callback(server.stop)
+        assert server.proc is not None
+        common = {
+            "inventory": inventory,
+            "prometheus": server.url,
+            "prometheus_pid": server.proc.pid,
+        }
         results["prometheus"] = query_costs(server.url, POLICY, ROOT / "playbooks")
         stores = ["sqlite"] if args.skip_postgres else ["sqlite", "postgresql"]
         for store in stores:
-            data = work / store
-            data.mkdir()
-            with ExitStack() as db:
-                url = (
-                    f"sqlite:///{data / 'autosre.db'}"
-                    if store == "sqlite"
-                    else db.enter_context(postgres_database())
-                )
-                argv = [
-                    "--child",
-                    f"--store={url}",
-                    f"--data-dir={data}",
-                    f"--inventory={inventory}",
-                    f"--prometheus={server.url}",
-                    f"--ticks={args.ticks}",
-                    f"--interval={args.interval}",
-                ]
-                if args.profile and size == max(args.sizes) and store == "sqlite":
-                    argv.append(f"--profile={args.profile}")
-                print(f"{size} hosts, {store}: engine starting", file=sys.stderr, flush=True)
-                results[store] = _run_child(argv, work / f"{store}.log")
+            for mode in args.modes:
+                data = work / f"{store}-{mode}"
+                data.mkdir()
+                with ExitStack() as db:
+                    url = (
+                        f"sqlite:///{data / 'autosre.db'}"
+                        if store == "sqlite"
+                        else db.enter_context(postgres_database())
+                    )
+                    argv = _child_argv(args, store=url, data_dir=data, **common)
+                    if mode == "full":
+                        argv.append("--full")
+                    if args.trace_memory:
+                        argv.append("--trace-memory")
+                    if args.profile and size == max(args.sizes) and store == "sqlite":
+                        argv.append(f"--profile={args.profile}.{mode}")
+                    print(f"{size} hosts, {store}, {mode}: engine", file=sys.stderr, flush=True)
+                    results[f"{store}/{mode}"] = _run_child(argv, work / f"{store}-{mode}.log")
+        if args.replicas > 1 and size == max(args.sizes) and not args.skip_postgres:
+            print(f"{size} hosts: {args.replicas} replicas", file=sys.stderr, flush=True)
+            with postgres_database() as url:
+                argv = _child_argv(args, store=url, **common)
+                results["replicas"] = run_replicas(argv, args.replicas, work / "replicas")
     return results
 
 
-def _row(size: int, store: str, found: dict[str, Any]) -> str:
-    ticks, cpus = found["ticks_ms"], found["cpu_ms"]
-    steady, steady_cpu = ticks[1:] or ticks, cpus[1:] or cpus
-    p95 = sorted(steady)[max(0, round(0.95 * len(steady)) - 1)]
-    web = found["web"]
+def _p95(values: list[float]) -> float:
+    return sorted(values)[max(0, round(0.95 * len(values)) - 1)]
+
+
+def _row(size: int, case: str, found: dict[str, Any]) -> str:
+    ticks, cpus, fetches = found["ticks_ms"], found["cpu_ms"], found["fetch_ms"]
+    steady, steady_cpu, steady_fetch = ticks[1:] or ticks, cpus[1:] or cpus, fetches[1:] or fetches
+    web = found.get("web")
 
     def api(name: str) -> str:
+        if web is None:
+            return "-"
         return f"{web[name]['ms']:.0f} ms ({web[name]['bytes'] / 1e6:.2f} MB)"
 
+    dashboard = f"{web['dashboard']['ms']:.0f} ms" if web else "-"
     return (
-        f"| {size:,} | {store} | {found['start_s']:.1f} s | {ticks[0]:.0f} ms"
-        f" | {statistics.median(steady):.0f} / {p95:.0f} ms"
-        f" | {statistics.median(steady_cpu):.0f} ms"
+        f"| {size:,} | {case} | {found['active']:,} | {found['start_s']:.1f} s | {ticks[0]:.0f} ms"
+        f" | {statistics.median(steady):.0f} / {_p95(steady):.0f} ms"
+        f" | {statistics.median(steady_cpu):.0f} ms | {statistics.median(steady_fetch):.0f} ms"
+        f" | {found['prometheus_cpu_ms']:.0f} ms"
         f" | {found['rss_mb']:.0f} MB ({found['peak_mb']:.0f} peak)"
-        f" | {api('hosts')} | {api('hosts_brief')} | {api('hosts_page')}"
-        f" | {web['dashboard']['ms']:.0f} ms ({web['dashboard']['first_ms']:.0f} first) |"
+        f" | {api('hosts')} | {api('hosts_page')} | {dashboard} |"
     )
+
+
+def _print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
+    """The table: one row per size and case (replicas one row each), then notes."""
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python"
+        f" {platform.python_version()}; policy {POLICY.name}; {args.ticks} ticks every"
+        f" {args.interval or 10:g} s; Prometheus scraping every {SCRAPE:g} s"
+    )
+    print(
+        "| hosts | store / reading | hosts held | engine start | first tick | tick median / p95"
+        " | CPU per tick | fetch per tick | Prometheus CPU per tick | RSS | /api/v1/hosts"
+        " | ?limit=500 | dashboard |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        for case, found in report[str(size)].items():
+            if case == "replicas" and "error" in found:
+                print(f"| {size:,} | {args.replicas} replicas: {found['error']} |")
+            elif case == "replicas":
+                for replica, one in sorted(found.items()):
+                    print(_row(size, f"postgresql/incremental, replica {replica}", one))
+            elif case != "prometheus":
+                print(_row(size, case, found))
+    for size in args.sizes:
+        for case, found in report[str(size)].items():
+            if case not in ("prometheus", "replicas") and found["cpu_normal"] != size:
+                print(f"  note: {size} hosts, {case}: {found['cpu_normal']} read as normal CPU")
+            if case not in ("prometheus", "replicas") and "memory" in found:
+                print(f"  memory, {size} hosts, {case}:", *found["memory"], sep="\n    ")
+    print("\nPrometheus alone (median of 3):")
+    for size in args.sizes:
+        print(describe(size, report[str(size)]["prometheus"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,10 +431,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=6, help="ticks per engine (the first apart)")
     parser.add_argument("--interval", type=float, default=0.0, help="0: the shipped 10 s")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--modes",
+        type=lambda t: t.split(","),
+        default=["full", "incremental"],
+        help="full: every tick asks for whole windows (as before); incremental: the default",
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=2, help="engines splitting the largest fleet (PostgreSQL)"
+    )
+    parser.add_argument("--trace-memory", action="store_true", help="tracemalloc's top lines")
     parser.add_argument("--profile", help="write a cProfile of the largest size's last tick here")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    for name in ("store", "data-dir", "inventory", "prometheus"):
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--prometheus-pid", type=int, default=0, help=argparse.SUPPRESS)
+    for name in ("store", "data-dir", "inventory", "prometheus", "replica", "barrier"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -295,27 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="autosre-bench-scale-") as tmp:
         for size in args.sizes:
             report[str(size)] = _size(size, args, Path(tmp))
-    print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python"
-        f" {platform.python_version()}; policy {POLICY.name}; {args.ticks} ticks every"
-        f" {args.interval or 10:g} s; Prometheus scraping every {SCRAPE:g} s"
-    )
-    print(
-        "| hosts | store | engine start | first tick | tick median / p95 | CPU per tick | RSS"
-        " | /api/v1/hosts | ?recent=false | ?limit=500 | dashboard |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for size in args.sizes:
-        for store in ("sqlite", "postgresql"):
-            if store in report[str(size)]:
-                print(_row(size, store, report[str(size)][store]))
-    for size in args.sizes:
-        for store, found in report[str(size)].items():
-            if store != "prometheus" and found["cpu_normal"] != size:
-                print(f"  note: {size} hosts, {store}: {found['cpu_normal']} read as normal CPU")
-    print("\nPrometheus alone (median of 3):")
-    for size in args.sizes:
-        print(describe(size, report[str(size)]["prometheus"]))
+    _print_report(report, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

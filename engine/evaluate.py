@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from engine.policy.schema import SignalRule
@@ -162,23 +162,32 @@ class Evaluator:
         self.limits = limits
         self.hosts = tuple(hosts)
         self._states: dict[str, HostState] = {}
+        self._left: frozenset[str] = frozenset()  # hosts left out of the last update
 
     @property
     def states(self) -> Mapping[str, HostState]:
         """The latest state of every host evaluated so far."""
         return dict(self._states)
 
-    def update(self, batch: MetricsBatch, now: float) -> Evaluation:
-        """Evaluate every host on one batch of samples."""
+    def update(
+        self, batch: MetricsBatch, now: float, hosts: Collection[str] | None = None
+    ) -> Evaluation:
+        """Evaluate every host on one batch of samples; with ``hosts``, only those (the
+        others keep their last state untouched: another replica watches them)."""
         changes: list[tuple[HostState | None, HostState]] = []
-        for host in self.hosts:
+        chosen = self.hosts if hosts is None else [h for h in self.hosts if h in hosts]
+        for host in chosen:
             previous = self._states.get(host)
+            # A host back from another replica: its last state here is old news (its
+            # hysteresis would hold a status the other replica may have cleared long ago).
+            basis = None if host in self._left else previous
             current = evaluate_host(
-                host, batch.windows.get(host, ()), previous, self.limits, now, error=batch.error
+                host, batch.windows.get(host, ()), basis, self.limits, now, error=batch.error
             )
             if previous is None or previous.status != current.status:
                 changes.append((previous, current))
             self._states[host] = current
+        self._left = frozenset() if hosts is None else frozenset(self.hosts).difference(chosen)
         return Evaluation(states=dict(self._states), changes=tuple(changes))
 
 

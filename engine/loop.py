@@ -176,10 +176,16 @@ class Engine:
         windows: dict[str, tuple[Sample, ...]] = {}
         rising: dict[str, tuple[str, float]] = {}  # host -> (kind, since) while it rises
         unmatched = 0
+        # A replica reads and evaluates its own share of the fleet only.
+        leased = self.takeover.share.hosts()  # steadier than `active` (queries stay partial)
+        share = None if len(leased) == len(self.inventory.hosts) else leased
         for name, watch in self.watches.items():
+            restrict = getattr(watch.source, "restrict", None)
+            if callable(restrict):
+                restrict(share)
             batch = watch.source.fetch(now)
             unmatched += len(batch.unmatched)
-            evaluation = watch.evaluator.update(batch, now)
+            evaluation = watch.evaluator.update(batch, now, hosts=share)
             log_changes(tuple(c for c in evaluation.changes if c[1].host in active))
             fleet = Counter(state.status for state in evaluation.states.values())
             for host, state in evaluation.states.items():

@@ -182,6 +182,7 @@ class LeasedShare:
     def _let_go(self, session: Session, mine: set[str], keep: Collection[str], n: int) -> set[str]:
         """Release up to ``n`` quiet hosts, the ones this replica ranks last."""
         spare = sorted((h for h in mine if h not in keep), key=self._rank.__getitem__)[-n:]
+        spare.sort()  # locked in name order, as claims are
         for start in range(0, len(spare), CHUNK):
             chunk = spare[start : start + CHUNK]
             session.execute(
@@ -195,6 +196,9 @@ class LeasedShare:
 
     def _claim(self, session: Session, hosts: list[str]) -> set[str]:
         """Lease those of ``hosts`` nobody holds, or whose lease lapsed."""
+        # Rows are locked in name order by every replica: two claiming at once (a fresh
+        # store, both starting) wait for each other instead of deadlocking.
+        hosts = sorted(hosts)
         now = func.now()
         got: set[str] = set()
         for start in range(0, len(hosts), CHUNK):

@@ -19,6 +19,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from engine.metrics.deadline import MAX_ANSWER, AnswerTooLargeError, DeadlineSession
+from engine.metrics.held import HeldWindows, as_param, millis
 from engine.metrics.matrix import (
     MAX_REASON,
     MalformedAnswerError,
@@ -75,6 +76,8 @@ class PrometheusSource:
         max_answer: int = MAX_ANSWER,
         client: PrometheusConnect | None = None,
         outage: Outage | None = None,
+        incremental: bool = True,
+        stale_after: float | None = None,
     ) -> None:
         self._url = redact_url(url)  # shown in logs: never with its password
         self._query = query
@@ -97,25 +100,60 @@ class PrometheusSource:
             )
         self._client = client
         self._outage = outage or Outage()
+        # Windows kept between fetches: only with this source's own session (an injected
+        # client is asked for whole windows, as before).
+        self.incremental = incremental and self._session is not None
+        self._held = HeldWindows(lookback=lookback, step=step, stale_after=stale_after)
+        self._all_hosts = frozenset(self._hosts)
+        self._others: frozenset[str] = frozenset()  # inventory hosts of other replicas
+
+    def restrict(self, hosts: frozenset[str] | None) -> None:
+        """From the next fetch on, map and keep only series of these hosts; None: all."""
+        wanted = self._series.hosts if hosts is None else tuple(sorted(hosts & self._all_hosts))
+        if wanted == self._hosts:
+            return
+        self._hosts = wanted
+        self._others = self._all_hosts.difference(wanted)
+        self._held.forget()  # hosts new to this source have nothing held: ask in full
 
     def fetch(self, now: float) -> MetricsBatch:
-        """Query [now - lookback, now]; on any failure every host gets an empty window."""
-        start = now - self._lookback
-        try:
-            answer = self._query_range(start, now)
-        except Exception as exc:  # whatever the server does must end as "no data"
-            return self._failed(now, _describe(exc, self._timeout))
-        try:
-            windows, unmatched = self._windows(answer, start, now)
-        except MalformedAnswerError as exc:
-            return self._failed(now, f"malformed answer: {exc}")
-        except Exception as exc:  # not JSON, or JSON of another shape
-            return self._failed(now, _describe(exc, self._timeout))
+        """Windows over [now - lookback, now]: asked in full, or only the newest steps when
+        the last fetch's windows are held (engine/metrics/held.py); on any failure every
+        host gets an empty window."""
+        since = self._held.since(now) if self.incremental else None
+        found = self._fetch_windows(since, now)
+        if since is not None and not isinstance(found, str):
+            merged = self._held.merge(found[0], since, now)
+            # Anything inconsistent: the full answer, at once.
+            found = (merged, found[1]) if merged is not None else self._fetch_windows(None, now)
+        if isinstance(found, str):
+            self._held.forget()  # after a failure, the next fetch asks in full
+            return self._failed(now, found)
+        windows, unmatched = found
+        if self.incremental:
+            self._held.keep(windows, now)
         lasted = self._outage.end(now)
         if lasted is not None:
             log.info("prometheus at %s answers again after %.1fs of outage", self._url, lasted)
         self._tell_unmatched(unmatched)
         return MetricsBatch(fetched_at=now, windows=windows, unmatched=unmatched)
+
+    def _fetch_windows(
+        self, since: int | None, now: float
+    ) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]] | str:
+        """One range query from ``since`` (ms; None: the full window) to now, as windows and
+        unmatched labels, or why it failed."""
+        start_ms = self._held.full_start(now) if since is None else since
+        try:
+            answer = self._query_range(start_ms, now)
+        except Exception as exc:  # whatever the server does must end as "no data"
+            return _describe(exc, self._timeout)
+        try:
+            return self._windows(answer, start_ms / 1000, now)
+        except MalformedAnswerError as exc:
+            return f"malformed answer: {exc}"
+        except Exception as exc:  # not JSON, or JSON of another shape
+            return _describe(exc, self._timeout)
 
     def _windows(
         self, answer: bytes | object, start: float, now: float
@@ -133,17 +171,20 @@ class PrometheusSource:
                 label=self._label,
                 start=start,
                 end=now,
+                others=self._others,
             )
             # Freed while the collector is held: it never walks the answer's lists.
             del result
             return found
 
-    def _query_range(self, start: float, now: float) -> bytes | object:
+    def _query_range(self, start_ms: int, now: float) -> bytes | object:
         """The answer's body, or with an injected client its ``data.result``; raises on any
         failure (see ``_describe``)."""
         # The library rounds start/end to whole seconds, which can cost the newest half
-        # second of data; exact values override its rounding.
-        exact = {"start": f"{start:.3f}", "end": f"{now:.3f}"}
+        # second of data; exact values (whole milliseconds, as Prometheus reads them, so
+        # that every query's grid is the full query's) override its rounding.
+        start = start_ms / 1000
+        exact = {"start": as_param(start_ms), "end": as_param(millis(now))}
         if self._session is None:  # an injected client: its own request and decoding
             decoded: object = self._client.custom_query_range(
                 query=self._query,
