@@ -384,3 +384,20 @@ def test_bad_awx_setting_exits_2(
     assert main(["incidents", "list"]) == 2
     err = capsys.readouterr().err
     assert "AUTOSRE_AWX_URL" in err and "https" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "hostile", ["r1\nAUTOSRE_X=1", "r1; rm -rf /", "../r1", "\x1b[31mr1", "r" * 101, "-r1"]
+)
+def test_a_replica_id_that_is_not_a_plain_name_is_refused(hostile: str) -> None:
+    """It ends up in logs, /healthz and lease owners: no newlines, escapes or paths."""
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"AUTOSRE_REPLICA_ID": hostile})
+    assert "AUTOSRE_REPLICA_ID" in str(refused.value)
+    assert "\n" not in str(refused.value).replace("\\n", "")
+
+
+def test_the_default_replica_id_is_stable_and_differs_per_data_dir(tmp_path: Path) -> None:
+    one = load_settings({"AUTOSRE_DATA_DIR": str(tmp_path / "a")}).replica_id
+    assert one == load_settings({"AUTOSRE_DATA_DIR": str(tmp_path / "a")}).replica_id
+    assert one != load_settings({"AUTOSRE_DATA_DIR": str(tmp_path / "b")}).replica_id

@@ -26,24 +26,14 @@ from engine.store.leases import HostLeaseRow, ReplicaRow
 from tests.fixtures.postgres import own_database
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 from tests.integration.harness import AUTOSRE, ROOT, wait_for
-from tests.integration.test_fleet import BURN_SECONDS, HOST_CPUS, quiet
-from tests.lab.errors import LabError
-from tests.lab.lab import Lab, preflight
+from tests.integration.test_fleet import BURN_SECONDS, lab, quiet
+from tests.lab.lab import Lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
+# The fleet tests' lab fixture (four hosts of half a core), one instance for this module.
+__all__ = ["lab"]
 
 TTL = 3.0  # seconds: a dead replica's hosts are taken over this soon
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """Hosts web1..web4 of half a core each; skipped where the machine cannot hold a lab."""
-    try:
-        preflight()
-    except LabError as exc:
-        pytest.skip(f"no lab on this machine: {exc}")
-    with Lab(tmp_path_factory.mktemp("replicas") / "lab", hosts=4, cpus=HOST_CPUS) as running:
-        yield running
 
 
 @pytest.fixture
