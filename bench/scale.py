@@ -42,6 +42,7 @@ from typing import Any
 from bench.scale_prometheus import describe, query_costs
 from bench.scale_replicas import run_replicas
 from bench.synthetic_exporter import Fleet, SyntheticExporter, inventory_text
+from engine.collector import CollectorSchedule
 from tests.fixtures.prometheus import PrometheusServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +146,10 @@ def _ticks(
     walls: list[float] = []
     cpus: list[float] = []
     fetches: list[float] = []
+    collected: list[float] = []  # full passes after ticks, as `autosre run`; the last one forced
+    collector = CollectorSchedule()
+    if not args.automatic_gc:
+        collector.start()
     prometheus_cpu = _cpu_ms(args.prometheus_pid) if args.prometheus_pid else 0.0
     profile = cProfile.Profile() if args.profile else None
     next_at = time.monotonic()
@@ -160,6 +165,16 @@ def _ticks(
         walls.append((time.perf_counter() - wall) * 1000)
         cpus.append((time.process_time() - cpu) * 1000)
         fetches.append(fetched[0] - fetch)
+        before = collector.spent
+        if not args.automatic_gc:
+            collector.after_tick()
+        collected.append((collector.spent - before) * 1000)
+    if not args.automatic_gc:  # what the full pass every FULL_EVERY seconds costs now
+        collector.full_every = 0.0
+        before = collector.spent
+        collector.after_tick()
+        collected.append((collector.spent - before) * 1000)
+    collector.stop()
     if args.prometheus_pid:  # per tick, its scrapes of the exporter included
         prometheus_cpu = (_cpu_ms(args.prometheus_pid) - prometheus_cpu) / args.ticks
     if profile is not None:
@@ -170,6 +185,7 @@ def _ticks(
         "ticks_ms": walls,
         "cpu_ms": cpus,
         "fetch_ms": fetches,
+        "collector_ms": collected,
         "prometheus_cpu_ms": prometheus_cpu,
     }
 
@@ -350,6 +366,8 @@ def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
                     argv = _child_argv(args, store=url, data_dir=data, **common)
                     if mode == "full":
                         argv.append("--full")
+                    if mode == "automatic-gc":
+                        argv.append("--automatic-gc")
                     if args.trace_memory:
                         argv.append("--trace-memory")
                     if args.profile and size == max(args.sizes) and store == "sqlite":
@@ -383,6 +401,7 @@ def _row(size: int, case: str, found: dict[str, Any]) -> str:
         f"| {size:,} | {case} | {found['active']:,} | {found['start_s']:.1f} s | {ticks[0]:.0f} ms"
         f" | {statistics.median(steady):.0f} / {_p95(steady):.0f} ms"
         f" | {statistics.median(steady_cpu):.0f} ms | {statistics.median(steady_fetch):.0f} ms"
+        f" | {found['collector_ms'][-1]:.0f} ms"
         f" | {found['prometheus_cpu_ms']:.0f} ms"
         f" | {found['rss_mb']:.0f} MB ({found['peak_mb']:.0f} peak)"
         f" | {api('hosts')} | {api('hosts_page')} | {dashboard} |"
@@ -398,10 +417,10 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     )
     print(
         "| hosts | store / reading | hosts held | engine start | first tick | tick median / p95"
-        " | CPU per tick | fetch per tick | Prometheus CPU per tick | RSS | /api/v1/hosts"
-        " | ?limit=500 | dashboard |"
+        " | CPU per tick | fetch per tick | full collection between ticks (every 5 min)"
+        " | Prometheus CPU per tick | RSS | /api/v1/hosts | ?limit=500 | dashboard |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for case, found in report[str(size)].items():
             if case == "replicas" and "error" in found:
@@ -434,8 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         type=lambda t: t.split(","),
-        default=["full", "incremental"],
-        help="full: every tick asks for whole windows (as before); incremental: the default",
+        default=["automatic-gc", "incremental"],
+        help="incremental: the default; automatic-gc: the same with the garbage collector's"
+        " full passes left automatic (as before); full: every tick asks for whole windows",
     )
     parser.add_argument(
         "--replicas", type=int, default=2, help="engines splitting the largest fleet (PostgreSQL)"
@@ -445,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--automatic-gc", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prometheus-pid", type=int, default=0, help=argparse.SUPPRESS)
     for name in ("store", "data-dir", "inventory", "prometheus", "replica", "barrier"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)

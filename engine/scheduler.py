@@ -18,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from engine.collector import CollectorSchedule
 from engine.loop import Engine
 from engine.store_outage import store_label
 from engine.tick_guard import TickGuard
@@ -34,8 +35,11 @@ def next_tick_at(now: float, regular: float, due: float | None, poll: float) -> 
     return min(regular, max(due, now + poll))
 
 
-def _safe_tick(guard: TickGuard, scheduler: BaseScheduler) -> None:
-    report = guard.tick()
+def _safe_tick(guard: TickGuard, scheduler: BaseScheduler, collector: CollectorSchedule) -> None:
+    try:
+        report = guard.tick()
+    finally:
+        collector.after_tick()  # between ticks, never inside one (engine/collector.py)
     if report is None:
         return  # failed (and told, if it is news): the next tick starts afresh
     log.debug("tick took %.3fs", report.duration)
@@ -54,10 +58,13 @@ def run_until(
     stop: threading.Event,
     housekeeping: Callable[[], object] | None = None,
     housekeeping_every: float = 3600.0,
+    collector: CollectorSchedule | None = None,
 ) -> None:
     """Tick every interval until stop is set; an overlapping tick is skipped (and told once
     per slow tick), a failed one is told as engine/tick_guard.py says. ``housekeeping``
-    (pruning, say) runs every ``housekeeping_every`` seconds, first a few minutes in."""
+    (pruning, say) runs every ``housekeeping_every`` seconds, first a few minutes in. The
+    garbage collector runs between ticks (engine/collector.py)."""
+    collector = collector or CollectorSchedule()
     scheduler = BackgroundScheduler(timezone=UTC)
     # APScheduler's own "skipped" warning is noisy; ours says what it means.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -71,7 +78,7 @@ def run_until(
     scheduler.add_job(
         _safe_tick,
         IntervalTrigger(seconds=interval),
-        args=[guard, scheduler],
+        args=[guard, scheduler, collector],
         id=TICK,
         max_instances=1,
         coalesce=True,
@@ -88,8 +95,10 @@ def run_until(
             # Not at start: an engine that keeps restarting never prunes in a loop.
             next_run_time=datetime.now(UTC) + timedelta(minutes=5),
         )
+    collector.start()
     scheduler.start()
     try:
         stop.wait()
     finally:
         scheduler.shutdown(wait=True)
+        collector.stop()
