@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN_TEST_PACKAGES := prometheus prometheus-node-exporter prometheus-alertmanager nginx stress-ng \
-	chromium chromium-driver openssh-server
+	chromium chromium-driver openssh-server vagrant
 DEBIAN_RUN_PACKAGES := nginx
 
 .PHONY: setup run test test-parallel lint unit bench system-packages clean lab-up lab-down

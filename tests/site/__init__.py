@@ -1,0 +1,1 @@
+"""The site playbooks (playbooks/site.yml, playbooks/roles/) and the Vagrant fleet."""
