@@ -35,6 +35,13 @@ $(VENV)/.dev-stamp: $(BIN)/python requirements.txt requirements-dev.txt pyprojec
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .
 	touch $(VENV)/.setup-stamp $@
 
+# The pinned packages as wheels, for tests/deploy/test_image.py: it runs the Dockerfile's
+# pip installs for real, offline (a test sends traffic to 127.0.0.1 only).
+$(VENV)/wheelhouse/.stamp: $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip wheel --quiet --disable-pip-version-check -r requirements.txt "setuptools>=68" wheel \
+		-w $(VENV)/wheelhouse
+	touch $@
+
 ## setup: create .venv and install the project (editable) with pinned dependencies
 setup: $(VENV)/.setup-stamp
 
@@ -71,7 +78,7 @@ lint: $(VENV)/.dev-stamp
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline -q playbooks/
 
 ## test: install what the tests need, lint, and run the whole suite
-test: $(VENV)/.dev-stamp
+test: $(VENV)/.dev-stamp $(VENV)/wheelhouse/.stamp
 	@$(MAKE) --no-print-directory system-packages PACKAGES="$(DEBIAN_TEST_PACKAGES)"
 	@# The linters and the parallel tests share the machine; the chaos scenarios then run
 	@# alone: they read the whole host's CPU, and anything beside them would make it lie.

@@ -88,11 +88,20 @@ def stages(text: str) -> list[Stage]:
 class ScratchBuilder:
     """Carries out stages' steps under ``root`` (a stand-in for the image's /)."""
 
-    def __init__(self, context: Path, root: Path, *, path: str, timeout: float) -> None:
+    def __init__(
+        self,
+        context: Path,
+        root: Path,
+        *,
+        path: str,
+        timeout: float,
+        outside: dict[str, str] | None = None,
+    ) -> None:
         self.context = context
         self.root = root
         self.path = path  # PATH for RUN steps (the image's python found on it)
         self.timeout = timeout
+        self.outside = outside or {}  # the build machine's settings (pip's package source)
         self.env: dict[str, str] = {}
         self.workdir = root
         self.stages: set[str] = set()
@@ -159,6 +168,7 @@ class ScratchBuilder:
 
     def _run(self, command: str) -> None:
         env = {"PATH": self.path, "HOME": str(self.root / "root"), "LANG": "C.UTF-8"}
+        env.update(self.outside)
         env.update(self.env)
         done = subprocess.run(
             ["sh", "-ec", command],

@@ -19,6 +19,8 @@ from tests.deploy.conftest import HOST_DIR, ROOT, run, tool
 from tests.deploy.dockerfile import ScratchBuilder, Stage, instructions, stages
 
 DOCKERFILES = [ROOT / "Dockerfile", HOST_DIR / "Dockerfile"]
+# Beside the venv (sys.prefix): built by the Makefile's test set-up.
+WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
 BUILD_TIMEOUT = 240.0  # seconds for one RUN step (a pip install of every pin)
 
 
@@ -86,6 +88,18 @@ def test_dockerignore_lets_in_what_is_copied_and_nothing_else() -> None:
         assert not included(private), f"{private} would reach the build context"
 
 
+def offline_pip() -> dict[str, str]:
+    """pip's settings for the build's installs: the same pins, from the wheelhouse `make
+    test` fills (pip wheel -r requirements.txt), never from the network: a test sends
+    traffic to 127.0.0.1 only."""
+    if not (WHEELHOUSE / ".stamp").is_file():
+        message = f"no wheelhouse at {WHEELHOUSE}: `make test` builds it"
+        if os.geteuid() != 0:
+            pytest.skip(message)
+        pytest.fail(message)
+    return {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELHOUSE)}
+
+
 @pytest.fixture
 def scratch(tmp_path: Path) -> Iterator[Path]:
     """tmp_path, emptied afterwards: the venv built there weighs a few hundred MB."""
@@ -106,7 +120,11 @@ def test_the_build_runs_for_real_and_the_image_is_usable(scratch: Path) -> None:
     bindir.mkdir()
     (bindir / "python").symlink_to(sys.executable)
     builder = ScratchBuilder(
-        ROOT, tmp_path / "root", path=f"{bindir}:/usr/bin:/bin", timeout=BUILD_TIMEOUT
+        ROOT,
+        tmp_path / "root",
+        path=f"{bindir}:/usr/bin:/bin",
+        timeout=BUILD_TIMEOUT,
+        outside=offline_pip(),
     )
     ran = builder.run_stage(build)
     assert any("-r requirements.txt" in step for step in ran)
