@@ -31,6 +31,7 @@ from autosre.commands.common import (
     seconds_arg,
 )
 from autosre.commands.incidents import (
+    add_handling_commands,
     cmd_approvals_approve,
     cmd_approvals_list,
     cmd_approvals_reject,
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     ishow.add_argument("id", type=positive_int)
     ishow.add_argument("--json", action="store_true", help="print JSON")
     ishow.set_defaults(func=cmd_incidents_show)
+    add_handling_commands(isub)
 
     _add_approvals(sub)
     _add_accounts(sub)

@@ -26,7 +26,7 @@ from engine.execute.dispatch import RunDispatcher, wait_until_idle
 from engine.execute.launch import Launcher
 from engine.incident.advance import advance, recovered
 from engine.incident.decide import Decider
-from engine.incident.life import Phase, Track
+from engine.incident.life import Phase, Track, forget_closed
 from engine.metrics import MetricsSource
 from engine.plan.situation import Planner
 from engine.push.inbox import Inbox
@@ -239,6 +239,9 @@ class Engine:
         return due, (poll if due is not None else 1.0)
 
     def _advance_all(self, seen: Mapping[str, Seen], now: float, batch: Batch) -> None:
+        ids = [track.incident_id for track in self.tracks.values()]
+        for host in forget_closed(self.tracks, self.recorder.memory.closed_among(ids)):
+            log.info("%s: its incident was resolved by a person; a new one opens if needed", host)
         awaiting = [t.approval_id for t in self.tracks.values() if t.approval_id is not None]
         approvals = self.recorder.memory.approvals(awaiting) if awaiting else {}
         for host, present in seen.items():

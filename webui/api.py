@@ -1,6 +1,7 @@
 """The JSON API under /api/v1: bearer tokens only, every error ``{"error", "status"}``.
 
-Reads need a viewer token, deciding approvals an operator's; the OpenAPI document at
+Reads need a viewer token, deciding approvals and handling incidents (acknowledge,
+assign, resolve) an operator's; the OpenAPI document at
 /api/v1/openapi.json is public (it describes the API, not the data). Each route's query
 parameters and body are models (webui/api_requests.py) that both check the request and
 describe it in the document (webui/openapi.py), as the read models describe the replies.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -29,6 +30,7 @@ from engine.read.models import (
     RunPage,
 )
 from engine.read.runs import get_run, list_runs
+from engine.record.handling import Handling, HandlingError, HandlingRecords
 from webui.api_requests import (
     ApprovalQuery,
     Decide,
@@ -42,12 +44,14 @@ from webui.api_requests import (
 )
 from webui.converters import text_problem, use_converters
 from webui.db import components, get_sessions
+from webui.incident_actions import AcknowledgeBody, AssignBody, IncidentHandling, ResolveBody
 from webui.jsonbody import NO_BODY, BodyError, read_json
 from webui.openapi import Operation, documented, openapi_document
 from webui.redaction import redact_strings
 from webui.security import View, api_auth_required, api_error
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+BodyT = TypeVar("BodyT", bound=BaseModel)
 use_converters(bp)
 
 
@@ -219,3 +223,59 @@ def approve(approval_id: int) -> ResponseReturnValue:
 @_route(_decision("reject"))
 def reject(approval_id: int) -> ResponseReturnValue:
     return _decide(approval_id, approve=False)
+
+
+# -- people handling incidents ----------------------------------------------------------------
+
+
+def _body(model: type[BodyT], *, required: bool) -> BodyT:
+    """The JSON object body as the model; an absent body is the model's defaults if allowed."""
+    body = read_json(request)
+    if body is NO_BODY and not required:
+        body = {}
+    if not isinstance(body, dict):
+        fields = ", ".join(f'"{name}": ...' for name in model.model_fields)
+        raise RequestError(f"the body must be a JSON object like {{{fields}}}")
+    return validated(model, body, "field in the body")
+
+
+def _handle(act: Callable[[HandlingRecords], Handling]) -> ResponseReturnValue:
+    try:
+        marks = act(components().recorder.handling)
+    except HandlingError as exc:
+        return api_error(exc.status, exc.message)
+    return _reply(IncidentHandling.of(marks))
+
+
+def _handling(summary: str, body: type[BaseModel]) -> Operation:
+    errors = (400, 401, 403, 404, 409, 413, 415)
+    return Operation(
+        summary, IncidentHandling, query=Query, body=body, errors=errors, role="operator"
+    )
+
+
+@bp.post("/incidents/<id:incident_id>/acknowledge")
+@_route(_handling("Acknowledge an incident: you are on it", AcknowledgeBody))
+def acknowledge(incident_id: int) -> ResponseReturnValue:
+    parsed_query(Query)
+    note = _body(AcknowledgeBody, required=False).note
+    by = g.user.name
+    return _handle(lambda h: h.acknowledge(incident_id, by=by, at=time.time(), note=note))
+
+
+@bp.post("/incidents/<id:incident_id>/assign")
+@_route(_handling("Assign an incident to a web user", AssignBody))
+def assign(incident_id: int) -> ResponseReturnValue:
+    parsed_query(Query)
+    to = _body(AssignBody, required=True).assignee
+    by = g.user.name
+    return _handle(lambda h: h.assign(incident_id, to=to, by=by, at=time.time()))
+
+
+@bp.post("/incidents/<id:incident_id>/resolve")
+@_route(_handling("Resolve an incident by hand, with a note (409 while remediated)", ResolveBody))
+def resolve(incident_id: int) -> ResponseReturnValue:
+    parsed_query(Query)
+    note = _body(ResolveBody, required=True).note
+    by = g.user.name
+    return _handle(lambda h: h.resolve(incident_id, by=by, at=time.time(), note=note))

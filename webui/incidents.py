@@ -1,20 +1,26 @@
 """Incidents: GET /incidents (search, filters, keyset pages), one incident's full story,
-and a run's artifacts as a tar.gz. Viewers and up.
+and a run's artifacts as a tar.gz (viewers and up); acknowledge, assign, resolve with a
+note and decide its approval from its page (operators and up).
 """
 
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from engine.errors import ApprovalError
 from engine.incident.life import IncidentStatus
 from engine.read.incidents import incident_detail, list_incidents
 from engine.read.notifications import incident_notifications
+from engine.record.handling import HandlingError, HandlingRecords
 from engine.timeutil import iso
+from webui.approvals import MAX_NOTE as MAX_APPROVAL_NOTE
 from webui.artifacts import (
     RUNNING,
     app_runs_dir,
@@ -23,10 +29,11 @@ from webui.artifacts import (
     stream_tar_gz,
     task_events,
 )
-from webui.converters import MAX_ID, use_converters
-from webui.db import get_sessions
+from webui.converters import MAX_ID, text_problem, use_converters
+from webui.db import components, get_sessions
+from webui.incident_actions import page_view
 from webui.redaction import redact_strings, redactor
-from webui.security import login_required
+from webui.security import login_required, role_required
 
 bp = Blueprint("incidents", __name__)
 use_converters(bp)
@@ -142,6 +149,7 @@ def detail(incident_id: int) -> ResponseReturnValue:
         artifacts=artifacts,
         stat_columns=STAT_COLUMNS,
         notifications=redact_strings(notices),
+        **page_view(incident),
     )
 
 
@@ -174,3 +182,76 @@ def download(incident_id: int, run_id: int) -> ResponseReturnValue:
         mimetype="application/gzip",
         headers={"Content-Disposition": f'attachment; filename="{name}-artifacts.tar.gz"'},
     )
+
+
+# -- people handling the incident (operator and up; the forms carry the CSRF token) ----------
+
+
+def _act(
+    incident_id: int, act: Callable[[HandlingRecords], object], done: str
+) -> ResponseReturnValue:
+    """Do one handling action as the signed-in user; its refusal is the page's 4xx."""
+    try:
+        act(components().recorder.handling)
+    except HandlingError as exc:
+        abort(exc.status, description=f"{exc.message[:1].upper()}{exc.message[1:]}.")
+    flash(done, "info")
+    return redirect(url_for("incidents.detail", incident_id=incident_id))
+
+
+@bp.post("/incidents/<id:incident_id>/acknowledge")
+@role_required("operator")
+def acknowledge(incident_id: int) -> ResponseReturnValue:
+    """ "I am on it": who and when; the engine carries on as before."""
+    note = request.form.get("note")
+    return _act(
+        incident_id,
+        lambda h: h.acknowledge(incident_id, by=g.user.name, at=time.time(), note=note),
+        f"You acknowledged incident {incident_id}.",
+    )
+
+
+@bp.post("/incidents/<id:incident_id>/assign")
+@role_required("operator")
+def assign(incident_id: int) -> ResponseReturnValue:
+    """Give the incident to a web user."""
+    to = request.form.get("assignee", "")
+    return _act(
+        incident_id,
+        lambda h: h.assign(incident_id, to=to, by=g.user.name, at=time.time()),
+        f"Incident {incident_id} assigned.",
+    )
+
+
+@bp.post("/incidents/<id:incident_id>/resolve")
+@role_required("operator")
+def resolve(incident_id: int) -> ResponseReturnValue:
+    """Close the incident by hand, with the required note; 409 while it is remediated."""
+    note = request.form.get("note", "")
+    return _act(
+        incident_id,
+        lambda h: h.resolve(incident_id, by=g.user.name, at=time.time(), note=note),
+        f"You resolved incident {incident_id}.",
+    )
+
+
+@bp.post("/incidents/<id:incident_id>/approvals/<id:approval_id>/<any(approve, reject):verb>")
+@role_required("operator")
+def decide(incident_id: int, approval_id: int, verb: str) -> ResponseReturnValue:
+    """Approve or reject the incident's approval from its page, as /approvals does."""
+    recorder = components().recorder
+    found = recorder.memory.approvals([approval_id]).get(approval_id)
+    if found is None or found.incident_id != incident_id:
+        abort(404, description=f"Incident {incident_id} has no approval {approval_id}.")
+    note = request.form.get("note", "").strip()[:MAX_APPROVAL_NOTE] or None
+    problem = None if note is None else text_problem("The note", note)
+    if problem is not None:
+        abort(400, description=f"{problem}.")
+    try:
+        recorder.approvals.decide(
+            approval_id, approve=verb == "approve", by=g.user.name, at=time.time(), note=note
+        )
+    except ApprovalError as exc:
+        abort(409, description=str(exc))
+    flash(f"{verb.capitalize()}d {found.action} on {found.host} (approval {approval_id}).", "info")
+    return redirect(url_for("incidents.detail", incident_id=incident_id))

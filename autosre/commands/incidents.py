@@ -1,4 +1,4 @@
-"""CLI commands that read incidents and decide approvals."""
+"""CLI commands that read incidents, handle them (ack, assign, resolve) and decide approvals."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import getpass
 import json
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
-from autosre.commands.common import opened_store, percent, say
+from autosre.commands.common import Parser, opened_store, percent, record_id, say
 from engine.errors import UsageError
 from engine.read.approvals import list_approvals
 from engine.read.incidents import incident_detail, list_incidents
+from engine.record.handling import Handling, HandlingRecords
 from engine.settings import Settings
 
 
@@ -165,3 +167,58 @@ def cmd_approvals_approve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_approvals_reject(args: argparse.Namespace, settings: Settings) -> int:
     """Reject a pending action; the engine will not run it."""
     return _decide(args, settings, approve=False)
+
+
+# -- people handling incidents ---------------------------------------------------------------
+
+
+def add_handling_commands(isub: argparse._SubParsersAction[Parser]) -> None:
+    """``incidents ack|assign|resolve ID``: what a person does on an incident, from a shell."""
+    ack = isub.add_parser("ack", help="acknowledge an incident: you are on it")
+    ack.add_argument("id", type=record_id)
+    ack.add_argument("--note", help="what you are doing about it")
+    ack.set_defaults(func=cmd_incidents_ack)
+    assign = isub.add_parser("assign", help="assign an incident to a web user")
+    assign.add_argument("id", type=record_id)
+    assign.add_argument("user", help="the web user's name")
+    assign.set_defaults(func=cmd_incidents_assign)
+    resolve = isub.add_parser("resolve", help="close an incident by hand, with a note")
+    resolve.add_argument("id", type=record_id)
+    resolve.add_argument("--note", required=True, help="why it is over (kept in its timeline)")
+    resolve.set_defaults(func=cmd_incidents_resolve)
+
+
+def _handle(settings: Settings, act: Callable[[HandlingRecords, str], Handling]) -> Handling:
+    """Do one action as the person at the terminal (as deciding approvals does)."""
+    from engine.components import Components  # noqa: PLC0415 - keeps `autosre --help` fast
+
+    components = Components(settings)
+    try:
+        return act(components.recorder.handling, os.environ.get("SUDO_USER") or getpass.getuser())
+    finally:
+        components.close()
+
+
+def cmd_incidents_ack(args: argparse.Namespace, settings: Settings) -> int:
+    """Acknowledge an incident; the engine carries on as before."""
+    marks = _handle(
+        settings, lambda h, by: h.acknowledge(args.id, by=by, at=time.time(), note=args.note)
+    )
+    say(f"incident {marks.incident_id} acknowledged by {marks.acknowledged_by}")
+    return 0
+
+
+def cmd_incidents_assign(args: argparse.Namespace, settings: Settings) -> int:
+    """Assign an incident to a web user."""
+    marks = _handle(settings, lambda h, by: h.assign(args.id, to=args.user, by=by, at=time.time()))
+    say(f"incident {marks.incident_id} assigned to {marks.assigned_to}")
+    return 0
+
+
+def cmd_incidents_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    """Resolve an incident by hand; refused while a playbook run is in flight."""
+    marks = _handle(
+        settings, lambda h, by: h.resolve(args.id, by=by, at=time.time(), note=args.note)
+    )
+    say(f"incident {marks.incident_id} closed by {marks.resolved_by} ({marks.status})")
+    return 0

@@ -22,7 +22,7 @@ the store before its side effect starts.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -180,3 +180,12 @@ def resume(
     # open, remediating (made open again by crash recovery), or awaiting an approval that
     # is gone: decide again.
     return track
+
+
+def forget_closed(tracks: dict[str, Track], closed: Collection[int]) -> list[str]:
+    """Drop the tracks of incidents closed outside the engine (a person resolved them): the
+    engine never acts on them again. The hosts let go of."""
+    gone = [host for host, track in tracks.items() if track.incident_id in closed]
+    for host in gone:
+        del tracks[host]
+    return gone

@@ -4,7 +4,7 @@ still active after a restart, and the approvals it waits on. One query each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -114,6 +114,19 @@ class EngineMemory:
         with self.sessions() as session:
             rows = session.scalars(select(ApprovalRow).where(ApprovalRow.id.in_(set(ids)))).all()
             return {row.id: approval_from_row(row) for row in rows}
+
+    def closed_among(self, incident_ids: Collection[int]) -> set[int]:
+        """Which of these incidents are closed in the store: resolved by a person under the
+        engine's feet (the engine forgets an incident it closes itself)."""
+        if not incident_ids:
+            return set()
+        with self.sessions() as session:
+            found = session.scalars(
+                select(Incident.id).where(
+                    Incident.id.in_(set(incident_ids)), Incident.closed_at.is_not(None)
+                )
+            )
+            return set(found)
 
     def pending_approvals(self) -> list[Approval]:
         """Every pending approval, oldest first (for the engine to resume after a restart)."""

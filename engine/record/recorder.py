@@ -14,6 +14,7 @@ from engine.record.approvals import ApprovalRecords
 from engine.record.audit import AuditLog
 from engine.record.decisions import DecisionRecords
 from engine.record.events import Journal
+from engine.record.handling import HandlingRecords
 from engine.record.incidents import IncidentRecords
 from engine.record.maintenance import MaintenanceRecords
 from engine.record.memory import EngineMemory
@@ -38,6 +39,7 @@ class Recorder:
         self.runs = RunRecords(self.journal)
         self.staged = StagedRunRecords(self.journal)
         self.approvals = ApprovalRecords(self.journal)
+        self.handling = HandlingRecords(self.journal)  # what people do: ack, assign, resolve
         self.maintenance = MaintenanceRecords(self.journal)
         self.memory = EngineMemory(sessions)
 

@@ -49,6 +49,7 @@ class Incident(Base):
         # Newest-first pages filtered by status or by host (the UI's and API's lists).
         Index("ix_incidents_status_id", "status", "id"),
         Index("ix_incidents_host_id", "host", "id"),
+        Index("ix_incidents_assigned_to", "assigned_to"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,6 +64,13 @@ class Incident(Base):
     cpu_before: Mapped[float | None]
     cpu_after: Mapped[float | None]
     summary: Mapped[str] = mapped_column(Text, default="")
+    # People handling it (engine/record/handling.py): markers, the engine does not read them.
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    assigned_to: Mapped[str | None] = mapped_column(String(64))  # a web user's name
+    resolved_by: Mapped[str | None] = mapped_column(
+        String(255)
+    )  # closed by a person, not the engine
 
     decisions: Mapped[list[Decision]] = relationship(
         back_populates="incident", order_by="Decision.id", lazy="raise"
