@@ -12,6 +12,7 @@ from autosre.commands.admin import (
     cmd_tokens_create,
     cmd_users_add,
     cmd_users_disable,
+    cmd_users_enable,
     cmd_users_list,
     cmd_web,
 )
@@ -121,6 +122,9 @@ def _add_accounts(sub: argparse._SubParsersAction[Parser]) -> None:
     udisable = usub.add_parser("disable", help="disable an account and its tokens")
     udisable.add_argument("name")
     udisable.set_defaults(func=cmd_users_disable)
+    uenable = usub.add_parser("enable", help="enable a disabled account again")
+    uenable.add_argument("name")
+    uenable.set_defaults(func=cmd_users_enable)
 
     tokens = sub.add_parser("tokens", help="API tokens (Authorization: Bearer ...)")
     tsub = tokens.add_subparsers(dest="subcommand", required=True, parser_class=Parser)

@@ -24,6 +24,7 @@ from webui import (
     alerts,
     api,
     approvals,
+    artifacts,
     auth,
     dashboard,
     freshness,
@@ -91,6 +92,7 @@ def create_app(
     app.register_blueprint(users.bp)
     app.register_blueprint(maintenance.bp)
     app.register_blueprint(freshness.bp)  # the freshness bar and the menu's count
+    app.register_blueprint(artifacts.bp)  # a run's artifact download by ident
     return app
 
 

@@ -3,27 +3,39 @@
 Every reader starts from ``run_artifacts``: the run's recorded directory must lie inside
 the data dir's ``runs/``, be a real directory, and be reached through no symlink below
 ``runs/``. Files are opened with O_NOFOLLOW, so a symlink planted in a run's directory
-(``stdout`` -> a file elsewhere) is never read; the tar.gz leaves links out and never
-descends into one. What is shown or downloaded passes through a Redactor first.
+(``stdout`` -> a file elsewhere) is never read. The tar.gz holds an allow-list (stdout,
+status, rc, job events), never ``env/``, ``command`` or a vars file. What is shown or
+downloaded passes through the same Redactor, each file redacted whole.
+
+``bp`` serves a run's download by ident (the run page's link); incidents.py serves the same
+archive under its incident.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import re
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from flask import current_app
+from flask import Blueprint, Response, abort, current_app
+from flask.typing import ResponseReturnValue
 
+from engine.read.runs import find_run
 from engine.redact import Redactor
-from webui.converters import IdentConverter
+from webui.converters import IdentConverter, use_converters
+from webui.db import get_sessions
+from webui.redaction import redactor
+from webui.security import login_required
+
+bp = Blueprint("runs", __name__)
+use_converters(bp)
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links), other 2-byte escapes.
 ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -31,21 +43,17 @@ MAX_STDOUT = 256 * 1024  # bytes shown in the page: the tail of a long run
 MAX_CUT_LINE = 4096  # bytes dropped from a tail that starts inside one endless line
 MAX_EVENT = 4 * 1024 * 1024  # bytes: a larger job event file is skipped
 MAX_EVENTS = 500
-MAX_TAR_DEPTH = 16  # folders deep; ansible-runner's layout is two
-SPOOL = 1024 * 1024  # bytes of one redacted file kept in memory while the tar is built
+MAX_TAR_FILE = 16 * 1024 * 1024  # bytes of one file in a download: its tail past this
+MAX_TAR_EVENTS = 20_000  # job event files in a download
+TAR_FILES = ("stdout", "status", "rc")  # a run's outcome; job_events/ is added apart
 # O_NONBLOCK: opening a FIFO planted as `stdout` must not hang the request.
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DIR_FLAGS = READ_FLAGS | os.O_DIRECTORY
 IDENT = re.compile(IdentConverter.regex)
 RUNNING = ("pending", "running")  # run statuses whose files are still being written
-TASK_EVENTS = {
-    "runner_on_ok": "ok",
-    "runner_on_failed": "failed",
-    "runner_on_skipped": "skipped",
-    "runner_on_unreachable": "unreachable",
-    "runner_item_on_ok": "ok",
-    "runner_item_on_failed": "failed",
-    "runner_item_on_skipped": "skipped",
+# runner_on_ok, runner_item_on_ok, ...: what a task ended as.
+TASK_EVENTS = {"runner_on_unreachable": "unreachable"} | {
+    f"runner{item}_on_{end}": end for item in ("", "_item") for end in ("ok", "failed", "skipped")
 }
 
 
@@ -112,16 +120,12 @@ def open_regular(name: str | Path, dir_fd: int | None = None) -> IO[bytes] | Non
     return os.fdopen(fd, "rb")
 
 
-def read_stdout(artifact_dir: Path, redactor: Redactor) -> tuple[str, bool]:
-    """The run's stdout without escape codes, redacted (its tail if long), and whether cut."""
-    file = open_regular(artifact_dir / "stdout")
-    if file is None:
-        return "", False
-    with file:
-        size = file.seek(0, io.SEEK_END)
-        start = max(0, size - MAX_STDOUT)
-        file.seek(start)
-        raw = file.read(MAX_STDOUT)
+def redacted_tail(file: IO[bytes], redactor: Redactor, limit: int) -> tuple[str, bool]:
+    """The file's text without escape codes, redacted whole (its tail if long), and whether cut."""
+    size = file.seek(0, io.SEEK_END)
+    start = max(0, size - limit)
+    file.seek(start)
+    raw = file.read(limit)
     if start:
         # Start at a line: a secret cut in half here would escape redaction.
         _, newline, rest = raw.partition(b"\n")
@@ -129,9 +133,37 @@ def read_stdout(artifact_dir: Path, redactor: Redactor) -> tuple[str, bool]:
     return redactor.text(strip_ansi(raw.decode("utf-8", "replace"))), start > 0
 
 
+def read_stdout(artifact_dir: Path, redactor: Redactor) -> tuple[str, bool]:
+    """The run's stdout without escape codes, redacted (its tail if long), and whether cut."""
+    file = open_regular(artifact_dir / "stdout")
+    if file is None:
+        return "", False
+    with file:
+        return redacted_tail(file, redactor, MAX_STDOUT)
+
+
 def _counter(event: dict[str, Any]) -> int:
     counter = event.get("counter")
     return counter if isinstance(counter, int) and not isinstance(counter, bool) else 0
+
+
+def _event_files(dir_fd: int) -> Iterator[tuple[str, dict[str, Any], os.stat_result]]:
+    """Each job event file in the folder (name, event, stat) by name; links and partial,
+    oversized or unreadable files skipped. Names hold no "/" and are never "." or ".."."""
+    for name in sorted(os.listdir(dir_fd)):  # by fd, which Path cannot list
+        if not name.endswith(".json") or name.endswith("-partial.json"):
+            continue
+        file = open_regular(name, dir_fd)
+        if file is None:
+            continue
+        with file:
+            raw, st = file.read(MAX_EVENT + 1), os.fstat(file.fileno())
+        try:
+            event = json.loads(raw) if len(raw) <= MAX_EVENT else None
+        except (ValueError, RecursionError):
+            continue  # a half-written event of a run still in progress
+        if isinstance(event, dict):
+            yield name, event, st
 
 
 def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
@@ -140,22 +172,8 @@ def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
         dir_fd = os.open(artifact_dir / "job_events", DIR_FLAGS)
     except OSError:
         return []
-    events: list[dict[str, Any]] = []
     try:
-        for name in os.listdir(dir_fd):  # noqa: PTH208 - by fd, which Path cannot list
-            if not name.endswith(".json") or name.endswith("-partial.json"):
-                continue
-            file = open_regular(name, dir_fd)
-            if file is None:
-                continue
-            with file:
-                raw = file.read(MAX_EVENT + 1)
-            try:
-                event = json.loads(raw) if len(raw) <= MAX_EVENT else None
-            except (ValueError, RecursionError):
-                continue  # a half-written event of a run still in progress
-            if isinstance(event, dict):
-                events.append(event)
+        events = [event for _, event, _ in _event_files(dir_fd)]
     finally:
         os.close(dir_fd)
     return sorted(events, key=_counter)
@@ -186,24 +204,13 @@ def task_events(artifact_dir: Path, redactor: Redactor) -> list[dict[str, Any]]:
     return found
 
 
-class _Chunks(io.RawIOBase):
-    """A write-only file that keeps what is written until it is drained."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.chunks: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self.chunks.append(chunk)
-        return len(chunk)
-
-    def drain(self) -> Iterator[bytes]:
-        chunks, self.chunks = self.chunks, []
-        yield from chunks
+def _drain(sink: io.BytesIO) -> Iterator[bytes]:
+    """What the tar wrote to ``sink`` since the last call, if anything; then an empty buffer."""
+    data = sink.getvalue()
+    sink.seek(0)
+    sink.truncate()
+    if data:  # an empty chunk would end a chunked response early
+        yield data
 
 
 def _info(name: str, kind: bytes, st: os.stat_result, size: int = 0) -> tarfile.TarInfo:
@@ -215,53 +222,76 @@ def _info(name: str, kind: bytes, st: os.stat_result, size: int = 0) -> tarfile.
     return info  # uid, gid and owner names stay 0 and "": nothing about the server's users
 
 
-def _add_file(tar: tarfile.TarFile, file: IO[bytes], name: str, redactor: Redactor) -> None:
-    st = os.fstat(file.fileno())
-    with tempfile.SpooledTemporaryFile(max_size=SPOOL) as clean:
-        for line in file:
-            text = line.decode("utf-8", "surrogateescape")
-            clean.write(redactor.text(text).encode("utf-8", "surrogateescape"))
-        size = clean.tell()
-        clean.seek(0)
-        tar.addfile(_info(name, tarfile.REGTYPE, st, size), clean)
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, st: os.stat_result) -> None:
+    tar.addfile(_info(name, tarfile.REGTYPE, st, len(data)), io.BytesIO(data))
 
 
-def _add_dir(
-    tar: tarfile.TarFile, dir_fd: int, name: str, redactor: Redactor, sink: _Chunks, depth: int
-) -> Iterator[bytes]:
-    tar.addfile(_info(name, tarfile.DIRTYPE, os.fstat(dir_fd)))
-    for entry in sorted(os.listdir(dir_fd)):
-        try:
-            mode = os.stat(entry, dir_fd=dir_fd, follow_symlinks=False).st_mode
-        except OSError:
-            continue
-        if stat.S_ISREG(mode):
-            file = open_regular(entry, dir_fd)
-            if file is not None:
-                with file:
-                    _add_file(tar, file, f"{name}/{entry}", redactor)
-        elif stat.S_ISDIR(mode) and depth < MAX_TAR_DEPTH:
-            try:
-                child = os.open(entry, DIR_FLAGS, dir_fd=dir_fd)
-            except OSError:
-                continue
-            try:
-                yield from _add_dir(tar, child, f"{name}/{entry}", redactor, sink, depth + 1)
-            finally:
-                os.close(child)
-        yield from sink.drain()
+def _add_events(tar: tarfile.TarFile, root_fd: int, name: str, redactor: Redactor) -> None:
+    """Each whole job event, parsed and redacted as data (secret-named fields hidden too)."""
+    try:
+        dir_fd = os.open("job_events", DIR_FLAGS, dir_fd=root_fd)
+    except OSError:
+        return
+    try:
+        tar.addfile(_info(f"{name}/job_events", tarfile.DIRTYPE, os.fstat(dir_fd)))
+        for entry, event, st in itertools.islice(_event_files(dir_fd), MAX_TAR_EVENTS):
+            clean = json.dumps(redactor.value(event), ensure_ascii=False)
+            _add_bytes(tar, f"{name}/job_events/{entry}", clean.encode(), st)
+    finally:
+        os.close(dir_fd)
 
 
 def stream_tar_gz(root: Path, name: str, redactor: Redactor) -> Iterator[bytes]:
-    """A gzipped tar of the folder's regular files and folders (no links), redacted, as built."""
-    sink = _Chunks()
+    """A gzipped tar of the run's outcome files and job events, redacted, streamed as built.
+
+    An allow-list, never the whole folder: ``command`` (the child's environment), ``env/``,
+    inventories and vars files stay out whatever the folder holds. Text files are redacted
+    whole, as the pages show them; links, FIFOs and folders other than job_events are left out.
+    """
+    sink = io.BytesIO()  # the stream tar writes in order, never seeks
     try:
         root_fd = os.open(root, DIR_FLAGS)
     except OSError:
         return
     try:
         with tarfile.open(fileobj=sink, mode="w|gz") as tar:
-            yield from _add_dir(tar, root_fd, name, redactor, sink, 0)
-        yield from sink.drain()
+            tar.addfile(_info(name, tarfile.DIRTYPE, os.fstat(root_fd)))
+            for entry in TAR_FILES:
+                file = open_regular(entry, root_fd)
+                if file is not None:
+                    with file:
+                        text, _ = redacted_tail(file, redactor, MAX_TAR_FILE)
+                        _add_bytes(tar, f"{name}/{entry}", text.encode(), os.fstat(file.fileno()))
+                yield from _drain(sink)
+            _add_events(tar, root_fd, name, redactor)
+        yield from _drain(sink)
     finally:
         os.close(root_fd)
+
+
+def download_response(run: Mapping[str, Any]) -> Response:
+    """The ended run's archive (``run-<id>/``) as a streamed download; 404 or 409 pages else.
+    As redacted as the pages showing the run, so it needs no more than their role."""
+    folder = run_artifacts(run, app_runs_dir())
+    if folder is None:
+        abort(404, description=f"The artifacts of run {run['id']} are not in the data directory.")
+    if run["status"] in RUNNING:
+        # A live run's files are still being written, secrets not yet scrubbed among them.
+        ended = "its artifacts can be downloaded once it ends"
+        abort(409, description=f"The run is still in progress; {ended}.")
+    name = f"run-{run['id']}"
+    return Response(
+        stream_tar_gz(folder, name, redactor()),
+        mimetype="application/gzip",
+        headers={"Content-Disposition": f'attachment; filename="{name}-artifacts.tar.gz"'},
+    )
+
+
+@bp.get("/playbooks/runs/<ident:ident>/artifacts.tar.gz")
+@login_required
+def download(ident: str) -> ResponseReturnValue:
+    """A run's ansible-runner artifacts (stdout, status, rc, job events), redacted, as a tar.gz."""
+    found = find_run(get_sessions(), ident)
+    if found is None:
+        abort(404, description=f"No playbook run {ident!r}.")
+    return download_response(found.model_dump(mode="json"))

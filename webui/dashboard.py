@@ -40,6 +40,7 @@ HOSTS_PER_PAGE = 100
 POLL_SECONDS = 5
 MAX_PAGE = 100_000
 NEEDS_YOU_SHOWN = 50  # the newest; a total and links to the lists stand for the rest
+OPEN_SHOWN = 20  # open incidents listed; links per status (the list's filter) lead to all
 # Problem hosts first: high CPU, then those with a run or an approval in flight, then no data.
 ACTIVE_LABELS = {
     IncidentStatus.REMEDIATING.value: "remediating",
@@ -170,7 +171,7 @@ def summary() -> dict[str, Any]:
     """What needs a human, the fleet's numbers and the open incidents."""
     sessions = get_sessions()
     needs = read_needs_you(sessions, limit=NEEDS_YOU_SHOWN)
-    opened = list_incidents(sessions, status=ACTIVE_STATUSES, limit=20).items
+    opened = list_incidents(sessions, status=ACTIVE_STATUSES, limit=OPEN_SHOWN).items
     outbox = notification_counts(sessions)
     return {
         "needs": needs.model_dump(mode="json"),

@@ -1,16 +1,28 @@
-"""Users (admin only): list accounts, add one, change a role, disable one."""
+"""Users (admin only): list accounts, add one, change a role, disable one, enable it again.
+
+Disabling takes a second step: a POST without ``confirm=yes`` disables nothing and shows a
+confirmation page (confirm.js asks in a dialog first). Disabling and enabling are written
+to the store's journal and the JSONL audit log, with who did it.
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from engine.accounts.users import ROLES, create_user, disable_user, set_role
-from engine.errors import UserError
+from engine.errors import InventoryError, PolicyError, UserError
 from engine.read.users import list_users
-from webui.db import get_sessions
+from engine.record.audit import AuditLog
+from engine.record.events import Journal
+from engine.store.models import User
+from webui.db import get_components, get_sessions
+from webui.redaction import redactor
 from webui.security import role_required
 
 bp = Blueprint("users", __name__)
@@ -70,13 +82,60 @@ def change_role(name: str) -> ResponseReturnValue:
     return redirect(url_for("users.index"))
 
 
+def enable_user(sessions: sessionmaker[Session], name: str) -> bool:
+    """Let a disabled account sign in again; False if it was not disabled. Its old sessions
+    stay revoked (disable_user ended them) and its tokens work again."""
+    with sessions.begin() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        if user is None:
+            raise UserError(f"no user named {name!r}")
+        was_disabled = user.disabled
+        user.disabled = False
+        return was_disabled
+
+
+def _journal() -> Journal:
+    parts = get_components()
+    try:
+        return parts.recorder.journal
+    except (PolicyError, InventoryError):
+        # A broken inventory must not keep an admin from locking an account out.
+        return Journal(get_sessions(), AuditLog(parts.settings.audit_log, redactor=redactor()))
+
+
+def _audit(journal: Journal, kind: str, name: str) -> None:
+    """A journal event and its audit line: who changed which account."""
+    verb = kind.removeprefix("user_")
+    message = f"{g.user.name} {verb} user {name}"
+    journal.event(time.time(), kind, message, data={"user": name, "by": g.user.name})
+
+
 @bp.post("/users/<name>/disable")
 @role_required("admin")
 def disable(name: str) -> ResponseReturnValue:
-    """Disable an account (not your own): its sessions are revoked, its tokens stop working."""
+    """Disable an account (not your own), once confirmed: its sessions are revoked, its tokens
+    stop working."""
     _known(name)
     if name == g.user.name:
         return _page("You cannot disable your own account.")
+    if request.form.get("confirm") != "yes":
+        return render_template("users/confirm.html", name=name)  # nothing done yet
+    journal = _journal()
     ended = disable_user(get_sessions(), name)
+    _audit(journal, "user_disabled", name)
     flash(f"Disabled {name}; {ended} signed-in session{'s' if ended != 1 else ''} ended.", "info")
+    return redirect(url_for("users.index"))
+
+
+@bp.post("/users/<name>/enable")
+@role_required("admin")
+def enable(name: str) -> ResponseReturnValue:
+    """Enable a disabled account again: it can sign in anew and its tokens work again."""
+    _known(name)
+    journal = _journal()
+    if not enable_user(get_sessions(), name):
+        flash(f"{name} is already enabled.", "info")
+        return redirect(url_for("users.index"))
+    _audit(journal, "user_enabled", name)
+    flash(f"Enabled {name}: they can sign in again.", "info")
     return redirect(url_for("users.index"))

@@ -7,9 +7,11 @@ import errno
 import getpass
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
@@ -80,6 +82,28 @@ def cmd_users_disable(args: argparse.Namespace, settings: Settings) -> int:
     with opened_store(settings) as sessions:
         disable_user(sessions, args.name)
     print(f"user {args.name} disabled")
+    return 0
+
+
+def cmd_users_enable(args: argparse.Namespace, settings: Settings) -> int:
+    """Enable a disabled account again, and note it in the audit log (as the web UI does)."""
+    # Imported here: the web UI's modules load only for this command.
+    from engine.record.audit import AuditLog  # noqa: PLC0415
+    from engine.record.events import Journal  # noqa: PLC0415
+    from engine.redact import Redactor  # noqa: PLC0415
+    from webui.users import enable_user  # noqa: PLC0415
+
+    who = os.environ.get("SUDO_USER") or getpass.getuser()
+    with opened_store(settings) as sessions:
+        if not enable_user(sessions, args.name):
+            print(f"user {args.name} is already enabled")
+            return 0
+        journal = Journal(
+            sessions, AuditLog(settings.audit_log, redactor=Redactor(settings.secrets))
+        )
+        message = f"{who} enabled user {args.name} (cli)"
+        journal.event(time.time(), "user_enabled", message, data={"user": args.name, "by": who})
+    print(f"user {args.name} enabled")
     return 0
 
 

@@ -98,7 +98,8 @@ def test_operator_rejects(
 ) -> None:
     approval_id = pending()
     response = operator_client.post(
-        f"/approvals/{approval_id}/reject", data={"csrf_token": csrf_token(operator_client)}
+        f"/approvals/{approval_id}/reject",
+        data={"csrf_token": csrf_token(operator_client), "confirm": "yes"},
     )
     assert response.status_code == 302
     stored = row(sessions, approval_id)

@@ -31,6 +31,7 @@ from engine.types import (
     VerdictKind,
     Verification,
 )
+from webui.artifacts import strip_ansi
 
 BOTH_BACKENDS = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 SCRIPT = "<script>alert(1)</script>"
@@ -279,7 +280,7 @@ def test_artifacts_download_as_tar_gz(
         names = set(tar.getnames())
         stdout = tar.extractfile(f"run-{run}/stdout")
         assert stdout is not None
-        assert stdout.read().decode() == STDOUT  # as the run wrote it
+        assert stdout.read().decode() == strip_ansi(STDOUT)  # as the page shows it
     assert {
         f"run-{run}",
         f"run-{run}/stdout",

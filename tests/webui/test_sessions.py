@@ -126,7 +126,9 @@ def test_disabling_a_user_signs_out_all_their_clients(
     saved = phone.get_cookie(COOKIE)
     assert saved is not None
     token = csrf_token(admin_client)
-    response = admin_client.post("/users/otto/disable", data={"csrf_token": token})
+    response = admin_client.post(
+        "/users/otto/disable", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert response.status_code == 302
     assert "Disabled otto; 2 signed-in sessions ended." in admin_client.get("/users").text
     assert signed_out(laptop)

@@ -94,7 +94,10 @@ def test_admin_disables_a_user_but_not_themselves(
 ) -> None:
     make_user("operator", "otto")
     token = csrf_token(admin_client)
-    assert admin_client.post("/users/otto/disable", data={"csrf_token": token}).status_code == 302
+    disabled = admin_client.post(
+        "/users/otto/disable", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert disabled.status_code == 302
     assert users(sessions)["otto"]["disabled"] is True
     assert authenticate(sessions, "otto", PASSWORD) is None
     own = admin_client.post("/users/admin/disable", data={"csrf_token": token})
