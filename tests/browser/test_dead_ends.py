@@ -4,15 +4,15 @@ and Reject asks in a dialog (confirm.js) before anything is rejected."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from engine.store.models import ApprovalRow
-from engine.types import Proposal, RunRequest, Verdict, VerdictKind
+from engine.types import Verdict, VerdictKind
 from tests.browser.conftest import LiveServer, screenshot, signed_in
+from tests.webui.seed import approval_story
 
 pytestmark = pytest.mark.browser
 
@@ -21,34 +21,10 @@ EXECUTE = Verdict(VerdictKind.EXECUTE, "restart_nginx", "approved", "approval")
 
 
 def story(server: LiveServer) -> tuple[int, int, int, int]:
-    """A run made of an approval on one incident; an approval pending on another.
-    Returns (incident of the run, run id, pending incident, pending approval)."""
-    recorder, now = server.recorder, time.time()
-    # The run stays "running" (never ended): its page polls, as for a live run.
-    model = Proposal("restart_nginx", 0.62, "nginx workers are busy", "gemini")
-    ran = recorder.incidents.open("web1", "high_cpu", 97.0, "hot", at=now - 300, since=now)
-    asked = recorder.decisions.record(ran, "web1", model, ASK, now - 290)
-    approval = recorder.approvals.request(
-        ran, asked, "web1", "restart_nginx", "busy", at=now - 290, expires_at=now + 3600
-    )
-    recorder.approvals.decide(approval, approve=True, by="otto", at=now - 200)
-    human = Proposal("restart_nginx", 1.0, "approved by otto", planner="human")
-    decided = recorder.decisions.record(ran, "web1", human, EXECUTE, now - 190)
-    run = recorder.runs.begin(
-        RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web1",)),
-        ident="r-approved",
-        artifact_dir="/nowhere",
-        trigger="engine",
-        requested_by="engine",
-        at=now - 190,
-        decisions=[(decided, ran)],
-    )
-    waiting = recorder.incidents.open("web2", "high_cpu", 96.0, "hot", at=now - 60, since=now)
-    ask = recorder.decisions.record(waiting, "web2", model, ASK, now - 50)
-    pending = recorder.approvals.request(
-        waiting, ask, "web2", "restart_nginx", "busy", at=now - 50, expires_at=now + 3600
-    )
-    return ran, run, waiting, pending
+    """(incident of the run, run id, pending incident, pending approval); the run stays
+    "running" (never ended): its page polls, as for a live run."""
+    told = approval_story(server.recorder, pending_for=3600)
+    return told.incident, told.run, told.waiting_incident, told.waiting_approval
 
 
 def status(server: LiveServer, approval_id: int) -> str:

@@ -6,10 +6,13 @@ three approvals (pending, pending past its time, approved) and three host states
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from engine.record.recorder import Recorder
 from engine.store.models import (
     ApprovalRow,
     Decision,
@@ -18,6 +21,7 @@ from engine.store.models import (
     Incident,
     PlaybookRun,
 )
+from engine.types import Proposal, RunRequest, Verdict, VerdictKind
 
 NOW = datetime.now(tz=UTC).replace(microsecond=0)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -125,3 +129,47 @@ def seed(sessions: sessionmaker[Session], *, artifact_dir: str = "/tmp/r1") -> d
             "expired": expired.id,
             "approved": approved.id,
         }
+
+
+@dataclass(frozen=True)
+class ApprovalStory:
+    """An incident that waited for approval, was approved and then run; one still waiting."""
+
+    incident: int
+    approval: int
+    run: int
+    ident: str
+    waiting_incident: int
+    waiting_approval: int
+
+
+def approval_story(recorder: Recorder, *, pending_for: float) -> ApprovalStory:
+    """Through the recorder, as the engine writes them: web1's approval approved and its run
+    begun (never ended), web2's approval pending for ``pending_for`` seconds more."""
+    now = time.time()
+    ask = Verdict(VerdictKind.AWAIT_APPROVAL, "restart_nginx", "confidence below 0.8", "approval")
+    execute = Verdict(VerdictKind.EXECUTE, "restart_nginx", "approved", "approval")
+    model = Proposal("restart_nginx", 0.62, "nginx workers are busy", "gemini")
+    incident = recorder.incidents.open("web1", "high_cpu", 97.0, "hot", at=now - 300, since=now)
+    asked = recorder.decisions.record(incident, "web1", model, ask, now - 290)
+    approval = recorder.approvals.request(
+        incident, asked, "web1", "restart_nginx", "busy", at=now - 290, expires_at=now + 3600
+    )
+    recorder.approvals.decide(approval, approve=True, by="otto", at=now - 200)
+    human = Proposal("restart_nginx", 1.0, "approved by otto", planner="human")
+    decided = recorder.decisions.record(incident, "web1", human, execute, now - 190)
+    run = recorder.runs.begin(
+        RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web1",)),
+        ident="r-approved",
+        artifact_dir="/nowhere",
+        trigger="engine",
+        requested_by="engine",
+        at=now - 190,
+        decisions=[(decided, incident)],
+    )
+    waiting = recorder.incidents.open("web2", "high_cpu", 96.0, "hot", at=now - 60, since=now)
+    asked = recorder.decisions.record(waiting, "web2", model, ask, now - 50)
+    pending = recorder.approvals.request(
+        waiting, asked, "web2", "restart_nginx", "busy", at=now - 50, expires_at=now + pending_for
+    )
+    return ApprovalStory(incident, approval, run, "r-approved", waiting, pending)

@@ -12,7 +12,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,11 @@ from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.settings import Settings
 from engine.store.models import ApprovalRow
-from engine.types import Proposal, RunRequest, Verdict, VerdictKind
+from engine.types import Verdict, VerdictKind
 from tests.fixtures.reads import list_users
 from tests.webui.conftest import PASSWORD, Login, MakeUser
+from tests.webui.seed import ApprovalStory as Story
+from tests.webui.seed import approval_story
 
 Token = Callable[[FlaskClient], str]
 HOUR = 3600.0
@@ -37,18 +38,6 @@ EXECUTE = Verdict(VerdictKind.EXECUTE, "restart_nginx", "approved", "approval")
 BOTH_BACKENDS = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
 
-@dataclass(frozen=True)
-class Story:
-    """An incident that waited for approval, was approved and then run; one still waiting."""
-
-    incident: int
-    approval: int
-    run: int
-    ident: str
-    waiting_incident: int
-    waiting_approval: int
-
-
 @pytest.fixture
 def recorder(sessions: sessionmaker[Session], settings: Settings) -> Recorder:
     return Recorder(sessions, AuditLog(settings.audit_log))
@@ -56,31 +45,7 @@ def recorder(sessions: sessionmaker[Session], settings: Settings) -> Recorder:
 
 @pytest.fixture
 def story(recorder: Recorder) -> Story:
-    now = time.time()
-    model = Proposal("restart_nginx", 0.62, "nginx workers are busy", "gemini")
-    incident = recorder.incidents.open("web1", "high_cpu", 97.0, "hot", at=now - 300, since=now)
-    asked = recorder.decisions.record(incident, "web1", model, ASK, now - 290)
-    approval = recorder.approvals.request(
-        incident, asked, "web1", "restart_nginx", "busy", at=now - 290, expires_at=now + HOUR
-    )
-    recorder.approvals.decide(approval, approve=True, by="otto", at=now - 200)
-    human = Proposal("restart_nginx", 1.0, "approved by otto", planner="human")
-    decided = recorder.decisions.record(incident, "web1", human, EXECUTE, now - 190)
-    run = recorder.runs.begin(
-        RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web1",)),
-        ident="r-approved",
-        artifact_dir="/nowhere",
-        trigger="engine",
-        requested_by="engine",
-        at=now - 190,
-        decisions=[(decided, incident)],
-    )
-    waiting = recorder.incidents.open("web2", "high_cpu", 96.0, "hot", at=now - 60, since=now)
-    ask = recorder.decisions.record(waiting, "web2", model, ASK, now - 50)
-    pending = recorder.approvals.request(
-        waiting, ask, "web2", "restart_nginx", "busy", at=now - 50, expires_at=now + 42 * 60
-    )
-    return Story(incident, approval, run, "r-approved", waiting, pending)
+    return approval_story(recorder, pending_for=42 * 60)
 
 
 def row(sessions: sessionmaker[Session], approval_id: int) -> ApprovalRow:
