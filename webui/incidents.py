@@ -1,6 +1,6 @@
-"""Incidents: GET /incidents (search, filters, keyset pages), one incident's full story,
-and a run's artifacts as a tar.gz (viewers and up); acknowledge, assign, resolve with a
-note and decide its approval from its page (operators and up).
+"""Incidents: GET /incidents (filters, total, sorts, keyset pages) and as CSV, one incident's
+full story and a run's artifacts as a tar.gz (viewers and up); acknowledge, assign, resolve
+with a note and decide its approval from its page (operators and up).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from engine.errors import ApprovalError
 from engine.incident.life import IncidentStatus
-from engine.read.incidents import incident_detail, list_incidents
+from engine.read.incidents import count_incidents, incident_detail, list_incidents
 from engine.read.notifications import incident_notifications
 from engine.record.handling import HandlingError, HandlingRecords
 from engine.timeutil import iso
@@ -32,6 +32,7 @@ from webui.artifacts import (
 from webui.converters import MAX_ID, text_problem, use_converters
 from webui.db import components, get_sessions
 from webui.incident_actions import page_view
+from webui.incident_list import CSV_ROW_CAP, SORTS, csv_lines, parse_sort
 from webui.redaction import redact_strings, redactor
 from webui.security import login_required, role_required
 
@@ -43,6 +44,7 @@ MAX_TEXT = 255  # host, kind and q longer than a host name cannot match anything
 STATUSES = tuple(s.value for s in IncidentStatus)
 STAT_COLUMNS = ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored")
 ID = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²"
+NEEDS_YOU = "needs_you"  # a status filter: escalated, failed or awaiting approval, unclosed
 
 
 def _text(name: str) -> str | None:
@@ -75,8 +77,8 @@ def _day_after(day: datetime | None) -> datetime | None:
 def parse_filters() -> dict[str, Any]:
     """The search filters from the query string; a 400 page for any value that is not valid."""
     status = _text("status")
-    if status is not None and status not in STATUSES:
-        abort(400, description=f"status must be one of {', '.join(STATUSES)}.")
+    if status is not None and status not in (*STATUSES, NEEDS_YOU):
+        abort(400, description=f"status must be one of {', '.join(STATUSES)} or {NEEDS_YOU}.")
     since, until = _day("from"), _day("to")
     if since is not None and until is not None and until < since:
         abort(400, description="to must not be before from.")
@@ -88,7 +90,8 @@ def parse_filters() -> dict[str, Any]:
         before = int(before_text)
     return {
         "host": _text("host"),
-        "status": status,
+        "status": None if status == NEEDS_YOU else status,
+        "needs_you": status == NEEDS_YOU,
         "kind": _text("kind"),
         "since": since,
         "until": _day_after(until),  # to is inclusive
@@ -100,17 +103,56 @@ def parse_filters() -> dict[str, Any]:
 @bp.get("/incidents")
 @login_required
 def index() -> ResponseReturnValue:
-    """The incident list: filters, newest first, an "older" link to the next page."""
+    """The incident list: filters, the total, sortable columns, a link to the next page."""
     filters = parse_filters()
-    page = list_incidents(get_sessions(), limit=PAGE_SIZE, **filters)
+    sort, order = parse_sort()
+    sessions = get_sessions()
+    down = order == "desc"
+    page = list_incidents(sessions, sort=sort, descending=down, limit=PAGE_SIZE, **filters)
+    filters.pop("before_id")
+    total = count_incidents(sessions, **filters)
     args = {k: v for k, v in request.args.items() if k != "before" and v}
+    base = {k: v for k, v in args.items() if k not in ("sort", "order")}
     return render_template(
         "incidents/index.html",
         rows=[incident.model_dump(mode="json") for incident in page.items],
         next_before=page.next_before,
+        total=total,
         args=args,
+        sorting={"sort": sort, "order": order, "defaults": SORTS, "args": base},
         statuses=STATUSES,
-        filtered=bool(args),
+        filtered=bool(base),
+    )
+
+
+@bp.get("/incidents.csv")
+@login_required
+def export_csv() -> ResponseReturnValue:
+    """The filtered, sorted list as CSV: every row up to CSV_ROW_CAP, streamed page by page."""
+    filters = parse_filters()
+    filters.pop("before_id")  # an export is the whole list, not one page of it
+    sort, order = parse_sort()
+    sessions = get_sessions()
+    total = count_incidents(sessions, **filters)
+    rows = csv_lines(
+        lambda cursor, limit: list_incidents(
+            sessions,
+            sort=sort,
+            descending=order == "desc",
+            before_id=cursor,
+            limit=limit,
+            **filters,
+        ),
+        redactor().text,
+    )
+    return Response(
+        rows,
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="incidents.csv"',
+            "X-Total-Count": str(total),
+            "X-Row-Cap": str(CSV_ROW_CAP),
+        },
     )
 
 
