@@ -179,6 +179,11 @@ def test_a_run_that_ends_while_the_store_is_down_is_recorded_when_it_is_back(
     # The outage in a few lines: down (the tick, the run's end, the live view), then back.
     assert not [r for r in caplog.records if r.exc_info], "no traceback for an outage"
     lines = outage_lines(caplog)
+    # A tick that hangs on the vanishing store before the outage is known makes the next
+    # one overlap: told once, on a loaded machine. The outage itself: at most 3 lines.
+    skipped = [r for r in lines if r.getMessage().startswith("tick skipped")]
+    assert len(skipped) <= 1, [r.getMessage() for r in skipped]
+    lines = [r for r in lines if r not in skipped]
     assert len(lines) <= 3, [r.getMessage() for r in lines]
     assert len(said(caplog, "cannot be reached")) == 1
     assert len(said(caplog, "cannot be recorded")) == 1
