@@ -139,6 +139,37 @@ def _add_accounts(sub: argparse._SubParsersAction[Parser]) -> None:
     web.set_defaults(func=cmd_web)
 
 
+def _add_playbook(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``autosre playbook list|run``."""
+    playbook = sub.add_parser("playbook", help="whitelisted playbooks")
+    psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
+    psub.add_parser("list", help="the whitelisted actions").set_defaults(func=cmd_playbook_list)
+    prun = psub.add_parser("run", help="run a whitelisted playbook by hand")
+    prun.add_argument("name", help="action name from the policy's whitelist")
+    prun.add_argument(
+        "--limit",
+        required=True,
+        help="hosts, groups or ranges like web[1:3], comma-separated (resolved and shown first)",
+    )
+    prun.add_argument(
+        "--yes", action="store_true", help="run on the hosts a group or range resolves to"
+    )
+    prun.add_argument("--check", action="store_true", help="Ansible check mode: change nothing")
+    prun.add_argument(
+        "-e",
+        "--extra-var",
+        dest="extra_vars",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an extra var the policy allows for this action (repeatable)",
+    )
+    prun.add_argument(
+        "--reason", help='why it runs, 1-200 printable characters (default: "(none given)")'
+    )
+    prun.add_argument("--ticket", help="a ticket reference like INC-1234, recorded with the run")
+    prun.set_defaults(func=cmd_playbook_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = Parser(prog="autosre", description="Policy-constrained self-healing for VM fleets.")
@@ -172,29 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_maintenance_commands(sub)
     add_prune_command(sub)
 
-    playbook = sub.add_parser("playbook", help="whitelisted playbooks")
-    psub = playbook.add_subparsers(dest="subcommand", required=True, parser_class=Parser)
-    psub.add_parser("list", help="the whitelisted actions").set_defaults(func=cmd_playbook_list)
-    prun = psub.add_parser("run", help="run a whitelisted playbook by hand")
-    prun.add_argument("name", help="action name from the policy's whitelist")
-    prun.add_argument(
-        "--limit",
-        required=True,
-        help="hosts, groups or ranges like web[1:3], comma-separated (resolved and shown first)",
-    )
-    prun.add_argument(
-        "--yes", action="store_true", help="run on the hosts a group or range resolves to"
-    )
-    prun.add_argument("--check", action="store_true", help="Ansible check mode: change nothing")
-    prun.add_argument(
-        "-e",
-        "--extra-var",
-        dest="extra_vars",
-        action="append",
-        metavar="KEY=VALUE",
-        help="an extra var the policy allows for this action (repeatable)",
-    )
-    prun.set_defaults(func=cmd_playbook_run)
+    _add_playbook(sub)
 
     policy = sub.add_parser("policy", help="policy files")
     polsub = policy.add_subparsers(dest="subcommand", required=True, parser_class=Parser)

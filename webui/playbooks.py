@@ -21,6 +21,7 @@ from engine.execute.by_hand import run_by_hand
 from engine.policy.schema import ActionSpec
 from engine.policy.whitelist import build_request
 from engine.read.runs import find_run, list_runs
+from engine.record.run_reason import RunReasonError, check_reason, check_ticket
 from webui.artifacts import (
     RUNNING,
     app_runs_dir,
@@ -77,8 +78,23 @@ def _form_values() -> tuple[list[str], dict[str, str], bool]:
     return hosts, extra, "check" in request.form
 
 
+def _why() -> dict[str, str]:
+    """The reason and ticket as typed (checked by ``_checked_why``; shown again as typed)."""
+    return {key: request.form.get(key, "") for key in ("reason", "ticket")}
+
+
+def _checked_why(why: dict[str, str]) -> tuple[str, str | None]:
+    """The reason (required here) and the ticket, or RunReasonError naming the field."""
+    return check_reason(why["reason"], required=True), check_ticket(why["ticket"])
+
+
 def _form(
-    name: str, hosts: list[str], extra: dict[str, str], check: bool, error: str | None = None
+    name: str,
+    hosts: list[str],
+    extra: dict[str, str],
+    check: bool,
+    error: str | None = None,
+    why: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     page = render_template(
         "playbooks/run.html",
@@ -89,6 +105,10 @@ def _form(
         values=extra,
         check=check,
         error=error,
+        # Shown again as typed, less what was refused for being unprintable (escapes, NUL).
+        why={
+            key: "".join(c for c in value if c.isprintable()) for key, value in (why or {}).items()
+        },
     )
     return page, 400 if error else 200
 
@@ -96,13 +116,16 @@ def _form(
 @bp.route("/playbooks/<name>/run", methods=["GET", "POST"])
 @role_required("operator")
 def run(name: str) -> ResponseReturnValue:
-    """GET: the form. POST: validate and confirm; POST with confirm=yes: start the run."""
+    """GET: the form. POST: validate and confirm; POST with confirm=yes: start the run.
+    A reason is required (400 without one, nothing started); a ticket is optional."""
     spec = _action(name)
     if request.method == "GET":
         return _form(name, [], {}, check=True)
     hosts, extra, check = _form_values()
+    why = _why()
     parts = components()
     try:
+        reason, ticket = _checked_why(why)
         build_request(
             parts.policy,
             parts.inventory,
@@ -112,8 +135,8 @@ def run(name: str) -> ResponseReturnValue:
             extra_vars=extra,
             check=check,
         )
-    except RefusedError as exc:
-        return _form(name, hosts, extra, check, error=str(exc))
+    except (RefusedError, RunReasonError) as exc:
+        return _form(name, hosts, extra, check, error=str(exc), why=why)
     if request.form.get("confirm") != "yes":
         secret = {var for var, v in spec.vars.items() if v.secret}
         return render_template(
@@ -124,6 +147,8 @@ def run(name: str) -> ResponseReturnValue:
             extra=extra,
             secret=secret,
             check=check,
+            reason=reason,
+            ticket=ticket,
             # Runs by hand are allowed in maintenance; the confirmation says so.
             maintenance=parts.recorder.maintenance.notes(
                 {h: parts.inventory.hosts[h] for h in hosts if h in parts.inventory.hosts},
@@ -131,9 +156,11 @@ def run(name: str) -> ResponseReturnValue:
             ),
         )
     try:
-        ident = _start(parts, name, hosts, extra, check, requested_by=g.user.name)
+        ident = _start(
+            parts, name, hosts, extra, check, requested_by=g.user.name, why=(reason, ticket)
+        )
     except RefusedError as exc:
-        return _form(name, hosts, extra, check, error=str(exc))
+        return _form(name, hosts, extra, check, error=str(exc), why=why)
     except HostBusyError as exc:
         abort(409, description=str(exc))
     return redirect(url_for("playbooks.run_page", ident=ident))
@@ -147,6 +174,7 @@ def _start(
     check: bool,
     *,
     requested_by: str,
+    why: tuple[str, str | None],
 ) -> str:
     """Run in a thread; return the run's ident once recorded, or raise what refused it."""
     started = threading.Event()
@@ -166,6 +194,8 @@ def _start(
                 check=check,
                 requested_by=requested_by,
                 on_start=on_start,
+                reason=why[0],
+                ticket=why[1],
             )
         except Exception as exc:  # reported to the request below if before the start
             outcome["error"] = exc

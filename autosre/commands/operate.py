@@ -20,6 +20,7 @@ from engine.execute.host_patterns import resolve_limit
 from engine.policy.load import fix_policy_file, load_policy, policy_layout
 from engine.policy.template_check import template_warnings
 from engine.policy.whitelist import parse_extra_vars
+from engine.record.run_reason import check_reason, check_ticket
 from engine.redact import redact_url
 from engine.settings import Settings
 from engine.signals import signal_kind
@@ -106,6 +107,8 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
     from engine.execute.by_hand import run_by_hand  # noqa: PLC0415
 
     extra = parse_extra_vars(args.extra_vars or [])
+    reason = check_reason(args.reason, required=False)  # refused (exit 2) before anything loads
+    ticket = check_ticket(args.ticket)
     components = load_components(settings)
     try:
         hosts = resolve_limit(args.limit, components.inventory)
@@ -136,6 +139,8 @@ def cmd_playbook_run(args: argparse.Namespace, settings: Settings) -> int:
             requested_by=user,
             on_start=on_start,
             limit=args.limit if expanded else None,
+            reason=reason,
+            ticket=ticket,
         )
     finally:
         components.close()

@@ -15,6 +15,7 @@ from engine.execute.disk_room import no_room
 from engine.execute.dispatch import run_ident
 from engine.execute.locks import hold_for
 from engine.policy.whitelist import build_request
+from engine.record.run_reason import check_reason, check_ticket
 from engine.store_outage import describe, store_error
 from engine.types import RunResult
 
@@ -32,9 +33,14 @@ def run_by_hand(
     on_start: Callable[[str, str], None] | None = None,
     clock: Callable[[], float] = time.time,
     limit: str | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
 ) -> RunResult:
     """Validate, lock, record, run and record again; raise RefusedError/HostBusyError first.
-    ``limit``: what the person typed, when it named groups or ranges (for the record)."""
+    ``limit``: what the person typed, when it named groups or ranges (for the record);
+    ``reason``/``ticket``: why, recorded on the run (no reason: NO_REASON)."""
+    reason = check_reason(reason, required=False)  # bad input is refused before anything
+    ticket = check_ticket(ticket)
     settings = components.settings
     request = build_request(
         components.policy,
@@ -80,6 +86,8 @@ def run_by_hand(
                 trigger="manual",
                 requested_by=requested_by,
                 at=now,
+                reason=reason,
+                ticket=ticket,
             ),
         )
         try:

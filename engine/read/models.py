@@ -95,6 +95,8 @@ class Run(ReadModel):
     check_mode: bool
     trigger: Literal["engine", "manual"]
     requested_by: str
+    reason: str | None = Field(description="why it was run by hand; None for the engine's runs")
+    ticket: str | None = Field(description="a ticket reference given with a run by hand")
     extra_var_names: list[str] = Field(description="names only: the values may be secret")
     status: str
     rc: int | None

@@ -1,6 +1,5 @@
 """Playbook runs on the write side: recorded before they start and after they end, and
-after a crash, the runs left in flight marked interrupted (never re-run blindly).
-"""
+after a crash, the runs left in flight marked interrupted (never re-run blindly)."""
 
 from __future__ import annotations
 
@@ -48,9 +47,13 @@ class RunRecords:
         requested_by: str,
         at: float,
         decisions: Sequence[tuple[int, int]] = (),
+        reason: str | None = None,
+        ticket: str | None = None,
     ) -> int:
-        """Record a run as started (and its incidents as remediating) before it starts."""
+        """Record a run as started (and its incidents as remediating) before it starts;
+        a run by hand with its reason and ticket (checked: engine.record.run_reason)."""
         journal = self.journal
+        why = {"reason": reason, "ticket": ticket} if reason or ticket else {}
         with journal.sessions() as session:
             run = new_run(
                 request,
@@ -61,6 +64,7 @@ class RunRecords:
                 status="running",
                 at=at,
             )
+            run.reason, run.ticket = journal.optional_text(reason), ticket  # reason redacted
             session.add(run)
             session.flush()
             mode = " in check mode" if request.check else ""
@@ -71,7 +75,7 @@ class RunRecords:
                     "run_started",
                     f"{trigger} run of {request.action}{mode} on {', '.join(request.hosts)}",
                     run_id=run.id,
-                    data={"ident": ident, "requested_by": requested_by},
+                    data={"ident": ident, "requested_by": requested_by, **why},
                 )
             ]
             events += remediating(journal, session, run, decisions, at)

@@ -1,7 +1,6 @@
 """SQLAlchemy 2.0 typed models: incidents and their runs, users and their sessions, host states.
 
-The schema is created and changed only by Alembic migrations (engine/store/migrations).
-"""
+The schema is created and changed only by Alembic migrations (engine/store/migrations)."""
 
 from __future__ import annotations
 
@@ -91,6 +90,8 @@ class PlaybookRun(Base):
     check_mode: Mapped[bool] = mapped_column(default=False)
     trigger: Mapped[str] = mapped_column(String(16))  # engine | manual
     requested_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(Text)  # runs by hand; engine's: None
+    ticket: Mapped[str | None] = mapped_column(String(64))  # e.g. INC-1234, runs by hand only
     extra_var_names: Mapped[list[str]]  # names only: values may be secret
     status: Mapped[str] = mapped_column(String(16))
     rc: Mapped[int | None]

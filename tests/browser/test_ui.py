@@ -407,6 +407,7 @@ def test_run_a_playbook_by_hand_in_check_mode(live_server: LiveServer, page: Pag
     page.goto(f"/playbooks/{ACTION}/run")
     page.locator("input[name=hosts][value=localhost]").check()
     page.locator("input[name=check]").check()
+    page.locator("input[name=reason]").fill("browser test")
     screenshot(page, "playbook-run-form", f"Run {ACTION}", "Hosts")
     with page.expect_navigation():
         page.locator("main form button[type=submit]").first.click()
@@ -436,6 +437,7 @@ def test_restart_nginx_by_hand_in_check_mode(
     page.goto("/playbooks/restart_nginx/run")
     page.locator("input[name=hosts][value=localhost]").check()
     page.locator("input[name=check]").check()
+    page.locator("input[name=reason]").fill("browser test")
     with page.expect_navigation():
         page.locator("main form button[type=submit]").first.click()
     expect(page.locator("main")).to_contain_text("check mode")

@@ -71,6 +71,8 @@ RUN = [
     "check_mode",
     "trigger",
     "requested_by",
+    "reason",
+    "ticket",
     "extra_var_names",
     "status",
     "rc",

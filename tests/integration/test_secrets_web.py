@@ -87,6 +87,7 @@ def test_a_viewer_sees_no_secret_during_or_after_a_run_by_hand(
         form = {
             "hosts": "localhost",
             "var_token": secret_var,
+            "reason": "leak test",
             "confirm": "yes",
             "csrf_token": csrf(operator, "/playbooks"),
         }

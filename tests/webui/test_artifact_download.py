@@ -107,6 +107,7 @@ def run_by_hand(client: FlaskClient, token: str) -> str:
         "check": "1",
         "var_greeting": "howdy",
         "var_api_secret": SECRET_VAR,
+        "reason": "artifact download test",
         "confirm": "yes",
     }
     started = client.post("/playbooks/say_hello/run", data=fields)
