@@ -20,7 +20,7 @@ from engine.errors import InventoryError, PolicyError, UserError
 from engine.read.users import list_users
 from engine.record.audit import AuditLog
 from engine.record.events import Journal
-from engine.store.models import User
+from engine.store.accounts import User
 from webui.db import get_components, get_sessions
 from webui.redaction import redactor
 from webui.security import role_required

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import LoginFailure
+from engine.store.accounts import LoginFailure
 from engine.timeutil import to_dt, to_ts
 
 MAX_KEY_LENGTH = 64  # the column width; names and addresses come from the client

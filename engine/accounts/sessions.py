@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store.models import WebSession
+from engine.store.accounts import WebSession
 from engine.timeutil import to_dt
 
 MAX_SESSION_TOKEN_LENGTH = 128  # a cookie's value is the client's: hash nothing huge

@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.accounts.sessions import MAX_SESSION_TOKEN_LENGTH, revoke_all_in, session_id
 from engine.errors import UserError
-from engine.store.models import ApiToken, User, WebSession
+from engine.store.accounts import ApiToken, User, WebSession
 from engine.timeutil import to_dt
 
 ROLES = ("viewer", "operator", "admin")

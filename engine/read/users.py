@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.read.models import User
-from engine.store import models as store
+from engine.store import accounts as store
 
 
 def list_users(sessions: sessionmaker[Session]) -> list[User]:

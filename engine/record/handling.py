@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.errors import InputError
 from engine.incident.life import IncidentStatus, check_status_move
 from engine.record.events import Journal
-from engine.store.models import ApprovalRow, Event, Incident, User
+from engine.store.accounts import User
+from engine.store.models import ApprovalRow, Event, Incident
 from engine.timeutil import to_dt
 from engine.types import ApprovalStatus
 

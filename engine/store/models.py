@@ -1,4 +1,6 @@
-"""SQLAlchemy 2.0 typed models: incidents and their runs, users and their sessions, host states.
+"""SQLAlchemy 2.0 typed models: incidents, their runs and decisions, host states, maintenance.
+
+The people who sign in (users, tokens, sessions) are in engine/store/accounts.py.
 
 The schema is created and changed only by Alembic migrations (engine/store/migrations)."""
 
@@ -49,6 +51,9 @@ class Incident(Base):
         Index("ix_incidents_status_id", "status", "id"),
         Index("ix_incidents_host_id", "host", "id"),
         Index("ix_incidents_assigned_to", "assigned_to"),
+        # The web UI's sorts by opening time and by kind, paged by (column, id).
+        Index("ix_incidents_opened_id", "opened_at", "id"),
+        Index("ix_incidents_kind_id", "kind", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -101,6 +106,9 @@ class PlaybookRun(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    # A person asked to stop it (engine/execute reads this while the run goes on).
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class Decision(Base):
@@ -139,6 +147,7 @@ class Decision(Base):
     # server_default: rows written before migration 0002 get a value too.
     cached: Mapped[bool] = mapped_column(default=False, server_default=false())
     fallback: Mapped[str | None] = mapped_column(Text)  # why the rules stood in for the model
+    trust: Mapped[str | None] = mapped_column(String(16))  # observe | propose | auto, in force
 
     incident: Mapped[Incident] = relationship(back_populates="decisions", lazy="raise")
     run: Mapped[PlaybookRun | None] = relationship(lazy="raise")
@@ -181,64 +190,6 @@ class Event(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("playbook_runs.id"), index=True)
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class User(Base):
-    """A person who may sign in to the web UI; the role bounds what they may do."""
-
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(Text)
-    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
-    created_at: Mapped[datetime]
-    disabled: Mapped[bool] = mapped_column(default=False)
-
-
-class ApiToken(Base):
-    """A bearer token for /api, stored only as the SHA-256 hex of its value."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
-    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    created_at: Mapped[datetime]
-    last_used_at: Mapped[datetime | None]
-
-
-class WebSession(Base):
-    """A signed-in browser: the cookie holds a random token, the store only its SHA-256 hex."""
-
-    __tablename__ = "web_sessions"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    created_at: Mapped[datetime]
-    last_seen_at: Mapped[datetime]
-    expires_at: Mapped[datetime]  # an absolute lifetime from sign-in, never extended
-    revoked_at: Mapped[datetime | None]
-    # For the user's own list of sessions: where and in what they signed in.
-    address: Mapped[str] = mapped_column(String(64), default="")
-    user_agent: Mapped[str] = mapped_column(String(200), default="")
-
-
-class LoginFailure(Base):
-    """One failed sign-in, counted by address, by name and by both within a window."""
-
-    __tablename__ = "login_failures"
-    __table_args__ = (
-        Index("ix_login_failures_address_at", "address", "at"),
-        Index("ix_login_failures_name_at", "name", "at"),
-        Index("ix_login_failures_at", "at"),  # pruning rows older than the window
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime]
-    address: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(64))
 
 
 class HostStateRow(Base):

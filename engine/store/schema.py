@@ -15,7 +15,22 @@ from engine.errors import StoreError
 # Every migration in migrations/versions, oldest first. Written out so that opening the
 # store never loads the migration scripts; tests/engine/test_store.py checks it against
 # Alembic's own list, so a new migration that is not added here fails the tests.
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011")
+REVISIONS = (
+    "0001",
+    "0002",
+    "0003",
+    "0004",
+    "0005",
+    "0006",
+    "0007",
+    "0008",
+    "0009",
+    "0010",
+    "0011",
+    "0012",
+    "0013",
+    "0014",
+)
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 UPGRADE_HINT = "run `autosre db upgrade`"

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.accounts.login_limits import LoginLimiter, LoginLimits, Refusal
 from engine.store import open_store
-from engine.store.models import LoginFailure
+from engine.store.accounts import LoginFailure
 
 T0 = 1_700_000_000.0
 LIMITS = LoginLimits(per_address_and_name=3, per_address=5, per_name=4, window=100.0)

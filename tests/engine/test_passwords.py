@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.accounts import users
 from engine.accounts.users import authenticate, create_user, set_password
-from engine.store.models import User
+from engine.store.accounts import User
 from tests.conftest import PRODUCTION_PASSWORD_HASH, TEST_PASSWORD_HASH
 
 PASSWORD = "correct horse battery staple"

@@ -18,7 +18,7 @@ from engine.read.models import HostState, IncidentDetail, Run
 from engine.read.runs import find_run, get_run
 from engine.read.users import list_users
 from engine.record.live import LivePublisher
-from engine.store.models import ApiToken, User
+from engine.store.accounts import ApiToken, User
 from engine.types import HostState as PublishedState
 from engine.types import HostStatus, Sample
 from tests.webui.seed import NOW, seed

@@ -50,8 +50,9 @@ from engine.accounts.users import (
 from engine.errors import SettingsError, UserError
 from engine.settings import load_settings
 from engine.store import open_engine, open_store
+from engine.store.accounts import ApiToken, User
 from engine.store.migrate import downgrade, upgrade
-from engine.store.models import ApiToken, Base, EngineStat, HostStateRow, User
+from engine.store.models import Base, EngineStat, HostStateRow
 from tests.fixtures.reads import list_users
 from tests.fixtures.store import migrated_sqlite
 

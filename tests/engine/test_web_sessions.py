@@ -18,7 +18,7 @@ from engine.accounts.sessions import (
     session_id,
 )
 from engine.accounts.users import create_user, disable_user, user_for_session
-from engine.store.models import User, WebSession
+from engine.store.accounts import User, WebSession
 
 PASSWORD = "correct horse battery staple"
 T0 = 1_700_000_000.0

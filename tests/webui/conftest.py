@@ -33,7 +33,7 @@ from werkzeug.test import TestResponse
 from engine.accounts.users import UserInfo, create_user
 from engine.components import Components
 from engine.settings import Settings, load_settings
-from engine.store.models import WebSession
+from engine.store.accounts import WebSession
 from engine.timeutil import to_dt
 from tests.fixtures.ansible import load_inventory_once
 from tests.fixtures.postgres import own_database

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.accounts.login_limits import LoginLimiter, LoginLimits
 from engine.accounts.users import create_token, disable_user
 from engine.settings import Settings
-from engine.store.models import WebSession
+from engine.store.accounts import WebSession
 from tests.webui.conftest import PASSWORD, TEST_CONFIG, Login, MakeUser, expire_sessions
 from webui import SECRET_KEY_FILE, create_app
 from webui.security import (

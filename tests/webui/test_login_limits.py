@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.accounts import users as users_module
 from engine.accounts.login_limits import LoginLimiter, LoginLimits
 from engine.settings import Settings
-from engine.store.models import LoginFailure
+from engine.store.accounts import LoginFailure
 from tests.webui.conftest import PASSWORD, TEST_CONFIG, Login, MakeUser
 from webui import create_app
 from webui.security import LIMITER

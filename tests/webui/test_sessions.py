@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.accounts.sessions import session_id
-from engine.store.models import WebSession
+from engine.store.accounts import WebSession
 from tests.webui.conftest import COOKIE, Login, MakeUser, read_cookie
 
 CsrfToken = Callable[[FlaskClient], str]
