@@ -10,13 +10,14 @@ first use, once, and what depends on them with them.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.errors import PolicyError, SettingsError
+from engine.errors import AutoSREError, PolicyError, SettingsError
 from engine.execute.awx import AwxExecutor
 from engine.execute.awx_client import AwxClient
 from engine.execute.locks import HostLocks, Locks
@@ -26,15 +27,18 @@ from engine.lease.owner import process_owner
 from engine.lease.registry import Registry
 from engine.lease.run_leases import DbHostLocks
 from engine.lease.share import LeasedShare, WholeFleet
+from engine.notify.person_resolve import PersonResolveNotices
 from engine.policy.load import load_policy
 from engine.policy.schema import Policy
 from engine.record.audit import AuditLog
+from engine.record.notifications import NotificationRecords
 from engine.record.recorder import Recorder
 from engine.redact import Redactor
 from engine.settings import Settings
 from engine.store import open_store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Components:
@@ -93,9 +97,33 @@ class Components:
 
         def build() -> Recorder:
             audit = AuditLog(self.settings.audit_log, redactor=self.redactor)
-            return Recorder(self.sessions, audit, redactor=self.redactor)
+            recorder = Recorder(self.sessions, audit, redactor=self.redactor)
+            recorder.handling.on_resolved = self._person_resolved
+            return recorder
 
         return self._once("recorder", build)
+
+    def _person_resolved(self, **notice: Any) -> None:
+        """Queue the resolve of an incident a person closed, if the policy has channels;
+        built at the first close, so commands that never close one need no policy."""
+        try:
+            notices = self._once(
+                "person_resolve",
+                lambda: PersonResolveNotices(
+                    records=NotificationRecords(self.recorder.journal),
+                    notifications=self.policy.notifications,
+                    groups={n: h.groups for n, h in self.inventory.hosts.items()},
+                    redactor=self.redactor,
+                ),
+            )
+        except AutoSREError as exc:  # the close stands; its notice cannot be routed
+            log.error(
+                "incident %s was resolved, but no resolve notice: %s",
+                notice.get("incident_id"),
+                exc,
+            )
+            return
+        notices(**notice)
 
     @property
     def executor(self) -> Executor:

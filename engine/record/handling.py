@@ -10,6 +10,7 @@ action is one timeline event (and its audit line), naming who did it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -90,6 +91,9 @@ class HandlingRecords:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        # Queues the "resolved" notice of an incident a person closed (set by the
+        # composition root when the policy has channels: engine/notify/person_resolve.py).
+        self.on_resolved: Callable[..., object] | None = None
 
     def acknowledge(
         self, incident_id: int, *, by: str, at: float, note: str | None = None
@@ -169,7 +173,18 @@ class HandlingRecords:
             events += self._withdraw_approvals(session, incident, by, at)
             self.journal.commit(session, events)
             session.refresh(incident)
-            return _handling(incident)
+            marks = _handling(incident)
+            host, kind = incident.host, incident.kind
+        if self.on_resolved is not None:
+            self.on_resolved(
+                incident_id=incident_id,
+                host=host,
+                kind=kind,
+                status=new.value,
+                summary=self.journal.text(message),
+                at=at,
+            )
+        return marks
 
     def _withdraw_approvals(
         self, session: Session, incident: Incident, by: str, at: float
