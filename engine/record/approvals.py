@@ -51,9 +51,9 @@ class ApprovalRecords:
             session.add(approval)
             session.flush()
             incident = session.get_one(Incident, incident_id)
-            message = (
-                f"{action} on {host} awaits approval {approval.id} until {iso(approval.expires_at)}"
-            )
+            # Read by people (summary, timeline, CLI): seconds and the zone named, not raw ISO.
+            until = to_dt(expires_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+            message = f"{action} on {host} awaits approval {approval.id} until {until}"
             check_status_move(incident.status, IncidentStatus.AWAITING_APPROVAL)
             incident.status = IncidentStatus.AWAITING_APPROVAL
             incident.updated_at = to_dt(at)

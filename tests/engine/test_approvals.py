@@ -24,7 +24,8 @@ from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
-from engine.store.models import ApprovalRow, Base, Event, Incident
+from engine.store.models import ApprovalRow, Event, Incident
+from engine.store.tables import Base
 from engine.types import Approval, ApprovalStatus, Proposal, Verdict, VerdictKind
 from tests.fixtures.reads import incident_detail, list_approvals
 

@@ -52,7 +52,8 @@ from engine.settings import load_settings
 from engine.store import open_engine, open_store
 from engine.store.accounts import ApiToken, User
 from engine.store.migrate import downgrade, upgrade
-from engine.store.models import Base, EngineStat, HostStateRow
+from engine.store.models import EngineStat, HostStateRow
+from engine.store.tables import Base
 from tests.fixtures.reads import list_users
 from tests.fixtures.store import migrated_sqlite
 
