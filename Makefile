@@ -83,10 +83,10 @@ test: $(VENV)/.dev-stamp $(VENV)/wheelhouse/.stamp
 	@# The linters and the parallel tests share the machine; the chaos scenarios then run
 	@# alone: they read the whole host's CPU, and anything beside them would make it lie.
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-parallel
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial $(SERIAL_TESTS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 -m serial $(SERIAL_TESTS)
 
 test-parallel: $(VENV)/.dev-stamp
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not serial"
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadscope -m "not serial"
 
 ## bench: MTTR vs its floor, time to act beside Monit, planner overhead, web server times, fleet batching, inventory waves, 10,000-host ticks
 bench: $(VENV)/.dev-stamp
