@@ -35,11 +35,9 @@ class Tracked:
         """True while this very process runs (a zombie, or a new owner of the pid, is not it)."""
         try:
             proc = psutil.Process(self.pid)
-            return (
-                proc.create_time() == self.started
-                and proc.status() != psutil.STATUS_ZOMBIE
-                and self.marker in proc.cmdline()
-            )
+            if proc.create_time() != self.started or proc.status() == psutil.STATUS_ZOMBIE:
+                return False
+            return self.marker in _cmdline(proc)
         except psutil.Error:
             return False
 
@@ -85,3 +83,15 @@ def tail(log: Path, chars: int = 1500) -> str:
         return log.read_text(errors="replace")[-chars:].strip()
     except OSError:
         return "(no log)"
+
+
+def _cmdline(proc: psutil.Process, tries: int = 5) -> list[str]:
+    """The command line, read again while it is empty: a process in the middle of execve
+    (the holder's ``unshare`` becoming python) shows none for a moment, and reading that
+    as "not our process" once failed a lab's start with nothing in the holder's log."""
+    for _ in range(tries - 1):
+        cmdline = proc.cmdline()
+        if cmdline:
+            return cmdline
+        time.sleep(0.02)
+    return proc.cmdline()
