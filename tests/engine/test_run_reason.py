@@ -27,28 +27,10 @@ from engine.store import open_engine
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import PlaybookRun
 from engine.types import RunRequest
-from tests.fixtures.ansible import local_inventory
+from tests.fixtures.one_action import one_action_files
 from tests.fixtures.store import migrated_sqlite
 
 NOW = time.time()
-POLICY = """\
-version: 1
-actions:
-  say_hello:
-    playbook: hello.yml
-    description: Print a greeting.
-    timeout: 1m
-remediation:
-  ladder: [say_hello]
-"""
-PLAYBOOK = """\
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Greet
-      ansible.builtin.debug:
-        msg: hello
-"""
 
 
 def audit(path: Path) -> list[dict[str, Any]]:
@@ -173,17 +155,10 @@ def test_migration_0011_adds_reason_and_ticket_to_a_0010_store(empty_store_url: 
 def test_the_cli_records_the_reason_or_none_given_and_refuses_a_bad_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = tmp_path / "data"
-    url = migrated_sqlite(data / "autosre.db")
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "hello.yml").write_text(PLAYBOOK)
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    monkeypatch.setenv("AUTOSRE_DATA_DIR", str(data))
+    url = migrated_sqlite(tmp_path / "data" / "autosre.db")
+    for name, value in one_action_files(tmp_path, hosts=("web1",)).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("AUTOSRE_DATABASE_URL", raising=False)
-    monkeypatch.setenv("AUTOSRE_POLICY", str(tmp_path / "policy.yaml"))
-    monkeypatch.setenv("AUTOSRE_INVENTORY", str(local_inventory(tmp_path / "inv.yml", "web1")))
-    monkeypatch.setenv("AUTOSRE_PLAYBOOK_DIR", str(playbooks))
     monkeypatch.setenv("SUDO_USER", "casey")
     base = ["playbook", "run", "say_hello", "--limit", "web1", "--check"]
     for extra, problem in (
@@ -206,5 +181,6 @@ def test_the_cli_records_the_reason_or_none_given_and_refuses_a_bad_one(
     assert [(r.requested_by, r.reason, r.ticket, r.status) for r in runs] == [
         ("casey", NO_REASON, "INC-77", "successful")
     ]
-    started = [line for line in audit(data / "audit.jsonl") if line["kind"] == "run_started"]
+    audit_log = tmp_path / "data" / "audit.jsonl"
+    started = [line for line in audit(audit_log) if line["kind"] == "run_started"]
     assert [line["data"].get("reason") for line in started] == [NO_REASON]

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.settings import Settings, load_settings
 from engine.store.models import PlaybookRun
-from tests.fixtures.ansible import local_inventory
+from tests.fixtures.one_action import one_action_files
 from tests.webui.conftest import TEST_CONFIG
 from tests.webui.seed import seed
 
@@ -66,23 +66,12 @@ Token = Callable[[FlaskClient], str]
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """A one-action policy with a secret var, a local inventory and a model key to hide."""
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "hello.yml").write_text(PLAYBOOK)
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    inventory = local_inventory(tmp_path / "inventory.yml", "localhost")
-    with inventory.open("a") as listed:  # the engine redacts it; the web UI must too
+    env = one_action_files(tmp_path, policy=POLICY, playbook=PLAYBOOK)
+    with Path(env["AUTOSRE_INVENTORY"]).open(
+        "a"
+    ) as listed:  # the engine redacts it; so must the UI
         listed.write(f"      vault_db_password: {INVENTORY_SECRET}\n")
-    return load_settings(
-        {
-            "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-            "AUTOSRE_DATABASE_URL": database_url,
-            "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-            "AUTOSRE_INVENTORY": str(inventory),
-            "AUTOSRE_PLAYBOOK_DIR": str(playbooks),
-            "GEMINI_API_KEY": MODEL_KEY,
-        }
-    )
+    return load_settings(env | {"AUTOSRE_DATABASE_URL": database_url, "GEMINI_API_KEY": MODEL_KEY})
 
 
 def untar(data: bytes) -> dict[str, tarfile.TarInfo | bytes]:

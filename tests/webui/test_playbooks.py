@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.execute.locks import HostLocks
-from engine.settings import Settings, load_settings
+from engine.settings import Settings
 from engine.store.models import PlaybookRun
-from tests.fixtures.ansible import local_inventory
+from tests.fixtures.one_action import one_action_settings
 
 POLICY = """\
 version: 1
@@ -46,19 +46,8 @@ Token = Callable[[FlaskClient], str]
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """The conftest's settings, with a tiny policy, playbook dir and local inventory."""
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "hello.yml").write_text(PLAYBOOK)
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    inventory = local_inventory(tmp_path / "inventory.yml", "localhost", "other-host")
-    return load_settings(
-        {
-            "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-            "AUTOSRE_DATABASE_URL": database_url,
-            "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-            "AUTOSRE_INVENTORY": str(inventory),
-            "AUTOSRE_PLAYBOOK_DIR": str(playbooks),
-        }
+    return one_action_settings(
+        tmp_path, database_url, policy=POLICY, playbook=PLAYBOOK, hosts=("localhost", "other-host")
     )
 
 

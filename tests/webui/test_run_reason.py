@@ -16,29 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.settings import Settings, load_settings
+from engine.settings import Settings
 from engine.store.models import PlaybookRun
-from tests.fixtures.ansible import local_inventory
+from tests.fixtures.one_action import one_action_settings
 from tests.webui.seed import seed
 
-POLICY = """\
-version: 1
-actions:
-  say_hello:
-    playbook: hello.yml
-    description: Print a greeting.
-    timeout: 1m
-remediation:
-  ladder: [say_hello]
-"""
-PLAYBOOK = """\
-- hosts: all
-  gather_facts: false
-  tasks:
-    - name: Greet
-      ansible.builtin.debug:
-        msg: hello
-"""
 URL = "/playbooks/say_hello/run"
 RUN_URL = re.compile(r"/playbooks/runs/([A-Za-z0-9._-]+)$")
 REASON = "{{ 7*7 }} nginx stuck <script>alert(1)</script>"
@@ -49,19 +31,7 @@ Token = Callable[[FlaskClient], str]
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """The conftest's settings, with a one-action policy and a local inventory."""
-    playbooks = tmp_path / "playbooks"
-    playbooks.mkdir()
-    (playbooks / "hello.yml").write_text(PLAYBOOK)
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    return load_settings(
-        {
-            "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-            "AUTOSRE_DATABASE_URL": database_url,
-            "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-            "AUTOSRE_INVENTORY": str(local_inventory(tmp_path / "inventory.yml", "localhost")),
-            "AUTOSRE_PLAYBOOK_DIR": str(playbooks),
-        }
-    )
+    return one_action_settings(tmp_path, database_url)
 
 
 def run_count(sessions: sessionmaker[Session]) -> int:
