@@ -31,6 +31,8 @@ from autosre.commands.common import (
     record_id,
     seconds_arg,
 )
+from autosre.commands.doctor import add_commands as add_doctor_commands
+from autosre.commands.eval import add_commands as add_eval_commands
 from autosre.commands.incidents import (
     add_handling_commands,
     cmd_approvals_approve,
@@ -45,6 +47,7 @@ from autosre.commands.operate import (
     cmd_playbook_list,
     cmd_playbook_run,
     cmd_policy_check,
+    cmd_policy_reload,
     cmd_run,
 )
 from autosre.commands.prune import add_command as add_prune_command
@@ -202,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_accounts(sub)
     add_maintenance_commands(sub)
     add_prune_command(sub)
+    add_eval_commands(sub)
+    add_doctor_commands(sub)
 
     _add_playbook(sub)
 
@@ -215,6 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="rewrite a version 1 file in the current layout (the old one kept as FILE.v1)",
     )
     pcheck.set_defaults(func=cmd_policy_check)
+    preload = polsub.add_parser(
+        "reload", help="validate AUTOSRE_POLICY, then have the running engine(s) reload it"
+    )
+    preload.add_argument(
+        "--wait",
+        type=seconds_arg,
+        default=30.0,
+        help="how long to wait for the engines' answer (default 30s)",
+    )
+    preload.set_defaults(func=cmd_policy_reload)
 
     chaos = sub.add_parser("chaos", help="chaos experiments on this host")
     csub = chaos.add_subparsers(dest="subcommand", required=True, parser_class=Parser)

@@ -100,29 +100,34 @@ def signal_thresholds(policy: Policy) -> dict[str, dict[str, float]]:
     }
 
 
+def build_transport(settings: Settings) -> LLMTransport | None:
+    """The configured model's client (Gemini, OpenAI-compatible); None with the rules planner."""
+    if settings.planner == "rules":
+        return None
+    model = settings.llm_model or ""
+    if settings.planner == "gemini":
+        from engine.plan.gemini import GeminiTransport  # noqa: PLC0415 - heavy SDK, load on use
+
+        return GeminiTransport(
+            model=model, api_key=settings.gemini_api_key or "", base_url=settings.llm_base_url
+        )
+    from engine.plan.openai import OpenAITransport  # noqa: PLC0415 - heavy SDK, load on use
+
+    # Local servers (Ollama, llama.cpp) take any key; the client insists on one.
+    return OpenAITransport(
+        model=model, api_key=settings.openai_api_key or "none", base_url=settings.llm_base_url
+    )
+
+
 def build_planner(
     settings: Settings, policy: Policy, *, redactor: Redactor | None = None
 ) -> Planner:
     """The rules planner, or an LLM planner (Gemini, OpenAI-compatible) that falls back to it."""
     memory = policy.remediation.failure_memory
     rules = RulesPlanner(memory_window=memory.window, max_failures=memory.max_failures)
-    if settings.planner == "rules":
+    transport = build_transport(settings)
+    if transport is None:
         return rules
-    transport: LLMTransport
-    model = settings.llm_model or ""
-    if settings.planner == "gemini":
-        from engine.plan.gemini import GeminiTransport  # noqa: PLC0415 - heavy SDK, load on use
-
-        transport = GeminiTransport(
-            model=model, api_key=settings.gemini_api_key or "", base_url=settings.llm_base_url
-        )
-    else:
-        from engine.plan.openai import OpenAITransport  # noqa: PLC0415 - heavy SDK, load on use
-
-        # Local servers (Ollama, llama.cpp) take any key; the client insists on one.
-        transport = OpenAITransport(
-            model=model, api_key=settings.openai_api_key or "none", base_url=settings.llm_base_url
-        )
     return LLMPlanner(
         transport=transport,
         fallback=rules,

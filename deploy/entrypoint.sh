@@ -14,7 +14,7 @@ set -eu
 # What this container serves (`run`, or `web HOST PORT`), for `healthcheck`.
 ROLE_FILE="${TMPDIR:-/tmp}/autosre-entrypoint.role"
 # autosre's subcommands (autosre --help; tests/deploy/test_image.py keeps them in step).
-SUBCOMMANDS=" run incidents approvals users tokens web maintenance host prune playbook policy chaos db "
+SUBCOMMANDS=" run incidents approvals users tokens web maintenance host runs prune eval doctor playbook policy chaos db "
 
 # The address and port `autosre web ARGS` will listen on, as "HOST PORT".
 web_address() {

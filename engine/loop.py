@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from engine.carry_out import Batch, Seen, StepRunner
 from engine.components import Components
@@ -29,31 +29,21 @@ from engine.incident.decide import Decider
 from engine.incident.life import Phase, Track, forget_closed
 from engine.metrics import MetricsSource
 from engine.plan.situation import Planner
+from engine.policy_reload import trust_in_force
 from engine.push.inbox import Inbox
+from engine.read.run_counts import run_marks
 from engine.record.live import LivePublisher
 from engine.run_stage import RunStage
 from engine.signals import signal_kind
 from engine.takeover import HostShare, Takeover
+from engine.tick_report import TickReport
 from engine.types import HostState, Sample
 from engine.watch import Watch, rank
 
+__all__ = ["Engine", "TickReport"]  # TickReport lives in engine/tick_report.py
 log = logging.getLogger("autosre.engine")
 POLLS_PER_STEP = 10  # ticks per scrape step while a rising window may complete
 MIN_POLL = 0.1  # seconds: never tick (one query) more often than this
-
-
-@dataclass(frozen=True, slots=True)
-class TickReport:
-    """What one tick saw and did (for logs, tests and the bench)."""
-
-    at: float
-    duration: float
-    states: dict[str, HostState]
-    launched: tuple[str, ...]  # run idents started this tick
-    # When a rising host's sustain window may first complete (None: no host rising), and how
-    # often to tick from then on: the scheduler polls so the decision comes with the sample.
-    due: float | None = None
-    poll: float = 1.0
 
 
 class Engine:
@@ -113,6 +103,12 @@ class Engine:
             planner=planner,
             history=lambda host, since: self.recorder.memory.host_history(host, since=since),
             holds=self.recorder.maintenance.holds,
+            # Rate limits count every run in the store (engine/policy/rate_limits.py).
+            run_marks=lambda since: run_marks(self.recorder.sessions, since=since),
+        )
+        # Each decision records the trust level in force, from the policy the gate used.
+        self.recorder.decisions.trust_of = lambda host, action: trust_in_force(
+            self.policy, self.inventory.hosts, host, action
         )
         self.steps = StepRunner(
             recorder=self.recorder, notifier=self.notifier, decider=self.decider, tracks=self.tracks
@@ -175,7 +171,7 @@ class Engine:
         seen: dict[str, Seen] = {}
         windows: dict[str, tuple[Sample, ...]] = {}
         rising: dict[str, tuple[str, float]] = {}  # host -> (kind, since) while it rises
-        unmatched = 0
+        unmatched, unread = 0, 0  # series that matched no host; queries not answered
         # A replica reads and evaluates its own share of the fleet only.
         leased = self.takeover.share.hosts()  # steadier than `active` (queries stay partial)
         share = None if len(leased) == len(self.inventory.hosts) else leased
@@ -185,6 +181,7 @@ class Engine:
                 restrict(share)
             batch = watch.source.fetch(now)
             unmatched += len(batch.unmatched)
+            unread += batch.error is not None
             evaluation = watch.evaluator.update(batch, now, hosts=share)
             log_changes(tuple(c for c in evaluation.changes if c[1].host in active))
             fleet = Counter(state.status for state in evaluation.states.values())
@@ -221,7 +218,8 @@ class Engine:
         self.stager.tick(self.tracks, unheld, now)  # never staged in maintenance or taken out
         states = {host: s.state for host, s in seen.items()}
         if self.publisher:
-            self.publisher.publish(states, windows, time.monotonic() - started, unmatched=unmatched)
+            took = time.monotonic() - started
+            self.publisher.publish(states, windows, took, unmatched=unmatched, read_ok=not unread)
         due, poll = self.inbox.take(now, self.tracks, *self._due(rising), active)
         return TickReport(now, time.monotonic() - started, states, tuple(launched), due, poll)
 

@@ -35,7 +35,23 @@ def next_tick_at(now: float, regular: float, due: float | None, poll: float) -> 
     return min(regular, max(due, now + poll))
 
 
-def _safe_tick(guard: TickGuard, scheduler: BaseScheduler, collector: CollectorSchedule) -> None:
+def _reload_between_ticks(reload: Callable[[], object] | None) -> None:
+    """A policy reload, if one was asked for, before the tick: never inside one."""
+    if reload is None:
+        return
+    try:
+        reload()
+    except Exception as exc:  # the store is away, say: the tick guard tells that; ask again
+        log.debug("policy reload check skipped: %s", exc)
+
+
+def _safe_tick(
+    guard: TickGuard,
+    scheduler: BaseScheduler,
+    collector: CollectorSchedule,
+    reload: Callable[[], object] | None = None,
+) -> None:
+    _reload_between_ticks(reload)
     try:
         report = guard.tick()
     finally:
@@ -59,11 +75,13 @@ def run_until(
     housekeeping: Callable[[], object] | None = None,
     housekeeping_every: float = 3600.0,
     collector: CollectorSchedule | None = None,
+    reload: Callable[[], object] | None = None,
 ) -> None:
     """Tick every interval until stop is set; an overlapping tick is skipped (and told once
     per slow tick), a failed one is told as engine/tick_guard.py says. ``housekeeping``
     (pruning, say) runs every ``housekeeping_every`` seconds, first a few minutes in. The
-    garbage collector runs between ticks (engine/collector.py)."""
+    garbage collector runs between ticks (engine/collector.py); ``reload`` (the policy's,
+    engine/policy_reload.py) runs before each tick, in the tick's own job."""
     collector = collector or CollectorSchedule()
     scheduler = BackgroundScheduler(timezone=UTC)
     # APScheduler's own "skipped" warning is noisy; ours says what it means.
@@ -78,7 +96,7 @@ def run_until(
     scheduler.add_job(
         _safe_tick,
         IntervalTrigger(seconds=interval),
-        args=[guard, scheduler, collector],
+        args=[guard, scheduler, collector, reload],
         id=TICK,
         max_instances=1,
         coalesce=True,

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine.execute.disk_room import free_bytes, no_room
 from engine.read.alert_events import AlertCounts
-from engine.read.engine_stats import read_engine_stats
+from engine.read.engine_stats import read_engine_stats, read_heartbeat
 from engine.read.metrics import PlannerCalls, StoreCounts, read_store_counts
 from engine.read.models import EngineStats
 from engine.read.notifications import NotificationCounts
@@ -37,6 +37,7 @@ from engine.read.replicas import read_replicas
 from engine.record.live import describe_error
 from engine.timeutil import iso, to_dt
 from webui.db import get_sessions, get_settings
+from webui.heartbeat_metrics import heartbeat_families
 from webui.replica_metrics import replica_families
 
 log = logging.getLogger("autosre.webui")
@@ -92,7 +93,7 @@ def healthz() -> ResponseReturnValue:
 def metrics() -> ResponseReturnValue:
     """The store's counts in the Prometheus text format (OpenMetrics when asked for)."""
     registry = CollectorRegistry()
-    registry.register(StoreCollector(get_sessions()))
+    registry.register(StoreCollector(get_sessions(), interval=get_settings().interval))
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(encode(registry), content_type=content_type)
 
@@ -101,9 +102,15 @@ class StoreCollector:
     """Reads the store at scrape time (engine.read.metrics) and reports it as families."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, clock: Callable[[], float] = time.time
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``interval``: the engine's tick interval, exported for the stalled-engine alert."""
         self.sessions = sessions
+        self.interval = interval
         self.clock = clock
 
     def collect(self) -> Iterable[Metric]:
@@ -111,15 +118,20 @@ class StoreCollector:
         up = GaugeMetricFamily(
             "autosre_store_up", "Whether the store answered this scrape (1) or not (0)."
         )
+        now = self.clock()
         try:
-            counts = read_store_counts(self.sessions, now=to_dt(self.clock()))
-            replicas = read_replicas(self.sessions, now=to_dt(self.clock()))
+            counts = read_store_counts(self.sessions, now=to_dt(now))
+            replicas = read_replicas(self.sessions, now=to_dt(now))
+            heartbeat = read_heartbeat(self.sessions)
         except SQLAlchemyError as exc:  # a scrape reports the outage instead of failing
             log.warning("/metrics: store not readable: %s", describe_error(exc))
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
-        return [up, *_families(counts), *replica_families(replicas)]
+        beats = heartbeat_families(
+            heartbeat, now=now, interval=self.interval, publish_every=counts.engine.publish_every
+        )
+        return [up, *_families(counts), *beats, *replica_families(replicas)]
 
 
 def _families(counts: StoreCounts) -> list[Metric]:

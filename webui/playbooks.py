@@ -64,6 +64,7 @@ def index() -> ResponseReturnValue:
     return render_template(
         "playbooks/index.html",
         actions=actions,
+        trust=components().policy.trust.table(actions),
         runs=[run.model_dump(mode="json") for run in list_runs(get_sessions(), limit=20).items],
     )
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from autosre.commands.common import Parser, opened_store, percent, record_id, say
+from autosre.commands.explain import add_command as add_explain_command
 from engine.errors import UsageError
 from engine.read.approvals import list_approvals
 from engine.read.incidents import incident_detail, list_incidents
@@ -72,7 +73,9 @@ def cmd_incidents_show(args: argparse.Namespace, settings: Settings) -> int:
         if d["fallback"]:
             say(f"      fallback to rules: {d['fallback']}")
         say(
-            f"      verdict {d['verdict']} [{d['rule']}]: {d['reason']}; "
+            f"      verdict {d['verdict']} [{d['rule']}]"
+            + (f" (trust {d['trust']})" if d.get("trust") else "")
+            + f": {d['reason']}; "
             f"outcome {d['outcome'] or '-'}"
         )
     if detail["approvals"]:
@@ -186,6 +189,7 @@ def add_handling_commands(isub: argparse._SubParsersAction[Parser]) -> None:
     resolve.add_argument("id", type=record_id)
     resolve.add_argument("--note", required=True, help="why it is over (kept in its timeline)")
     resolve.set_defaults(func=cmd_incidents_resolve)
+    add_explain_command(isub)  # incidents explain ID: decision replay
 
 
 def _handle(settings: Settings, act: Callable[[HandlingRecords, str], Handling]) -> Handling:

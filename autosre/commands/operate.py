@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -19,6 +20,7 @@ from engine.errors import UsageError
 from engine.execute.host_patterns import resolve_limit
 from engine.policy.load import fix_policy_file, load_policy, policy_layout
 from engine.policy.template_check import template_warnings
+from engine.policy.trust import check_groups, inventory_groups
 from engine.policy.whitelist import parse_extra_vars
 from engine.record.run_reason import check_reason, check_ticket
 from engine.redact import redact_url
@@ -29,12 +31,15 @@ from engine.signals import signal_kind
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the engine loop (or one tick with --once)."""
     from autosre.wiring import build_engine, load_components  # noqa: PLC0415
+    from engine.policy_reload import PolicyReloader  # noqa: PLC0415
     from engine.prune import PRUNE_EVERY, scheduled_prune  # noqa: PLC0415
     from engine.scheduler import run_until  # noqa: PLC0415 - keeps `autosre --help` fast
 
     setup_logging(settings)
     components = load_components(settings)
     setup_logging(settings, components.redactor)  # now with the inventory's secrets too
+    groups = inventory_groups(components.inventory.hosts)
+    check_groups(components.policy.trust, groups, source=str(settings.policy))
     engine = build_engine(components)
     local = settings.local_host or components.inventory.local_host()
     source = (
@@ -72,8 +77,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
         stop.set()
 
+    reloader = PolicyReloader(
+        engine,
+        sessions=components.sessions,
+        path=settings.policy,
+        playbook_dir=settings.playbook_dir,
+        replica=settings.replica_id,
+        clock=time.time,
+    )
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reloader.request()  # only a flag: the reload happens before the next tick
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
         run_until(
             engine,
@@ -81,6 +99,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             stop=stop,
             housekeeping=lambda: scheduled_prune(components),
             housekeeping_every=PRUNE_EVERY,
+            reload=reloader.check,
         )
     finally:
         engine.shutdown(cancel_runs=True, grace=settings.shutdown_grace)
@@ -92,8 +111,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_playbook_list(_args: argparse.Namespace, settings: Settings) -> int:
     """List the whitelisted actions and their playbooks."""
     policy = load_policy(settings.policy, playbook_dir=settings.playbook_dir)
+    levels = policy.trust.table(policy.actions)
     for name, action in policy.actions.items():
-        print(f"{name}  ({action.playbook}, timeout {action.timeout:g}s)")
+        level, overrides = levels[name]
+        groups = "".join(f", {over} in {group}" for group, over in overrides.items())
+        print(f"{name}  ({action.playbook}, timeout {action.timeout:g}s, trust {level}{groups})")
         print(f"    {action.description}")
         for var, spec in action.vars.items():
             secret = ", secret" if spec.secret else ""
@@ -186,9 +208,45 @@ def cmd_policy_check(args: argparse.Namespace, settings: Settings) -> int:
             f"{' -> '.join(rule.ladder)} -> escalate"
         )
     print(f"  actions: {', '.join(policy.actions)}")
+    levels = policy.trust.table(policy.actions)
+    print(f"  trust: {', '.join(f'{name} {level}' for name, (level, _) in levels.items())}")
     for warning in template_warnings(policy):
         say(f"  warning: {warning}")
     return 0
+
+
+def cmd_policy_reload(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate the policy file here, then ask the running engines (through the store) to
+    reload it, and print their answers; exit 1 if none answers in time."""
+    from autosre.wiring import load_components  # noqa: PLC0415
+    from engine.policy_reload import check_policy, reload_answers, request_reload  # noqa: PLC0415
+    from engine.read.replicas import read_replicas  # noqa: PLC0415
+
+    components = load_components(settings)  # a bad file or inventory: exit 2, naming it
+    try:
+        check_policy(settings.policy, settings.playbook_dir, components.inventory.hosts)
+        print(f"{settings.policy}: ok; asking the running engine(s) to reload it")
+        sessions = components.sessions
+        now = time.time()
+        alive = sum(r.alive for r in read_replicas(sessions, now=datetime.now(UTC)))
+        request = request_reload(sessions, now)
+        deadline = time.monotonic() + args.wait
+        answers: list[dict[str, object]] = []
+        while time.monotonic() < deadline:
+            answers = reload_answers(sessions, request)
+            if answers and len(answers) >= max(1, alive):
+                break
+            time.sleep(0.2)
+    finally:
+        components.close()
+    for answer in answers:
+        print(f"  {answer.get('replica') or 'engine'}: {answer['message']}")
+    if not answers:
+        say(f"no engine answered within {args.wait:g}s: is `autosre run` running on this store?")
+        return 1
+    if len(answers) < alive:
+        say(f"only {len(answers)} of the {alive} live engine replicas answered in time")
+    return 1 if any(a["kind"] != "policy_reloaded" for a in answers) else 0
 
 
 def cmd_chaos_cpu(args: argparse.Namespace, _settings: Settings) -> int:

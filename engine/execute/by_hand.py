@@ -14,7 +14,9 @@ from engine.execute.blast_radius import BlastRadius
 from engine.execute.disk_room import no_room
 from engine.execute.dispatch import run_ident
 from engine.execute.locks import hold_for
+from engine.policy.rate_limits import first_hit, longest
 from engine.policy.whitelist import build_request
+from engine.read.run_counts import run_marks
 from engine.record.run_reason import check_reason, check_ticket
 from engine.store_outage import describe, store_error
 from engine.types import RunResult
@@ -75,6 +77,7 @@ def run_by_hand(
         ),
     )
     try:  # the locks are freed however this ends, a start that cannot be recorded too
+        _within_rate_limits(components, request.action, request.hosts, now, check=check)
         run_dir = settings.runs_dir / ident
         run_id = _recorded(
             ident,
@@ -118,6 +121,26 @@ def run_by_hand(
         return result
     finally:
         held.release()
+
+
+def _within_rate_limits(
+    components: Components, action: str, hosts: Sequence[str], now: float, *, check: bool
+) -> None:
+    """RefusedError naming the rate limit this run would break. Checked holding the hosts'
+    locks, so no other run of these hosts starts between the count and this run's record."""
+    limits = components.policy.rate_limits
+    if check or not limits:  # a check-mode run changes nothing and never counts
+        return
+    try:
+        marks = run_marks(components.sessions, since=now - longest(limits))
+    except Exception as exc:
+        cause = store_error(exc)
+        if cause is None:
+            raise
+        raise StoreError(f"{action}: its rate limits cannot be counted: {describe(cause)}") from exc
+    hit = first_hit(limits, marks, action=action, hosts=hosts, now=now)
+    if hit is not None:
+        raise RefusedError(f"{action}: {hit.reason}")
 
 
 def _audit(

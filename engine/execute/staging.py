@@ -24,6 +24,7 @@ from engine.execute.staged import StagedRun, has_release_point
 from engine.incident.life import Phase, Track
 from engine.inventory import Inventory
 from engine.policy.schema import Policy
+from engine.policy.trust import TrustLevel
 from engine.policy.whitelist import build_request
 from engine.record.recorder import Recorder
 from engine.types import RunResult
@@ -87,6 +88,10 @@ class Stager:
         """Stage the first rung of ``kind`` on ``host`` (its ident), or None when it cannot be:
         not stageable, already staged, the limit reached, or the host busy."""
         action = self.first_rungs.get(kind)
+        known = self.inventory.hosts.get(host)
+        groups = known.groups if known is not None else ()
+        if action is not None and self.policy.trust.level(action, groups) is not TrustLevel.AUTO:
+            return None  # observe and propose never touch the host before a human says so
         sustain = self.policy.signal(kind).sustain
         with self._mutex:
             if action is None or host in self._waiting or len(self._waiting) >= self.limit:

@@ -2,7 +2,8 @@
 happens next (run, wait, ask a human, escalate) as steps the loop carries out.
 
 Approvals are part of deciding: a decided approval becomes the next steps too. Nothing
-here writes to the store or calls back into the loop.
+here writes to the store or calls back into the loop. After the gate says execute (or
+ask a human), the policy's rate limits (engine/policy/rate_limits.py) may escalate instead.
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ from engine.incident.steps import (
 from engine.inventory import Inventory
 from engine.plan.situation import Planner, Situation
 from engine.policy.gate import gate
+from engine.policy.rate_limits import RULE as RATE_LIMIT_RULE
+from engine.policy.rate_limits import Accepted, RunMark, first_hit, longest
 from engine.policy.schema import Policy
 from engine.policy.suppress import FLAPPING_RULE
 from engine.types import (
+    ESCALATE_ACTION,
     Approval,
     ApprovalStatus,
     HostHistory,
@@ -39,12 +43,14 @@ from engine.types import (
     HostStatus,
     Proposal,
     Sample,
+    Verdict,
     VerdictKind,
 )
 
 History = Callable[[str, float], HostHistory]  # (host, since) -> the host's past
 # (host, its inventory groups, now) -> its maintenance windows and flapping take-out
 Holds = Callable[[str, Collection[str], float], HostHolds]
+RunMarks = Callable[[float], Sequence[RunMark]]  # (since) -> the counted runs since then
 RETRY_AFTER = 30.0  # seconds before deciding again when the gate says "not now"
 
 
@@ -60,12 +66,15 @@ class Decider:
         history: History,
         holds: Holds,
         workers: int = 4,
+        run_marks: RunMarks | None = None,
     ) -> None:
         self.policy = policy
         self.inventory = inventory
         self.planner = planner
         self.history = history
         self.holds = holds
+        self.run_marks = run_marks  # None: rate limits are not counted
+        self.accepted = Accepted()
         self._planning = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="autosre-plan")
 
     def shutdown(self) -> None:
@@ -148,8 +157,11 @@ class Decider:
         """The gate's verdict over a proposal, as the steps that carry it out."""
         # Holds as the store has them now: a window set or ended while planning counts.
         host = self.inventory.hosts.get(track.host)
-        holds = self.holds(track.host, host.groups if host else (), now)
-        verdict = gate(proposal, replace(situation, holds=holds), self.policy)
+        groups = host.groups if host else ()
+        holds = self.holds(track.host, groups, now)
+        verdict = gate(proposal, replace(situation, holds=holds), self.policy, groups=groups)
+        if verdict.kind in (VerdictKind.EXECUTE, VerdictKind.AWAIT_APPROVAL):
+            verdict = self._rate_limited(verdict, track.host, now)
         retry = Retry(verdict.retry_at or now + RETRY_AFTER)
         key = (verdict.kind.value, verdict.rule)
         if verdict.kind in (VerdictKind.WAIT, VerdictKind.DO_NOTHING) and key == track.last_verdict:
@@ -166,6 +178,26 @@ class Decider:
         if verdict.kind is VerdictKind.ESCALATE:
             return [decided, Escalate(verdict.reason)]
         return [decided, retry]
+
+    def _rate_limited(self, verdict: Verdict, host: str, now: float) -> Verdict:
+        """The verdict, or an escalation naming the rate limit one more run would break (no
+        human is asked to approve what the limits refuse now; an approved run is checked
+        again). An allowed run counts at once: the tick's runs reach the store at its end."""
+        limits = self.policy.rate_limits
+        if not limits or self.run_marks is None or verdict.action is None:
+            return verdict
+        # One query per verdict, never cached: a run by hand between two ticks stamped alike
+        # (a frozen clock) must still count.
+        stored = self.run_marks(now - longest(limits))
+        marks = self.accepted.merged(stored, now)
+        hit = first_hit(limits, marks, action=verdict.action, hosts=[host], now=now)
+        if hit is None:
+            if verdict.kind is VerdictKind.EXECUTE:
+                self.accepted.add(verdict.action, [host], stored, now)
+            return verdict
+        return Verdict(
+            VerdictKind.ESCALATE, ESCALATE_ACTION, hit.reason, RATE_LIMIT_RULE, overridden=True
+        )
 
     @staticmethod
     def on_approval(

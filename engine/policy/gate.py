@@ -2,17 +2,19 @@
 
 Pure and deterministic. The order of the checks is the order of authority:
 data first, then holds (maintenance windows, flapping), then the whitelist, then the
-incident's and the host's history, then fleet-wide limits, and only then the planner's
-confidence.
+incident's and the host's history, then the action's trust level (engine/policy/trust.py),
+then fleet-wide limits, and only then the planner's confidence.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from engine.plan.situation import Situation, recent_failures
 from engine.policy.schema import Policy
 from engine.policy.suppress import flapping, suppression
+from engine.policy.trust import TrustLevel
 from engine.signals import signal_kind
 from engine.types import (
     DO_NOTHING_ACTION,
@@ -22,13 +24,18 @@ from engine.types import (
     VerdictKind,
 )
 
+HUMAN_PLANNER = "human"  # a human's approval, as engine/incident/decide.py proposes it
+
 
 def _escalate(reason: str, rule: str, *, overridden: bool) -> Verdict:
     return Verdict(VerdictKind.ESCALATE, ESCALATE_ACTION, reason, rule, overridden=overridden)
 
 
-def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
-    """Decide what may happen for this proposal; every refusal carries its reason."""
+def gate(
+    proposal: Proposal, situation: Situation, policy: Policy, *, groups: Collection[str] = ()
+) -> Verdict:
+    """Decide what may happen for this proposal; every refusal carries its reason.
+    ``groups``: the host's inventory groups, for the trust level's group overrides."""
     rem = policy.remediation
     action = proposal.action
     if situation.state.status is not signal_kind(situation.kind).status:
@@ -60,6 +67,9 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
     escalation = _from_history(action, situation, policy)
     if escalation is not None:
         return escalation
+    held_back = _from_trust(proposal, policy.trust.level(action, groups))
+    if held_back is not None:
+        return held_back
     cooldown_until = _cooldown_until(situation, rem.cooldown)
     if cooldown_until is not None and situation.now < cooldown_until:
         return Verdict(
@@ -102,6 +112,29 @@ def gate(proposal: Proposal, situation: Situation, policy: Policy) -> Verdict:
         f"{action} is whitelisted and allowed (confidence {proposal.confidence:.2f})",
         "allowed",
     )
+
+
+def _from_trust(proposal: Proposal, level: TrustLevel) -> Verdict | None:
+    """What the action's trust level holds back: observe never runs, propose asks a human
+    whatever the confidence (an approval is that human); None when it may go on (auto)."""
+    action = proposal.action
+    if level is TrustLevel.OBSERVE:
+        return Verdict(
+            VerdictKind.DO_NOTHING,
+            None,
+            f"{action} is at trust level observe here: detected and recorded, never run",
+            "trust_observe",
+            overridden=True,
+        )
+    if level is TrustLevel.PROPOSE and proposal.planner != HUMAN_PLANNER:
+        return Verdict(
+            VerdictKind.AWAIT_APPROVAL,
+            action,
+            f"{action} is at trust level propose here: it waits for a human's approval "
+            f"(confidence {proposal.confidence:.2f})",
+            "trust_propose",
+        )
+    return None
 
 
 def _from_history(action: str, situation: Situation, policy: Policy) -> Verdict | None:

@@ -20,7 +20,9 @@ from engine.durations import format_duration, parse_duration
 from engine.policy.hold_settings import Flapping, MaintenanceLimits
 from engine.policy.notify_schema import Notifications
 from engine.policy.push_schema import Alerts
+from engine.policy.rate_limit_schema import RateLimits
 from engine.policy.retention_schema import Retention
+from engine.policy.trust import Trust
 from engine.settings import is_engine_variable
 from engine.signals import SIGNALS
 from engine.types import DO_NOTHING_ACTION, ESCALATE_ACTION
@@ -213,6 +215,9 @@ class Policy(_Strict):
     notifications: Notifications = Notifications()
     alerts: Alerts = Alerts()
     retention: Retention = Retention()
+    rate_limits: RateLimits = ()  # after actions: its entries name them
+    # The level per action (observe, propose, auto) and per group; unset: propose.
+    trust: Trust = Trust()
 
     @field_validator("signals", mode="before")
     @classmethod
@@ -246,6 +251,9 @@ class Policy(_Strict):
             for rung in rule.ladder:
                 if rung not in self.actions:
                     return f"signals.{kind}.ladder", f"{rung!r} is not in actions"
+        unknown = self.trust.unknown_action(self.actions)
+        if unknown is not None:
+            return unknown
         rem = self.remediation
         if rem.approval_confidence > rem.auto_execute_confidence:
             return "remediation.approval_confidence", (

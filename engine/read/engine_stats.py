@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.read.models import EngineStats, ReadModel
 from engine.record.live import (
     LAST_TICK,
+    METRICS_READ_OK,
     PUBLISH_EVERY,
+    STORE_WRITE_FAILURES,
+    STORE_WRITE_OK,
     TICK_DURATION_LAST,
     TICK_DURATION_SUM,
     TICKS_TOTAL,
@@ -33,7 +36,7 @@ STORED_AS = {
 
 
 # Counters replicas add up; the other stats are the latest (largest) of any replica's.
-SUMMED = frozenset({TICKS_TOTAL, TICK_DURATION_SUM})
+SUMMED = frozenset({TICKS_TOTAL, TICK_DURATION_SUM, STORE_WRITE_FAILURES})
 
 
 def engine_stats_in(session: Session) -> EngineStats:
@@ -73,3 +76,54 @@ def host_freshness_in(session: Session) -> HostFreshness:
     )
     hosts, no_data, newest = session.execute(query).one()
     return HostFreshness(hosts=int(hosts), no_data=int(no_data), newest_sample=newest)
+
+
+class Beat(ReadModel):
+    """One engine's (or one replica's) heartbeat: UNIX seconds, None before the first."""
+
+    last_tick: float | None = None
+    last_metrics_read: float | None = Field(
+        default=None, description="the last tick whose every metrics query was answered"
+    )
+    last_store_write: float | None = Field(
+        default=None, description="the last write of the live view that committed"
+    )
+    store_write_failures: float = Field(
+        default=0.0, description="failed writes since start, as of the last one that worked"
+    )
+
+
+class Heartbeat(Beat):
+    """The fleet's heartbeat (the latest of any replica, failures summed) and each replica's
+    own when replicas share the store."""
+
+    replicas: dict[str, Beat] = Field(default_factory=dict)
+
+
+HEARTBEAT = {
+    LAST_TICK: "last_tick",
+    METRICS_READ_OK: "last_metrics_read",
+    STORE_WRITE_OK: "last_store_write",
+    STORE_WRITE_FAILURES: "store_write_failures",
+}
+
+
+def read_heartbeat(sessions: sessionmaker[Session]) -> Heartbeat:
+    """The heartbeat stats, in a session of their own (one query: a few rows per replica)."""
+    with sessions() as session:
+        rows = session.execute(select(EngineStat.name, EngineStat.value)).all()
+    total: dict[str, float] = {}
+    each: dict[str, dict[str, float]] = {}
+    for stored, value in rows:
+        name, _, replica = str(stored).partition("@")
+        field = HEARTBEAT.get(name)
+        if field is None:
+            continue
+        if replica:
+            each.setdefault(replica, {})[field] = float(value)
+        old = total.get(field)
+        summed = name in SUMMED
+        total[field] = float(value) if old is None else (old + value if summed else max(old, value))
+    return Heartbeat.model_validate(
+        {**total, "replicas": {r: Beat.model_validate(b) for r, b in sorted(each.items())}}
+    )

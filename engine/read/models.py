@@ -82,6 +82,9 @@ class Decision(ReadModel):
     call_error: str | None
     cached: bool
     fallback: str | None
+    trust: str | None = Field(
+        None, description="the action's trust level in force (observe, propose, auto)"
+    )
 
 
 class Run(ReadModel):

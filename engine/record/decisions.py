@@ -4,6 +4,7 @@ how the run it started was verified.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from engine.record.events import Journal
@@ -17,6 +18,14 @@ class DecisionRecords:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        # (host, action) -> the trust level in force, or None for no whitelisted action;
+        # set by the engine from the policy its gate uses (engine/policy_reload.py).
+        self.trust_of: Callable[[str, str], str | None] | None = None
+
+    def _trust(self, host: str, proposal: Proposal, verdict: Verdict) -> str | None:
+        if self.trust_of is None:
+            return None
+        return self.trust_of(host, verdict.action or proposal.action)
 
     def record(
         self, incident_id: int, host: str, proposal: Proposal, verdict: Verdict, at: float
@@ -39,6 +48,7 @@ class DecisionRecords:
                 reason=journal.text(verdict.reason),
                 overridden=verdict.overridden,
                 fallback=journal.optional_text(proposal.fallback),
+                trust=self._trust(host, proposal, verdict),
             )
             if call is not None:
                 decision.provider = call.provider
@@ -59,6 +69,8 @@ class DecisionRecords:
                 f"({proposal.confidence:.2f}){fallback}; policy: {verdict.kind} - {verdict.reason}"
             )
             data: dict[str, Any] = {"decision_id": decision.id, "rule": verdict.rule}
+            if decision.trust is not None:
+                data["trust"] = decision.trust
             if call is not None:
                 # Prompt and reply stay in the store: the audit line names the call only.
                 data["call"] = {

@@ -35,6 +35,12 @@ TICK_DURATION_SUM = "tick_duration_seconds_sum"
 LAST_TICK = "last_tick_timestamp_seconds"
 PUBLISH_EVERY = "publish_interval_seconds"  # how stale the stats may be, for /healthz
 UNMATCHED_SERIES = "unmatched_series_last"  # series of the latest tick that matched no host
+# The heartbeat: the last tick whose every metrics query was answered, the last write this
+# publisher got into the store, and the writes it could not (told on the next one that works).
+# Short: "@<replica>" is appended to each, and a name holds at most 64 characters.
+METRICS_READ_OK = "last_read_ok_timestamp"
+STORE_WRITE_OK = "last_write_ok_timestamp"
+STORE_WRITE_FAILURES = "write_failures_total"
 
 
 def describe_error(exc: BaseException, limit: int = 200) -> str:
@@ -104,6 +110,8 @@ class LivePublisher:
         self.stats_at: float | None = None  # when the counters were last written
         self.failures = 0  # consecutive failed writes; > 0 during an outage
         self.unmatched = 0
+        self.read_ok_at: float | None = None  # the last tick every metrics query answered
+        self.write_failures = 0  # failed writes since the engine started
         self._cursor = 0  # where the next rolling refresh starts, in the fleet's order
 
     def publish(
@@ -113,11 +121,15 @@ class LivePublisher:
         tick_duration: float,
         *,
         unmatched: int = 0,
+        read_ok: bool = True,
     ) -> None:
         """Count the tick; write the hosts whose status changed, and on the timer the
-        counters and the hosts due for a refresh (every host when the fleet is small)."""
+        counters and the hosts due for a refresh (every host when the fleet is small).
+        ``read_ok``: every metrics query of the tick was answered."""
         now = self.clock()
         self.unmatched = unmatched
+        if read_ok:
+            self.read_ok_at = now
         self.ticks += 1
         self.duration_sum += tick_duration
         self.duration_last = tick_duration
@@ -168,6 +180,7 @@ class LivePublisher:
                 "live view not written (%s); retrying every %gs", describe_error(exc), self.every
             )
         self.failures += 1
+        self.write_failures += 1
         # The next write must be a full one: what is on disk is unknown now.
         self.full_at = now
         self.stats_at = None
@@ -212,6 +225,9 @@ class LivePublisher:
                 (LAST_TICK, now),
                 (PUBLISH_EVERY, self.every),
                 (UNMATCHED_SERIES, self.unmatched),
+                (STORE_WRITE_OK, now),  # true once this transaction commits
+                (STORE_WRITE_FAILURES, self.write_failures),
+                *(() if self.read_ok_at is None else ((METRICS_READ_OK, self.read_ok_at),)),
             )
         ]
         with self.sessions() as session, session.begin():

@@ -82,6 +82,7 @@ actions:
     playbook: restart_nginx.yml
     description: Check the nginx config, restart nginx, and confirm it answers HTTP.
     timeout: 1m
+trust: {{actions: {{{ACTION}: auto, restart_nginx: auto}}}}
 remediation:
   ladder: [{ACTION}]
 """

@@ -178,6 +178,14 @@ def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.Argument
     return {}
 
 
+def _needs_subcommand(parser: argparse.ArgumentParser) -> bool:
+    """True when the parser's subcommand is required (``autosre eval`` runs on its own)."""
+    return any(
+        isinstance(action, argparse._SubParsersAction) and action.required
+        for action in parser._actions
+    )
+
+
 def _option(parser: argparse.ArgumentParser, name: str) -> argparse.Action | None:
     for action in parser._actions:
         if name in action.option_strings:
@@ -221,7 +229,7 @@ def check_command(parser: argparse.ArgumentParser, args: Sequence[str]) -> Verdi
         if word not in subcommands:
             return Verdict((*path, word), f"no command `autosre {' '.join((*path, word))}`")
         current, path = subcommands[word], (*path, word)
-    if _subcommands(current):
+    if _subcommands(current) and _needs_subcommand(current):
         return Verdict(path, f"`autosre {' '.join(path)}` is not a whole command")
     return Verdict(path, None)
 

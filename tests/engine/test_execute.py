@@ -393,6 +393,7 @@ signals:
     ladder: [quick_fix]
 actions:
   quick_fix: {playbook: quick_fix.yml, description: says ok, timeout: 60s}
+trust: {actions: {quick_fix: auto}}
 remediation:
   cooldown: 1h
   max_attempts: 1

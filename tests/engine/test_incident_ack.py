@@ -233,6 +233,7 @@ signals:
              ladder: [fix]}
 actions:
   fix: {playbook: ok.yml, description: the fix, timeout: 60s}
+trust: {actions: {fix: auto}}
 remediation:
   cooldown: 0s
   stage_runs: false

@@ -27,6 +27,7 @@ detection:
   high_cpu: {trigger: 80, clear: 50, window: 1s, sustain: 0s, step: 1s, stale_after: 3s}
 actions:
   fix: {playbook: ok.yml, description: the only rung, timeout: 60s}
+trust: {actions: {fix: auto}}
 remediation:
   ladder: [fix]
   cooldown: 1h

@@ -38,6 +38,7 @@ detection:
 actions:
   first_fix: {playbook: FIRST, description: first rung, timeout: 60s}
   second_fix: {playbook: ok.yml, description: second rung, timeout: 60s}
+trust: {actions: {first_fix: auto, second_fix: auto}}
 remediation:
   ladder: [first_fix, second_fix]
   cooldown: 1h

@@ -39,6 +39,7 @@ signals:
 actions:
   fix: {playbook: ok.yml, description: the fix, timeout: 60s}
   fix_again: {playbook: ok.yml, description: the fix again, timeout: 60s}
+trust: {actions: {fix: auto, fix_again: auto}}
 remediation:
   cooldown: 0s
   max_attempts: 2

@@ -61,6 +61,7 @@ DECISION = [
     "call_error",
     "cached",
     "fallback",
+    "trust",
 ]
 RUN = [
     "id",

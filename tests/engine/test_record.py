@@ -266,6 +266,7 @@ def test_record_decision(recorder: Recorder, sessions: sessionmaker[Session]) ->
         "call_error": None,
         "cached": False,
         "fallback": None,
+        "trust": None,
     }
     assert found["decisions"][1]["verdict"] == "execute"
     assert found["decisions"][1]["verdict_action"] == "restart_nginx"

@@ -44,6 +44,7 @@ detection:
   high_cpu: {trigger: 80, clear: 50, window: 1s, sustain: 0s, step: 1s, stale_after: 3s}
 actions:
   note: {playbook: note.yml, description: note the host, timeout: 60s}
+trust: {actions: {note: auto}}
 remediation:
   ladder: [note]
   cooldown: 1h

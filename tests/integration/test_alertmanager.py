@@ -64,6 +64,7 @@ signals:
     ladder: [fix]
 actions:
   fix: {playbook: ok.yml, description: a fix that works, timeout: 60s}
+trust: {actions: {fix: auto}}
 remediation: {cooldown: 1h, max_attempts: 1, verify_timeout: 30s}
 alerts: {token_env: AUTOSRE_ALERTS_TOKEN, host_label: instance, kind_label: autosre_kind}
 """

@@ -53,6 +53,7 @@ def policy_with(tmp_path: Path, actions: dict[str, Any]) -> Path:
     data["actions"] = actions
     # Only high_cpu: the other kinds' ladders name actions this policy does not have.
     data["signals"] = {"high_cpu": {**data["signals"]["high_cpu"], "ladder": list(actions)}}
+    data["trust"] = {"actions": dict.fromkeys(actions, "auto")}  # as lab.yaml's own
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -46,6 +46,7 @@ signals:
     ladder: [calm_down]
 actions:
   calm_down: {playbook: calm_down.yml, description: takes a few seconds, timeout: 60s}
+trust: {actions: {calm_down: auto}}
 remediation:
   cooldown: 1h
   max_attempts: 1
