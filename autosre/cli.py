@@ -51,6 +51,7 @@ from autosre.commands.operate import (
     cmd_run,
 )
 from autosre.commands.prune import add_command as add_prune_command
+from autosre.commands.runs import add_commands as add_runs_commands
 from engine import __version__
 from engine.accounts.users import ROLES
 from engine.errors import AutoSREError
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_approvals(sub)
     _add_accounts(sub)
     add_maintenance_commands(sub)
+    add_runs_commands(sub)
     add_prune_command(sub)
     add_eval_commands(sub)
     add_doctor_commands(sub)

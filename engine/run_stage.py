@@ -72,6 +72,9 @@ class RunStage:
                 if track.host in launched.started or track.host in launched.released:
                     track.move(Phase.RUNNING)
                     in_flight.add(track.host)
+                elif track.host in launched.stopped:
+                    stop: list[Step] = [Escalate(launched.stopped[track.host])]
+                    self.steps.run(track, stop, now)
                 elif track.host in launched.busy:
                     self._wait(track, launched.busy[track.host], now)
                 elif launched.refused is not None:

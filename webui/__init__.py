@@ -33,6 +33,7 @@ from webui import (
     maintenance,
     maintenance_api,
     playbooks,
+    run_cancel,
     security,
     times,
     users,
@@ -43,6 +44,7 @@ from webui.db import COMPONENTS_KEY
 # is then documented and guarded like the rest of /api/v1.
 api.bp.register_blueprint(maintenance_api.bp)
 api.bp.register_blueprint(alerts.bp)  # POST /api/v1/alerts: Alertmanager, its own token
+api.bp.register_blueprint(run_cancel.api_bp)  # POST /api/v1/runs/<id>/cancel
 
 SECRET_KEY_FILE = "web_secret_key"  # noqa: S105 - a file name
 
@@ -93,6 +95,7 @@ def create_app(
     app.register_blueprint(maintenance.bp)
     app.register_blueprint(freshness.bp)  # the freshness bar and the menu's count
     app.register_blueprint(artifacts.bp)  # a run's artifact download by ident
+    app.register_blueprint(run_cancel.bp)  # cancel a run in flight (its page's button)
     return app
 
 

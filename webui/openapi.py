@@ -40,7 +40,7 @@ ERRORS = {
     403: "the token's user lacks the role",
     404: "no such id (POST /api/v1/alerts: the receiver is off)",
     409: "no longer possible: the approval is decided or expired, the window is over, "
-    "or the host is not out of automatic remediation",
+    "the host is not out of automatic remediation, or the run has ended",
     413: "the body is too large",
     415: "the body is not application/json",
     429: "too many new alerts this minute (the policy's alerts.max_per_minute)",

@@ -1,5 +1,5 @@
 """Playbooks run by hand: the same whitelist, inventory check, per-host lock and audit
-as the engine's own runs."""
+as the engine's own runs; a person may cancel one through the store (cancel_watch.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TypeVar
 from engine.components import Components
 from engine.errors import RefusedError, StoreError
 from engine.execute.blast_radius import BlastRadius
+from engine.execute.cancel_watch import watch_for
 from engine.execute.disk_room import no_room
 from engine.execute.dispatch import run_ident
 from engine.execute.locks import hold_for
@@ -108,10 +109,12 @@ def run_by_hand(
             with suppress(Exception):  # the store may be what failed: the start's error wins
                 components.recorder.runs.end(run_id, unstarted)
             raise
-        try:
-            result = components.executor.run(request, ident=ident)
-        except Exception as exc:  # the record must still say how the run ended
-            result = RunResult(ident, "error", None, str(run_dir), now, clock(), {}, str(exc))
+        with watch_for(components.sessions).watching(ident) as cancel:
+            try:
+                result = components.executor.run(request, ident=ident, cancel=cancel.event)
+            except Exception as exc:  # the record must still say how the run ended
+                result = RunResult(ident, "error", None, str(run_dir), now, clock(), {}, str(exc))
+            result = cancel.labelled(result)  # "canceled by NAME" when a person asked
         _recorded(
             ident,
             f"end ({result.status})",

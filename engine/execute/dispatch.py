@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from engine.execute.cancel_watch import RunCancel, watch_for
 from engine.execute.host_outcomes import HostEnd
 from engine.execute.locks import Held
 from engine.execute.runner import Executor
@@ -80,6 +81,8 @@ class RunDispatcher:
         self._mutex = threading.Lock()
         self._pending: list[_End] = []  # ends not recorded yet, oldest first
         self._recording = threading.Lock()  # held while ends are written
+        self._watch = watch_for(recorder.sessions)  # people's cancel requests, in the store
+        self._cancels: dict[str, RunCancel] = {}  # run ident -> its cancel, while in flight
 
     def start(self, request: RunRequest, *, ident: str, run_id: int, locks: Sequence[Held]) -> None:
         """Run the (already recorded) request on a worker; the locks are released after."""
@@ -97,7 +100,7 @@ class RunDispatcher:
 
         try:
             result = self.executor.run(
-                request, ident=ident, cancel=self._cancel, on_unreachable=unreachable
+                request, ident=ident, cancel=self.cancel_for(ident), on_unreachable=unreachable
             )
         except Exception as exc:  # an executor bug must still end the run record
             result = RunResult(ident, "error", None, "", started, self.clock(), {}, str(exc))
@@ -106,9 +109,27 @@ class RunDispatcher:
                 lock.release()
         self.finish(request, run_id, result)
 
+    def cancel_for(self, ident: str) -> threading.Event:
+        """Run ``ident``'s cancel: a person's request in the store, or the engine's stop."""
+        cancel = self._watch.add(ident)
+        with self._mutex:
+            self._cancels[ident] = cancel
+        if self._cancel.is_set():  # shutdown() set it before this run was known
+            cancel.stop()
+        return cancel.event
+
+    def forget(self, ident: str) -> RunCancel | None:
+        """Stop watching run ``ident`` (it ended, or never started); its cancel."""
+        self._watch.remove(ident)
+        with self._mutex:
+            return self._cancels.pop(ident, None)
+
     def finish(self, request: RunRequest, run_id: int, result: RunResult) -> None:
         """Record how a run ended, then report it to the tick (its locks are already free);
         kept and retried when the store cannot take it now."""
+        cancel = self.forget(result.ident)
+        if cancel is not None:
+            result = cancel.labelled(result)  # "canceled by NAME" when a person asked
         log.info(
             "run %s %s (rc %s) in %.1fs",
             result.ident,
@@ -124,6 +145,7 @@ class RunDispatcher:
         """Record an end with ``write`` now, or keep it and retry on the tick's passes; the
         tick hears of ``request``'s hosts once it is recorded."""
         end = _End(result, write, request)
+        self.forget(result.ident)
         with self._mutex:
             self._pending.append(end)
         with self._recording:  # one writer at a time: an end is never recorded twice
@@ -219,7 +241,7 @@ class RunDispatcher:
 
     @property
     def cancel(self) -> threading.Event:
-        """Set when the engine stops: every run it started should stop too."""
+        """Set when the engine stops: every run it started stops too (``cancel_for``)."""
         return self._cancel
 
     def finished(self) -> list[tuple[str, RunResult, str]]:
@@ -258,6 +280,10 @@ class RunDispatcher:
         once more (bounded) to record the ends the store could not take."""
         if cancel_runs:
             self._cancel.set()
+            with self._mutex:
+                cancels = list(self._cancels.values())
+            for cancel in cancels:
+                cancel.stop()
         self.wait_idle(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._pending:

@@ -44,6 +44,8 @@ class Launched:
     busy: dict[str, str] = field(default_factory=dict)  # host -> who holds its lock
     refused: str | None = None  # why the whole batch cannot run
     released: dict[str, str] = field(default_factory=dict)  # host -> its staged run's ident
+    # host -> why not: a person stopped its staged run for this rise (engine/execute/staging.py)
+    stopped: dict[str, str] = field(default_factory=dict)
 
 
 class Launcher:
@@ -80,12 +82,18 @@ class Launcher:
             enabled=settings.executor == "ansible-runner",
         )
 
-    def launch(self, action: str, decided: Sequence[Decided], now: float) -> Launched:
-        """Release the hosts' staged runs of ``action``; start one run of it on every other
-        host whose lock is free."""
+    def _answer_staged(
+        self, action: str, decided: Sequence[Decided], now: float
+    ) -> tuple[list[Decided], dict[str, str], dict[str, str]]:
+        """Release the staged runs; the hosts left to run, the released, the stopped."""
         released: dict[str, str] = {}
+        stopped: dict[str, str] = {}
         items: list[Decided] = []
         for item in decided:
+            stop = self.stager.stopped(item.host, now)
+            if stop is not None:  # never started behind the back of who stopped it
+                stopped[item.host] = f"{action} on {item.host} stopped: {stop}; a human has it"
+                continue
             pair = (item.decision_id, item.incident_id)
             staged = self.stager.release(item.host, action, decision=pair, now=now)
             if staged is None:
@@ -93,11 +101,19 @@ class Launcher:
                 items.append(item)
             else:
                 released[item.host] = staged
+        return items, released, stopped
+
+    def launch(self, action: str, decided: Sequence[Decided], now: float) -> Launched:
+        """Release the hosts' staged runs of ``action``; start one run of it on every other
+        host whose lock is free."""
+        items, released, stopped = self._answer_staged(action, decided, now)
         if not items:
-            return Launched(released=released)
+            return Launched(released=released, stopped=stopped)
         full = no_room(self.runs_dir, self.min_free_mb)
         if full is not None:  # refused before anything is recorded: never half a record
-            return Launched(refused=f"cannot run {action}: {full}", released=released)
+            return Launched(
+                refused=f"cannot run {action}: {full}", released=released, stopped=stopped
+            )
         ident = run_ident(action, now)
         held: list[Decided] = []
         locks: list[Held] = []
@@ -113,7 +129,7 @@ class Launcher:
             except HostBusyError as exc:
                 busy[item.host] = str(exc)
         if not held:
-            return Launched(busy=busy, released=released)
+            return Launched(busy=busy, released=released, stopped=stopped)
         hosts = [item.host for item in held]
         try:
             request = build_request(
@@ -122,7 +138,12 @@ class Launcher:
         except RefusedError as exc:
             for lock in locks:
                 lock.release()
-            return Launched(busy=busy, refused=f"cannot run {action}: {exc}", released=released)
+            return Launched(
+                busy=busy,
+                refused=f"cannot run {action}: {exc}",
+                released=released,
+                stopped=stopped,
+            )
         try:
             run_id = self.recorder.runs.begin(
                 request,
@@ -140,4 +161,6 @@ class Launcher:
             raise
         log.info("run %s: %s on %s", ident, action, ", ".join(hosts))
         self.dispatcher.start(request, ident=ident, run_id=run_id, locks=locks)
-        return Launched(ident=ident, started=tuple(hosts), busy=busy, released=released)
+        return Launched(
+            ident=ident, started=tuple(hosts), busy=busy, released=released, stopped=stopped
+        )

@@ -82,6 +82,8 @@ class Stager:
         self._waiting: dict[str, _Held] = {}  # host -> its staged run, not yet answered
         self._live: dict[str, _Held] = {}  # ident -> every staged run not yet ended
         self._staged_at: dict[str, float] = {}  # host -> the rise it was last staged for
+        # host -> (until, who): a person stopped its staged run; this rise is not acted on
+        self._stopped: dict[str, tuple[float, str]] = {}
         self._mutex = threading.Lock()  # the tick and the runs' threads share the two maps
 
     def stage(self, host: str, kind: str, rising_since: float, now: float) -> str | None:
@@ -134,9 +136,12 @@ class Stager:
                     ident=ident,
                     hold=hold,
                     on_end=self._ended,
-                    cancel=self.dispatcher.cancel,
+                    # Its own: a person's request in the store stops this run, the engine's
+                    # stop every run (engine/execute/cancel_watch.py).
+                    cancel=self.dispatcher.cancel_for(ident),
                 )
             except RefusedError as exc:  # the playbook lost its release point since startup
+                self.dispatcher.forget(ident)
                 held_locks.release()
                 self.recorder.staged.discarded(run_id, _not_started(ident, now), str(exc))
                 return None
@@ -227,6 +232,13 @@ class Stager:
         for held in live:
             held.run.result(timeout)
 
+    def stopped(self, host: str, now: float) -> str | None:
+        """Who stopped the host's staged run before any verdict, while that still holds (the
+        rise it was staged for): the engine then runs nothing for it."""
+        with self._mutex:
+            until, why = self._stopped.pop(host, (0.0, ""))
+        return why if now <= until else None
+
     def _ended(self, run: StagedRun, result: RunResult) -> None:
         with self._mutex:
             held = self._live.get(run.ident)
@@ -238,14 +250,27 @@ class Stager:
         try:
             if held.released:
                 self.dispatcher.finish(run.request, held.run_id, result)
-            else:  # kept and retried like any run's end when the store cannot take it
-                run_id, why = held.run_id, held.why
-                self.dispatcher.settle(
-                    result, lambda: self.recorder.staged.discarded(run_id, result, why)
-                )
+                return
+            cancel = self.dispatcher.forget(run.ident)
+            run_id, why, status = held.run_id, held.why, "discarded"
+            if cancel is not None and cancel.by is not None and result.status == "canceled":
+                why, status = f"canceled by {cancel.by} before it acted", "canceled"
+                # Its incident may open within the rest of the sustain window and the verdict
+                # wait; past that, a new rise is a new question.
+                sustain = self.policy.signal(self._kind_of(held.action)).sustain
+                until = result.ended_at + sustain + VERDICT_MARGIN
+                with self._mutex:
+                    self._stopped[held.host] = (until, why)
+            # kept and retried like any run's end when the store cannot take it
+            self.dispatcher.settle(
+                result, lambda: self.recorder.staged.discarded(run_id, result, why, status=status)
+            )
         finally:
             with self._mutex:  # busy() until the end is recorded
                 del self._live[run.ident]
+
+    def _kind_of(self, action: str) -> str:
+        return next(kind for kind, rung in self.first_rungs.items() if rung == action)
 
 
 def _stageable_first_rungs(policy: Policy, playbook_dir: Path) -> dict[str, str]:

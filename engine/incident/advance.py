@@ -130,6 +130,11 @@ def after_run(
                 IncidentStatus.FAILED,
             )
         ]
+    if result.status == "canceled":
+        # A person stopped it (engine/record/run_cancel.py): its effect is unknown, and the
+        # engine does not run the ladder again behind their back.
+        why = result.error or "canceled"
+        return [Escalate(f"{action} on {track.host} stopped: {why}; not retried, a human has it")]
     if result.host_succeeded(track.host):
         track.move(Phase.VERIFYING)
         track.verify_deadline = track.verify_after + verify_timeout

@@ -108,6 +108,8 @@ class Run(ReadModel):
     error: str | None
     started_at: datetime | None
     ended_at: datetime | None
+    cancel_requested_at: datetime | None = Field(None, description="a person asked to stop it")
+    cancel_requested_by: str | None = None
 
 
 class Approval(ReadModel):

@@ -1,11 +1,15 @@
-"""Playbook runs: keyset pages newest first, and one run by id or by ident."""
+"""Playbook runs: keyset pages newest first, one run by id or by ident, and a run's cancel
+request (who asked to stop it, and when)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.read.models import Run, RunPage
+from engine.read.models import ReadModel, Run, RunPage
 from engine.read.paging import read_page
 from engine.store.models import PlaybookRun
 
@@ -33,3 +37,20 @@ def find_run(sessions: sessionmaker[Session], ident: str) -> Run | None:
     with sessions() as session:
         row = session.scalar(select(PlaybookRun).where(PlaybookRun.ident == ident))
         return None if row is None else Run.from_row(row)
+
+
+class RunCancelState(ReadModel):
+    """A run's cancel request: who asked and when (both None: nobody has), and its status."""
+
+    run_id: int
+    ident: str
+    status: str = Field(description="running (or staged) until the run stops: then canceled")
+    cancel_requested_at: datetime | None
+    cancel_requested_by: str | None
+
+
+def cancel_state(sessions: sessionmaker[Session], run_id: int) -> RunCancelState | None:
+    """Run ``run_id``'s cancel request and status, or None if no such id."""
+    with sessions() as session:
+        row = session.get(PlaybookRun, run_id)
+        return None if row is None else RunCancelState.from_row(row, run_id=row.id)

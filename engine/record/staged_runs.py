@@ -70,12 +70,15 @@ class StagedRunRecords:
             events += remediating(journal, session, run, decisions, at)
             journal.commit(session, events)
 
-    def discarded(self, run_id: int, result: RunResult, why: str) -> None:
-        """Record a staged run that ended without a release: it changed nothing."""
+    def discarded(
+        self, run_id: int, result: RunResult, why: str, *, status: str = "discarded"
+    ) -> None:
+        """Record a staged run that ended without a release: it changed nothing. ``status``:
+        "canceled" when a person stopped it."""
         journal = self.journal
         with journal.sessions() as session:
             run = session.get_one(PlaybookRun, run_id)
-            run.status = "discarded"
+            run.status = status
             run.rc = result.rc
             run.error = journal.optional_text(f"{why} (run {result.status}, rc {result.rc})")
             run.ended_at = to_dt(result.ended_at)

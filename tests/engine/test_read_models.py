@@ -82,6 +82,8 @@ RUN = [
     "error",
     "started_at",
     "ended_at",
+    "cancel_requested_at",
+    "cancel_requested_by",
 ]
 APPROVAL = [
     "id",

@@ -19,6 +19,7 @@ from engine.errors import RefusedError
 from engine.execute.staged import StagedRun
 from engine.loop import Engine, TickReport
 from engine.plan.rules import RulesPlanner
+from engine.record.run_cancel import request_cancel
 from engine.settings import load_settings
 from engine.store import open_store
 from engine.store.models import Event, PlaybookRun
@@ -129,6 +130,7 @@ signals:
     ladder: [restart_nginx]
 actions:
   restart_nginx: {playbook: restart_nginx.yml, description: restart nginx, timeout: 60s}
+trust: {actions: {restart_nginx: TRUST}}
 remediation:
   cooldown: 1h
   max_attempts: 1
@@ -140,9 +142,12 @@ remediation:
 class StagingLab:
     """An engine on this machine's nginx, fed scripted CPU samples on a clock the test moves."""
 
-    def __init__(self, tmp_path: Path, *, auto_execute_confidence: float = 0.8) -> None:
+    def __init__(
+        self, tmp_path: Path, *, auto_execute_confidence: float = 0.8, trust: str = "auto"
+    ) -> None:
         policy = tmp_path / "policy.yaml"
-        policy.write_text(LOOP_POLICY.replace("CONFIDENCE", str(auto_execute_confidence)))
+        text = LOOP_POLICY.replace("CONFIDENCE", str(auto_execute_confidence))
+        policy.write_text(text.replace("TRUST", trust))
         self.snapshot = tmp_path / "known-good"
         inventory = tmp_path / "inventory.yml"
         inventory.write_text(
@@ -280,5 +285,54 @@ def test_a_staged_run_is_discarded_when_the_verdict_is_not_execute(
         assert not lab.snapshot.exists()
         (incident,) = list_incidents(lab.sessions)
         assert incident["status"] == "awaiting_approval"
+    finally:
+        lab.engine.shutdown(timeout=60)
+
+
+def test_a_person_cancels_a_staged_run_while_it_holds_and_nothing_is_restarted(
+    nginx_service: NginxService, staging_lab: StagingLab
+) -> None:
+    # A staged run has its own cancel (engine/execute/staging.py): a person's request in the
+    # store stops it before anything changed, and the engine does not act on that rise
+    # behind their back: when the incident opens, it escalates.
+    lab, old = staging_lab, nginx_service.pid()
+    artifacts = lab.holding()
+    (run,) = lab.runs()
+    other = Components(lab.components.settings, sessions=lab.sessions)  # the web UI's process
+    request_cancel(other.recorder.journal, run["id"], by="alice", at=time.time())
+    wait_until("the staged run to stop", lambda: not processes_naming(run["ident"]), timeout=30)
+    for _ in range(4):  # the sustain window fills: the incident opens, the gate says execute
+        lab.tick()
+    assert lab.engine.wait_idle(60)
+    (run,) = lab.runs()  # no second run
+    assert (run["status"], run["error"]) == (
+        "canceled",
+        "canceled by alice before it acted (run canceled, rc 254)",
+    ), run
+    assert not task_started(artifacts, RESTART)
+    assert nginx_service.pid() == old
+    assert not lab.snapshot.exists()
+    (incident,) = list_incidents(lab.sessions)
+    assert incident["status"] == "escalated", incident
+    assert "stopped: canceled by alice before it acted; a human has it" in incident["summary"]
+
+
+def test_nothing_is_staged_on_a_host_where_the_action_waits_for_a_human(
+    nginx_service: NginxService, tmp_path: Path
+) -> None:
+    # At trust level propose (or observe), not even the staged run's read-only preflight
+    # touches the host before a person approves.
+    lab, old = StagingLab(tmp_path, trust="propose"), nginx_service.pid()
+    try:
+        lab.burning_since = lab.clock() + 1.0 - 1.5
+        lab.tick()  # rising: with auto, a run would be staged now
+        assert lab.runs() == []
+        for _ in range(4):
+            lab.tick()
+        assert lab.engine.wait_idle(60)
+        assert lab.runs() == []
+        (incident,) = list_incidents(lab.sessions)
+        assert incident["status"] == "awaiting_approval"
+        assert nginx_service.pid() == old
     finally:
         lab.engine.shutdown(timeout=60)
