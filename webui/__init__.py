@@ -29,6 +29,7 @@ from webui import (
     dashboard,
     freshness,
     health,
+    host_page,
     incidents,
     maintenance,
     maintenance_api,
@@ -96,6 +97,7 @@ def create_app(
     app.register_blueprint(freshness.bp)  # the freshness bar and the menu's count
     app.register_blueprint(artifacts.bp)  # a run's artifact download by ident
     app.register_blueprint(run_cancel.bp)  # cancel a run in flight (its page's button)
+    app.register_blueprint(host_page.bp)  # /hosts/<name>, and the incident page's CPU chart
     return app
 
 

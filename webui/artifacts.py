@@ -42,7 +42,6 @@ ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b
 MAX_STDOUT = 256 * 1024  # bytes shown in the page: the tail of a long run
 MAX_CUT_LINE = 4096  # bytes dropped from a tail that starts inside one endless line
 MAX_EVENT = 4 * 1024 * 1024  # bytes: a larger job event file is skipped
-MAX_EVENTS = 500
 MAX_TAR_FILE = 16 * 1024 * 1024  # bytes of one file in a download: its tail past this
 MAX_TAR_EVENTS = 20_000  # job event files in a download
 TAR_FILES = ("stdout", "status", "rc")  # a run's outcome; job_events/ is added apart
@@ -50,11 +49,7 @@ TAR_FILES = ("stdout", "status", "rc")  # a run's outcome; job_events/ is added 
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 DIR_FLAGS = READ_FLAGS | os.O_DIRECTORY
 IDENT = re.compile(IdentConverter.regex)
-RUNNING = ("pending", "running")  # run statuses whose files are still being written
-# runner_on_ok, runner_item_on_ok, ...: what a task ended as.
-TASK_EVENTS = {"runner_on_unreachable": "unreachable"} | {
-    f"runner{item}_on_{end}": end for item in ("", "_item") for end in ("ok", "failed", "skipped")
-}
+RUNNING = ("pending", "staged", "running")  # statuses whose files are still being written
 
 
 def strip_ansi(text: str) -> str:
@@ -177,31 +172,6 @@ def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
     finally:
         os.close(dir_fd)
     return sorted(events, key=_counter)
-
-
-def task_events(artifact_dir: Path, redactor: Redactor) -> list[dict[str, Any]]:
-    """Per-task results: task name, host, ok/changed/failed/skipped/unreachable, duration."""
-    found: list[dict[str, Any]] = []
-    for event in read_events(artifact_dir):
-        kind = TASK_EVENTS.get(str(event.get("event", "")))
-        data = event.get("event_data")
-        if kind is None or not isinstance(data, dict):
-            continue
-        result = data.get("res")
-        if kind == "ok" and isinstance(result, dict) and result.get("changed") is True:
-            kind = "changed"
-        duration = data.get("duration")
-        found.append(
-            {
-                "task": redactor.text(str(data.get("task", ""))),
-                "host": redactor.text(str(data.get("host", ""))),
-                "result": kind,
-                "duration": float(duration) if isinstance(duration, int | float) else None,
-            }
-        )
-        if len(found) >= MAX_EVENTS:
-            break
-    return found
 
 
 def _drain(sink: io.BytesIO) -> Iterator[bytes]:

@@ -1,6 +1,7 @@
-"""The incident list's sorts (an allow-list read from the query string) and its CSV export:
-keyset pages read one after another, each written and sent before the next is read, cells
-a spreadsheet would run as a formula defused.
+"""The incident list's sorts (an allow-list read from the query string), who is on each
+incident ("ack by", "assigned to"), and its CSV export: keyset pages read one after another,
+each written and sent before the next is read, cells a spreadsheet would run as a formula
+defused.
 """
 
 from __future__ import annotations
@@ -8,12 +9,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from flask import abort, request
 
+from engine.read.handling_marks import handling_marks
 from engine.read.incidents import SORT_COLUMNS
 from engine.read.models import Incident, IncidentPage
 from engine.timeutil import iso
+from webui.db import get_sessions
 
 # Each sort's order when none is asked for: newest first, names A to Z.
 SORTS = {"opened": "desc", "host": "asc", "status": "asc", "kind": "asc"}
@@ -48,6 +52,13 @@ def parse_sort() -> tuple[str, str]:
     if order not in ("asc", "desc"):
         abort(400, description="order must be asc or desc.")
     return sort, order
+
+
+def with_handling(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Incident rows (dumped read models) with who acknowledged and who is assigned each,
+    read in one query for the rows a list shows (a template filter: webui/dashboard.py)."""
+    marks = handling_marks(get_sessions(), [row["id"] for row in rows])
+    return [{**row, **marks[row["id"]].model_dump()} if row["id"] in marks else row for row in rows]
 
 
 def spreadsheet_safe(text: str) -> str:

@@ -1,6 +1,7 @@
 """Incidents: GET /incidents (filters, total, sorts, keyset pages) and as CSV, one incident's
-full story and a run's artifacts as a tar.gz (viewers and up); acknowledge, assign, resolve
-with a note and decide its approval from its page (operators and up).
+full story (webui/incident_page.py), its live parts polled while it is open, and a run's
+artifacts as a tar.gz (viewers and up); acknowledge, assign, resolve with a note and decide
+its approval from its page (operators and up).
 """
 
 from __future__ import annotations
@@ -16,33 +17,26 @@ from flask.typing import ResponseReturnValue
 
 from engine.errors import ApprovalError
 from engine.incident.life import IncidentStatus
-from engine.read.incidents import count_incidents, incident_detail, list_incidents
-from engine.read.notifications import incident_notifications
+from engine.read.incidents import count_incidents, list_incidents
 from engine.record.handling import HandlingError, HandlingRecords
-from engine.timeutil import iso
+from webui.ansible_output import output_for_run
 from webui.approvals import MAX_NOTE as MAX_APPROVAL_NOTE
-from webui.artifacts import (
-    RUNNING,
-    app_runs_dir,
-    read_stdout,
-    run_artifacts,
-    stream_tar_gz,
-    task_events,
-)
+from webui.artifacts import download_response
 from webui.converters import MAX_ID, text_problem, use_converters
 from webui.db import components, get_sessions
-from webui.incident_actions import page_view
 from webui.incident_list import CSV_ROW_CAP, SORTS, csv_lines, parse_sort
-from webui.redaction import redact_strings, redactor
+from webui.incident_page import get_incident, page_context, story_view
+from webui.redaction import redactor
 from webui.security import login_required, role_required
 
 bp = Blueprint("incidents", __name__)
 use_converters(bp)
+# The run page and the incident page render a run's output with one partial and one model.
+bp.add_app_template_global(output_for_run, "ansible_output_of")
 
 PAGE_SIZE = 50
 MAX_TEXT = 255  # host, kind and q longer than a host name cannot match anything useful
 STATUSES = tuple(s.value for s in IncidentStatus)
-STAT_COLUMNS = ("ok", "changed", "failures", "unreachable", "skipped", "rescued", "ignored")
 ID = re.compile(r"[0-9]{1,10}")  # ASCII digits only: str.isdigit() also takes "²"
 NEEDS_YOU = "needs_you"  # a status filter: escalated, failed or awaiting approval, unclosed
 
@@ -156,74 +150,28 @@ def export_csv() -> ResponseReturnValue:
     )
 
 
-def get_incident(incident_id: int) -> dict[str, Any]:
-    """The incident with its decisions, approvals, runs and timeline, or a 404 page."""
-    detail = incident_detail(get_sessions(), incident_id)
-    if detail is None:
-        abort(404, description=f"There is no incident {incident_id}.")
-    return detail.model_dump(mode="json")
-
-
-def _artifacts(run: dict[str, Any]) -> dict[str, Any]:
-    folder = run_artifacts(run, app_runs_dir())
-    if folder is None:
-        return {"available": False}
-    stdout, cut = read_stdout(folder, redactor())
-    events = task_events(folder, redactor())
-    running = run["status"] in RUNNING
-    return {"available": True, "events": events, "stdout": stdout, "cut": cut, "running": running}
-
-
 @bp.get("/incidents/<id:incident_id>")
 @login_required
 def detail(incident_id: int) -> ResponseReturnValue:
-    """One incident: timeline, decisions (proposal, verdict, outcome), approvals, runs."""
-    incident = get_incident(incident_id)
-    artifacts = {run["id"]: _artifacts(run) for run in incident["runs"]}
-    notices = [
-        {**_fields(n), "at": iso(n.created_at), "sent": iso(n.sent_at)}
-        | {"due": iso(n.next_attempt_at)}
-        for n in incident_notifications(get_sessions(), incident_id)
-    ]
-    return render_template(
-        "incidents/detail.html",
-        incident=redact_strings(incident),  # a second line: the recorder redacts first
-        artifacts=artifacts,
-        stat_columns=STAT_COLUMNS,
-        notifications=redact_strings(notices),
-        **page_view(incident),
-    )
+    """One incident: timeline, runs with their verification and output, decisions, approvals."""
+    return render_template("incidents/detail.html", **page_context(incident_id))
 
 
-def _fields(notice: Any) -> dict[str, Any]:
-    """A notice's fields as the template reads them (the outbox holds no secrets)."""
-    return {f: getattr(notice, f) for f in ("channel", "event", "status", "attempts", "last_error")}
+@bp.get("/incidents/<id:incident_id>/live")
+@login_required
+def live(incident_id: int) -> ResponseReturnValue:
+    """The page's live parts, polled while the incident is open (static/incident_live.js)."""
+    return render_template("incidents/_live.html", **story_view(incident_id))
 
 
 @bp.get("/incidents/<id:incident_id>/runs/<id:run_id>/artifacts.tar.gz")
 @login_required
 def download(incident_id: int, run_id: int) -> ResponseReturnValue:
     """The ended run's ansible-runner artifacts as a tar.gz (redacted), streamed as built."""
-    incident = get_incident(incident_id)
-    run = next((r for r in incident["runs"] if r["id"] == run_id), None)
+    run = next((r for r in get_incident(incident_id)["runs"] if r["id"] == run_id), None)
     if run is None:
         abort(404, description=f"Incident {incident_id} has no run {run_id}.")
-    folder = run_artifacts(run, app_runs_dir())
-    if folder is None:
-        abort(404, description=f"The artifacts of run {run_id} are not in the data directory.")
-    if run["status"] in RUNNING:
-        # A live run's files are still being written, secrets not yet scrubbed among them.
-        abort(
-            409,
-            description="The run is still in progress; "
-            "its artifacts can be downloaded once it ends.",
-        )
-    name = f"run-{run_id}"
-    return Response(
-        stream_tar_gz(folder, name, redactor()),
-        mimetype="application/gzip",
-        headers={"Content-Disposition": f'attachment; filename="{name}-artifacts.tar.gz"'},
-    )
+    return download_response(run)
 
 
 # -- people handling the incident (operator and up; the forms carry the CSRF token) ----------

@@ -39,21 +39,24 @@ def holds_panel() -> dict[str, Any]:
     }
 
 
-def host_marks(hosts: Iterable[str]) -> dict[str, str]:
-    """For the dashboard's host table: why automation is off on a host, if it is."""
+def host_marks(hosts: Iterable[str]) -> dict[str, dict[str, str | None]]:
+    """For the dashboard's host table: why automation is off on a host, if it is: a
+    ``label`` and, for a window, ``until`` (UTC ISO: the page shows it with ``when``)."""
     hosts = tuple(hosts)
     panel = holds_panel()
     groups: dict[str, tuple[str, ...]] = {}
     # Group windows need the inventory's groups; without it, host windows only.
     with contextlib.suppress(InventoryError, PolicyError):
         groups = {n: h.groups for n, h in get_components().inventory.hosts.items()}
-    marks: dict[str, str] = {h["host"]: "automation off (flapping)" for h in panel["disabled"]}
+    marks: dict[str, dict[str, str | None]] = {
+        h["host"]: {"label": "automation off (flapping)", "until": None} for h in panel["disabled"]
+    }
     for window in panel["windows"]:  # by expiry: the one ending last is shown
         if window["state"] != "active":
             continue
         for host in hosts:
             if window["host"] == host or window["group"] in groups.get(host, ()):
-                marks[host] = f"maintenance until {window['ends_at']}"
+                marks[host] = {"label": "maintenance until", "until": window["ends_at"]}
     return marks
 
 

@@ -26,12 +26,11 @@ from webui.artifacts import (
     RUNNING,
     app_runs_dir,
     read_events,
-    read_stdout,
     run_artifacts,
-    strip_ansi,
 )
 from webui.converters import use_converters
 from webui.db import components, get_sessions
+from webui.host_picker import picker_groups, picker_hosts
 from webui.redaction import redact_strings, redactor
 from webui.security import login_required, role_required
 
@@ -39,8 +38,8 @@ bp = Blueprint("playbooks", __name__)
 use_converters(bp)
 
 START_TIMEOUT = 30.0  # seconds to wait for a run to be recorded before redirecting
-STDOUT_TAIL = 16_000  # characters of output shown
-EVENTS_SHOWN = 60
+# Per-host tallies while the run's own stats are not written yet; the output itself is
+# webui/ansible_output.py's, as on the incident page.
 TASK_EVENTS = {
     "runner_on_ok": "ok",
     "runner_on_failed": "failed",
@@ -97,11 +96,13 @@ def _form(
     error: str | None = None,
     why: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
+    fleet = picker_hosts()
     page = render_template(
         "playbooks/run.html",
         name=name,
         spec=_action(name),
-        inventory=sorted(components().inventory.hosts),
+        inventory=fleet,
+        groups=picker_groups(fleet),
         chosen=set(hosts),
         values=extra,
         check=check,
@@ -221,40 +222,26 @@ def _find_run(ident: str) -> dict[str, Any]:
 
 
 def progress_view(found: dict[str, Any]) -> dict[str, Any]:
-    """What the progress fragment shows: the run, per-host tallies, task events, output tail.
-
-    Everything read from the run's directory is redacted: a live run's files may still
-    hold what the executor has not scrubbed yet.
-    """
+    """What the progress fragment shows: the run and its per-host tallies (its output comes
+    from ``ansible_output_of`` in the template). Read from the run's directory, redacted: a
+    live run's files may still hold what the executor has not scrubbed yet."""
     hide = redactor()
     artifacts = run_artifacts(found, app_runs_dir())
     events = [] if artifacts is None else read_events(artifacts)
     tallies: dict[str, Counter[str]] = {}
-    tasks = []
     for event in events:
         outcome = TASK_EVENTS.get(str(event.get("event")))
         data = event.get("event_data") or {}
         if outcome is None or not isinstance(data, dict):
             continue
-        host = hide.text(str(data.get("host", "?")))
         res = data.get("res")
-        changed = isinstance(res, dict) and bool(res.get("changed"))
-        tally = tallies.setdefault(host, Counter())
+        tally = tallies.setdefault(hide.text(str(data.get("host", "?"))), Counter())
         tally[outcome] += 1
-        tally["changed"] += int(changed)
-        tasks.append(
-            {"host": host, "task": hide.text(str(data.get("task", ""))), "outcome": outcome}
-        )
-    text, _ = ("", False) if artifacts is None else read_stdout(artifacts, hide)
-    if not text:
-        lines = (str(e.get("stdout", "")) for e in events if e.get("stdout"))
-        text = hide.text(strip_ansi("".join(line + "\n" for line in lines)))
+        tally["changed"] += int(isinstance(res, dict) and bool(res.get("changed")))
     return {
         "run": redact_strings(found),
         "running": found["status"] in RUNNING,
         "tallies": {h: dict(t) for h, t in sorted(tallies.items())},
-        "tasks": tasks[-EVENTS_SHOWN:],
-        "stdout": text[-STDOUT_TAIL:],  # cut after redaction: no half secret shows
     }
 
 

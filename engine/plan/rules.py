@@ -7,8 +7,32 @@ escalate.
 
 from __future__ import annotations
 
+import re
+
 from engine.plan.situation import Situation, recent_failures
 from engine.types import ESCALATE_ACTION, Proposal
+
+# "skipped restart_nginx (why), rollback_nginx (why)": each rung with the reason it was passed.
+SKIPPED = re.compile(r"skipped ((?:[a-z][a-z0-9_]*(?: \([^()]*\))?(?:, )?)+)")
+SKIPPED_RUNG = re.compile(r"([a-z][a-z0-9_]*)(?: \(([^()]*)\))?")
+
+
+def span(seconds: float) -> str:
+    """A window as people say it: "24 h", "30 min", "90 s"."""
+    n = round(seconds)
+    if n and n % 3600 == 0:
+        return f"{n // 3600} h"
+    return f"{n // 60} min" if n and n % 60 == 0 else f"{n} s"
+
+
+def skipped_rungs(rationale: str) -> list[tuple[str, str | None]]:
+    """The rungs a rules rationale says were skipped, each with its reason (None in a
+    rationale recorded before reasons were)."""
+    found = list(SKIPPED.finditer(rationale))  # the last: the state's reason comes first
+    if not found:
+        return []
+    rungs = SKIPPED_RUNG.findall(found[-1].group(1))
+    return [(rung, why or None) for rung, why in rungs if (rung, why) != ("none", "")]
 
 
 class RulesPlanner:
@@ -30,14 +54,18 @@ class RulesPlanner:
     def propose(self, situation: Situation) -> Proposal:
         """Propose the next untried rung that has not kept failing on this host."""
         since = situation.now - self.memory_window
-        skipped: list[str] = []
+        skipped: list[str] = []  # each rung with why: the page lists them (skipped_rungs)
         for rung in situation.ladder:
             if rung in situation.tried:
                 continue
-            if recent_failures(situation.history, rung, since=since) >= self.max_failures:
-                skipped.append(rung)
+            failures = recent_failures(situation.history, rung, since=since)
+            if failures >= self.max_failures:
+                skipped.append(
+                    f"{rung} (failure memory: failed {failures} times on this host "
+                    f"in the last {span(self.memory_window)})"
+                )
                 continue
-            note = f" (skipped {', '.join(skipped)}: failed here before)" if skipped else ""
+            note = f" (skipped {', '.join(skipped)})" if skipped else ""
             rationale = (
                 f"{situation.state.reason}; ladder rung {situation.ladder.index(rung) + 1} "
                 f"of {len(situation.ladder)}: {rung}{note}"

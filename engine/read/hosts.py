@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import InputError
+from engine.read.incidents import LIKE_ESCAPE, escape_like
 from engine.read.models import HostState, Items
 from engine.signals import ANOMALIES
 from engine.store.models import HostStateRow
@@ -104,9 +105,12 @@ def read_host_page(
     status: str | None = None,
     limit: int | None = None,
     after: str | None = None,
+    name_contains: str | None = None,
 ) -> HostPage:
     """One page of published states in ``read_host_states``' order (every host when
-    ``limit`` is None), after the cursor ``after``; CursorError for a malformed one."""
+    ``limit`` is None), after the cursor ``after``; CursorError for a malformed one.
+    ``name_contains`` keeps the hosts whose name holds it, literally (``%`` and ``_`` are
+    characters, not wildcards), case-insensitively."""
     rank = _rank()
     columns = (*BRIEF, rank.label("rank"), *((HostStateRow.recent,) if recent else ()))
     query = select(*columns).order_by(rank, HostStateRow.host)
@@ -114,6 +118,9 @@ def read_host_page(
     if status is not None:
         query = query.where(HostStateRow.status == status)
         counted = counted.where(HostStateRow.status == status)
+    if name_contains:
+        match = HostStateRow.host.ilike(f"%{escape_like(name_contains)}%", escape=LIKE_ESCAPE)
+        query, counted = query.where(match), counted.where(match)
     if after is not None:
         last_rank, last_host = parse_cursor(after)
         query = query.where(

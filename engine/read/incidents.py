@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from sqlalchemy import ColumnElement, Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from engine.incident.life import ACTIVE_STATUSES, IncidentStatus
+from engine.incident.life import ACTIVE_STATUSES
 from engine.read.approvals import approval_model
 from engine.read.models import Decision, Incident, IncidentDetail, IncidentPage, Run, TimelineEntry
+from engine.read.needs_you import needs_you_condition
 from engine.read.paging import cut, read_page
 from engine.store import models as store
 
@@ -32,13 +33,6 @@ SORT_COLUMNS: dict[str, InstrumentedAttribute[str] | InstrumentedAttribute[datet
     "status": store.Incident.status,
     "kind": store.Incident.kind,
 }
-# "Needs you" as a list filter: the statuses that wait for a human, not yet closed (as the
-# dashboard's list, less the incidents of hosts out of automation: engine/read/needs_you.py).
-NEEDS_YOU_STATUSES = (
-    IncidentStatus.ESCALATED,
-    IncidentStatus.FAILED,
-    IncidentStatus.AWAITING_APPROVAL,
-)
 
 
 def escape_like(text: str) -> str:
@@ -65,8 +59,7 @@ def _conditions(
     elif status is not None:
         where.append(row.status.in_([str(s) for s in status]))
     if needs_you:
-        where.append(row.status.in_([s.value for s in NEEDS_YOU_STATUSES]))
-        where.append(row.closed_at.is_(None))
+        where.append(needs_you_condition())  # the dashboard's definition: one for both
     if host:
         where.append(row.host == host)
     if kind:
@@ -145,9 +138,9 @@ def list_incidents(
 
     Without ``sort``: newest first by id, ``before_id`` the smallest id seen. With ``sort``
     (a key of SORT_COLUMNS): by that column then id, ``before_id`` the id of the previous
-    page's last row. ``status`` is one status or several; ``needs_you`` keeps the unclosed
-    escalated, failed and awaiting-approval ones; ``since`` is inclusive and ``until``
-    exclusive (on opened_at); ``q`` matches host or summary, case-insensitively, as a plain
+    page's last row. ``status`` is one status or several; ``needs_you`` keeps what needs a
+    human (engine/read/needs_you.py); ``since`` is inclusive and ``until`` exclusive (on
+    opened_at); ``q`` matches host or summary, case-insensitively, as a plain
     substring.
     """
     row = store.Incident

@@ -4,7 +4,8 @@ An incident needs you while it is not closed and it is escalated, failed or awai
 approval, or its host was taken out of automatic remediation (flapping; see
 engine/record/maintenance.py). ``count_needs_you`` is one COUNT for the menu's badge;
 ``read_needs_you`` is one query for the dashboard's list (newest first, bounded) and its
-total; ``needs_you_by_host`` marks the host table's rows. All walk
+total; ``needs_you_by_host`` marks the host table's rows; the incident list's ``needs_you``
+filter is ``needs_you_condition`` too (engine/read/incidents.py). All walk
 ``ix_incidents_status_id``: the filter starts with the status.
 """
 
@@ -37,6 +38,8 @@ class NeedsYouItem(Incident):
     reason: NeedReason = Field(description="why: its status, or its host is out of automation")
     automation_off: bool = Field(description="its host is out of automatic remediation")
     approval_id: int | None = Field(description="the pending approval it waits on, if any")
+    acknowledged_by: str | None = Field(description="who said they are on it, if anyone")
+    assigned_to: str | None = Field(description="the web user it is assigned to, if any")
 
 
 class NeedsYou(Items[NeedsYouItem]):
@@ -50,7 +53,9 @@ def _out_of_automation() -> ColumnElement[bool]:
     return IncidentRow.host.in_(hosts.scalar_subquery())
 
 
-def _needs_you() -> ColumnElement[bool]:
+def needs_you_condition() -> ColumnElement[bool]:
+    """The one definition of "needs you" as a WHERE condition on incidents: the dashboard's
+    list, the menu's count and the incident list's filter all use it."""
     return and_(
         IncidentRow.status.in_([s.value for s in UNCLOSED]),
         IncidentRow.closed_at.is_(None),  # an escalated incident whose host recovered: done
@@ -73,7 +78,7 @@ def _pending_approval() -> ScalarSelect[int | None]:
 def count_needs_you(sessions: sessionmaker[Session]) -> int:
     """How many incidents need a human (one COUNT, for the menu's badge)."""
     with sessions() as session:
-        query = select(func.count()).select_from(IncidentRow).where(_needs_you())
+        query = select(func.count()).select_from(IncidentRow).where(needs_you_condition())
         return int(session.execute(query).scalar_one())
 
 
@@ -99,7 +104,7 @@ def read_needs_you(sessions: sessionmaker[Session], *, limit: int = DEFAULT_LIMI
             _pending_approval().label("approval_id"),
             func.count().over().label("total"),
         )
-        .where(_needs_you())
+        .where(needs_you_condition())
         .order_by(IncidentRow.id.desc())
         .limit(limit)
     )
@@ -139,7 +144,7 @@ def needs_you_by_host(
             _out_of_automation().label("off"),
             _pending_approval().label("approval_id"),
         )
-        .where(_needs_you())
+        .where(needs_you_condition())
         .order_by(IncidentRow.id.desc())
         .limit(limit)
     )

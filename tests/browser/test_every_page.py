@@ -30,6 +30,7 @@ PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "/": ("Needs you", ("viewer", "operator", "admin")),
     "/incidents": (HOST, ("viewer", "operator", "admin")),
     "/incidents/<id:incident_id>": (HOST, ("viewer", "operator", "admin")),
+    "/hosts/<path:name>": (HOST, ("viewer", "operator", "admin")),
     "/approvals": ("Approvals", ("viewer", "operator", "admin")),
     "/playbooks": ("Playbooks", ("viewer", "operator", "admin")),
     "/playbooks/runs/<ident:ident>": ("{ident}", ("viewer", "operator", "admin")),
@@ -41,7 +42,7 @@ PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
 # GET routes that are not pages, and why they are checked elsewhere.
 NOT_PAGES = re.compile(
     r"^/(api/|static/|metrics$|healthz$|readyz$|favicon)"  # API, assets, probes
-    r"|^/dashboard/(hosts|summary)$|^/status/|/progress$"  # fragments the pages poll
+    r"|^/dashboard/(hosts|summary)$|^/status/|/progress$|/live$"  # fragments the pages poll
     r"|fragment|\.csv$|/download|/artifacts?"  # exports, downloads
     r"|^/logout$|^/login$"  # signing in and out (tests/browser/test_sessions.py)
 )
@@ -74,7 +75,8 @@ def test_every_page_loads_clean_for_each_role(
     with open_page(browser, live_server, color_scheme=theme) as tab:
         signed_in(tab, live_server, role, f"{role}-{theme}")
         for template, (shows, roles) in PAGES.items():
-            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], template)
+            named = values | ({"name": HOST} if template.startswith("/hosts/") else {})
+            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m, n=named: n[m.group(1)], template)
             if role not in roles:  # asked with the page's cookies, outside the page
                 refused = tab.context.request.get(path, max_redirects=0)
                 assert refused.status == 403, f"{role} opened {path}: {refused.status}"

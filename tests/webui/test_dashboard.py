@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import InventoryError
 from engine.incident.life import IncidentStatus
 from engine.inventory import Inventory, InventoryHost, load_inventory
+from engine.read.fleet_trend import FleetTrend, WindowRecord, fleet_trend
 from engine.record.audit import AuditLog
 from engine.record.live import LivePublisher
 from engine.record.recorder import Recorder
+from engine.store.models import Incident as IncidentRow
 from engine.types import HostState, HostStatus, Proposal, RunRequest, Sample, Verdict, VerdictKind
-from webui.dashboard import INVENTORY_KEY, InventoryCache
+from webui.dashboard import INVENTORY_KEY, InventoryCache, trend_words
 
 BOTH_BACKENDS = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 SCRIPT = "<script>alert(1)</script>"
@@ -96,7 +102,8 @@ def host_order(html: str) -> list[str]:
     if '<table class="hosts">' not in html:
         return []
     table = html.split('<table class="hosts">', 1)[1].split("</table>", 1)[0]
-    return re.findall(r'<td><a href="/incidents\?host=([^"]+)">', table)
+    # data-host: the name URL-encoded (an attribute no markup can break out of)
+    return [unquote(name) for name in re.findall(r'<tr class="[^"]*" data-host="([^"]+)">', table)]
 
 
 @BOTH_BACKENDS
@@ -163,7 +170,7 @@ def test_summary_numbers(
     assert "3.0 min" in text  # (60 s + 300 s) / 2
     assert re.search(r'class="stat-value">1</span>', text)  # one open
     assert "<title>" in text  # a tooltip per day's bar
-    assert re.search(r"<title>\d{4}-\d\d-\d\d: 4 incidents</title>", text)
+    assert re.search(r"<title>\d{4}-\d\d-\d\d UTC: 4 incidents opened</title>", text)
 
 
 def test_signed_out_goes_to_login(client: FlaskClient, inventory: list[str]) -> None:
@@ -262,3 +269,224 @@ def test_inventory_cache_retries_after_a_failure() -> None:
     assert cache.hosts() == ("a",)
     now[0] = 300.0
     assert cache.hosts() == ("a",)  # cached
+
+
+def add_incident(
+    s: Session, opened: datetime, status: str, seconds: float | None = None, **extra: object
+) -> None:
+    """An incident opened at ``opened``, closed ``seconds`` later (None: not closed)."""
+    closed = None if seconds is None else opened + timedelta(seconds=seconds)
+    s.add(
+        IncidentRow(
+            host="web1",
+            kind="high_cpu",
+            status=status,
+            attempts=0,
+            opened_at=opened,
+            updated_at=closed or opened,
+            closed_at=closed,
+            cpu_before=95.0,
+            cpu_after=None if seconds is None else 35.0,
+            summary="hot",
+            **extra,
+        )
+    )
+
+
+def two_weeks(sessions: sessionmaker[Session], now: datetime) -> None:
+    """This week: 3 resolved (60, 90, 180 s) and 1 escalated: 75 %, MTTR 110 s. The week
+    before: 1 resolved (600 s) and 1 failed: 50 %, MTTR 10 min. One older, one still open."""
+    day = timedelta(days=1)
+    with sessions.begin() as s:
+        for seconds in (60.0, 90.0, 180.0):
+            add_incident(s, now - day - timedelta(hours=1), "resolved", seconds)
+        add_incident(s, now - 3 * day, "escalated", 30.0)
+        add_incident(s, now - 8 * day, "resolved", 600.0)
+        add_incident(s, now - 9 * day, "failed", 60.0)
+        add_incident(s, now - 20 * day, "resolved", 60.0)  # in 30 d only
+        add_incident(s, now - timedelta(hours=2), "open")
+
+
+@BOTH_BACKENDS
+def test_the_window_and_its_trend_against_the_previous_one(
+    sessions: sessionmaker[Session], viewer_client: FlaskClient, inventory: list[str]
+) -> None:
+    now = datetime.now(tz=UTC)
+    two_weeks(sessions, now)
+    week = fleet_trend(sessions, now=now, window="7d")
+    assert (week.current.closed, week.current.resolved) == (4, 3)
+    assert week.current.success_rate == pytest.approx(0.75)
+    assert week.current.mttr_seconds == pytest.approx(110.0, abs=0.01)
+    assert (week.previous.closed, week.previous.resolved) == (2, 1)
+    assert week.rate_change_points == pytest.approx(25.0)
+    assert week.mttr_change_seconds == pytest.approx(-490.0, abs=0.01)
+    assert len(week.buckets) == 7 and sum(n for _, n in week.buckets) == 5
+    assert week.buckets[-1][0] == now.date().isoformat()
+
+    day = fleet_trend(sessions, now=now, window="24h")
+    assert day.hourly and len(day.buckets) == 24
+    assert sum(n for _, n in day.buckets) == 1  # the open one, 2 h ago
+    assert (day.current.closed, day.previous.closed) == (0, 3)
+    month = fleet_trend(sessions, now=now, window="30d")
+    assert (month.current.closed, month.previous.closed) == (7, 0)
+    assert month.rate_change_points is None  # nothing closed before: no trend, not "+75"
+
+    text = viewer_client.get("/dashboard/summary").text  # 7 d by default
+    success = text.split('id="stat-success"', 1)[1].split("</div>", 1)[0]
+    assert "75%" in success and "3 of 4 closed" in success
+    assert "▲ 25 points vs previous 7 d" in success and "trend-good" in success
+    mttr = text.split('id="stat-mttr"', 1)[1].split("</div>", 1)[0]
+    assert "110 s" in mttr
+    assert "▼ 8.2 min vs previous 7 d" in mttr and "trend-good" in mttr  # shorter: good
+    assert 'aria-current="true" class="current" data-window="7d"' in text
+    text = viewer_client.get("/dashboard/summary?window=30d").text
+    assert "nothing to compare with the previous 30 d" in text
+    assert "Incidents opened per day" in text and len(re.findall(r'<g class="bar"', text)) == 30
+    hours = viewer_client.get("/dashboard/summary?window=24h").text
+    assert "Incidents opened per hour" in hours
+    assert len(re.findall(r'<g class="bar"', hours)) == 24
+    # The page keeps the window for its polling, and its links.
+    page = viewer_client.get("/?window=24h").text
+    assert 'data-poll-url="/dashboard/summary?window=24h"' in page
+    assert '<input type="hidden" name="window" value="24h">' in page
+
+
+def test_the_bar_chart_has_axes_and_tooltips(
+    sessions: sessionmaker[Session], viewer_client: FlaskClient, inventory: list[str]
+) -> None:
+    now = datetime.now(tz=UTC)
+    with sessions.begin() as s:
+        for _ in range(9):
+            add_incident(s, now - timedelta(minutes=5), "open")
+    text = viewer_client.get("/dashboard/summary").text
+    chart = text.split('<svg class="bars"', 1)[1].split("</svg>", 1)[0]
+    # A y scale in whole numbers up to at least the highest bar: 0, 3, 6, 9, 12.
+    assert re.findall(r'text-anchor="end">(\d+)</text>', chart) == ["0", "3", "6", "9", "12"]
+    assert chart.count('class="grid"') == 5
+    assert "day of month (UTC)" in chart
+    today = now.date().isoformat()
+    assert f"<title>{today} UTC: 9 incidents opened</title>" in chart
+    assert f'aria-label="{today}: 9 incidents"' in chart
+    assert " style=" not in chart
+
+
+@pytest.mark.parametrize(
+    "query", ["window=1y", "window=7D", "window=%3Cscript%3E", "window=7d%00", "window=24h,7d"]
+)
+def test_a_window_not_on_the_list_is_a_400(
+    viewer_client: FlaskClient, inventory: list[str], query: str
+) -> None:
+    for url in (f"/?{query}", f"/dashboard/summary?{query}"):
+        response = viewer_client.get(url)
+        assert response.status_code == 400, url
+        assert "window must be one of 24h, 7d, 30d" in response.text
+        assert "<script>" not in response.text
+
+
+def test_sparklines_show_their_scale_and_the_trigger(
+    viewer_client: FlaskClient, inventory: list[str], sessions: sessionmaker[Session]
+) -> None:
+    publish(sessions, {"web1": HostStatus.HIGH_CPU, "web2": HostStatus.MEMORY_PRESSURE})
+    text = viewer_client.get("/dashboard/hosts").text
+    # The ramp is -20 .. 130: shown as it is; drawn clamped to 0..100.
+    assert (
+        text.count(
+            '<span class="spark-scale" aria-hidden="true"><span>max 130</span><span>min -20</span>'
+        )
+        == 2
+    )
+    trigger = 85.0  # policies/default.yaml (the test settings): high_cpu acts above it
+    line = re.findall(r'<line class="spark-threshold" x1="0" x2="120" y1="([\d.]+)"', text)
+    assert line and all(float(y) == pytest.approx(24 - trigger * 24 / 100, abs=0.05) for y in line)
+    assert "the policy acts above 85 %" in text
+    # Every anomaly draws its line in the alarm colour, not only high CPU.
+    assert 'class="host-memory_pressure host-anomaly"' in text
+
+
+def test_the_trend_is_fast_on_100000_incidents(sessions: sessionmaker[Session]) -> None:
+    """Aggregated in SQL: 100,000 incidents over 60 days (made by SQLite itself, in a
+    fraction of a second) are summed up for any window in well under a second."""
+    now = datetime.now(tz=UTC)
+    fill = text(
+        """
+        WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999),
+        t(i, opened, closed) AS (
+            SELECT i, julianday(:now) - i * 51 / 86400.0,
+                   julianday(:now) - i * 51 / 86400.0 + (60 + i % 300) / 86400.0
+            FROM n
+        )
+        INSERT INTO incidents (host, kind, status, attempts, opened_at, updated_at, closed_at,
+                               cpu_before, cpu_after, summary)
+        SELECT 'host' || (i % 1000), 'high_cpu',
+               CASE i % 4 WHEN 1 THEN 'escalated' WHEN 2 THEN 'failed' ELSE 'resolved' END, 1,
+               strftime('%Y-%m-%d %H:%M:%f', opened), strftime('%Y-%m-%d %H:%M:%f', closed),
+               strftime('%Y-%m-%d %H:%M:%f', closed), 95.0, 40.0, 'hot'
+        FROM t
+        """
+    )
+    with sessions.begin() as s:
+        s.execute(fill, {"now": now.strftime("%Y-%m-%d %H:%M:%S")})
+    for window in ("24h", "7d", "30d"):
+        started = time.perf_counter()
+        trend = fleet_trend(sessions, now=now, window=window)
+        took = time.perf_counter() - started
+        assert took < 3.0, (window, took)  # about 0.8 s for 30 d on a loaded 2-core machine
+        assert trend.current.closed > 0 and trend.previous.closed > 0
+        assert trend.current.success_rate == pytest.approx(0.5, abs=0.01)
+        assert sum(n for _, n in trend.buckets) > 0
+
+
+def test_a_maintenance_mark_shows_its_end_as_a_time(
+    signed_in: Callable[..., FlaskClient],
+    csrf_token: Callable[[FlaskClient], str],
+    inventory: list[str],
+) -> None:
+    inventory.append("localhost")  # the engine's inventory in these settings
+    operator = signed_in("operator", "olga")
+    data = {"scope": "host", "target": "localhost", "duration": "2h", "reason": "kernel"}
+    response = operator.post(
+        "/maintenance/start", data={"csrf_token": csrf_token(operator), **data}
+    )
+    assert response.status_code == 302, re.findall(r"role=\"alert\">([^<]*)", response.text)
+    row = operator.get("/dashboard/hosts").text.split('data-host="localhost"', 1)[1]
+    row = row.split("</tr>", 1)[0]
+    # A <time> in UTC that static/times.js shows in the viewer's zone, not a raw ISO string.
+    found = re.search(r'maintenance until <time datetime="([^"]+)">([^<]+) UTC</time>', row)
+    assert found, row
+    ends = datetime.fromisoformat(found.group(1))
+    assert found.group(1).endswith("Z") and "T" not in found.group(2)
+    assert abs((ends - datetime.now(tz=UTC)).total_seconds() - 7200) < 120
+
+
+def _trend(rate: float | None, mttr: float | None) -> FleetTrend:
+    empty = WindowRecord(
+        closed=0, resolved=0, success_rate=None, mttr_seconds=None, avg_cpu_reduction=None
+    )
+    now = datetime.now(tz=UTC)
+    return FleetTrend(
+        window="7d",
+        label="7 d",
+        start=now - timedelta(days=7),
+        end=now,
+        current=empty,
+        previous=empty,
+        rate_change_points=rate,
+        mttr_change_seconds=mttr,
+        hourly=False,
+        buckets=[],
+    )
+
+
+def test_trend_words_say_the_change_and_whether_it_is_good() -> None:
+    words = trend_words(_trend(-12.6, 95.0))
+    assert words["rate"] == {"tone": "bad", "arrow": "▼", "text": "13 points"}  # a lower rate
+    assert words["mttr"] == {"tone": "bad", "arrow": "▲", "text": "95 s"}  # a longer MTTR
+    words = trend_words(_trend(1.2, -7300.0))
+    assert words["rate"] == {"tone": "good", "arrow": "▲", "text": "1 point"}
+    assert words["mttr"] == {"tone": "good", "arrow": "▼", "text": "2.0 h"}
+    # Less than what the page shows: the same, not an arrow over "0 points".
+    assert trend_words(_trend(0.4, 0.3)) == {
+        "rate": {"tone": "same", "arrow": "=", "text": ""},
+        "mttr": {"tone": "same", "arrow": "=", "text": ""},
+    }
+    assert trend_words(_trend(None, None)) == {"rate": None, "mttr": None}

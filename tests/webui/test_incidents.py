@@ -19,10 +19,16 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.incident.life import IncidentStatus
+from engine.plan.rules import RulesPlanner, skipped_rungs
+from engine.plan.situation import Situation
 from engine.record.audit import AuditLog
 from engine.record.recorder import Recorder
 from engine.types import (
+    Attempt,
+    HostHistory,
     HostRunStats,
+    HostState,
+    HostStatus,
     PlannerCall,
     Proposal,
     RunRequest,
@@ -32,6 +38,7 @@ from engine.types import (
     Verification,
 )
 from webui.artifacts import strip_ansi
+from webui.incident_timeline import duration
 
 BOTH_BACKENDS = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 SCRIPT = "<script>alert(1)</script>"
@@ -163,8 +170,8 @@ def test_viewer_sees_the_list_the_incident_and_its_artifacts(
         "Gather facts",
         "1.25 s",
         "Restart nginx",
-        'result-changed">changed',
-        'result-failed">failed',
+        'ao-badge ao-changed">changed',
+        'ao-badge ao-failed">failed',
         f'href="/incidents/{incident}/runs/{run}/artifacts.tar.gz"',
         "ok: [web1]",
         "changed: [web1] =&gt; restarted",
@@ -326,3 +333,183 @@ def test_pages_and_filters_return_the_right_rows(
     assert "status=open" in older.group(1)
     assert "from=" in older.group(1)
     assert len(links.findall(viewer_client.get("/incidents?to=9999-12-31").text)) == 50
+
+
+# -- the story at a glance: timeline outcomes, deltas, runs with their verification ---------
+
+ROW = re.compile(
+    r'<li class="event event-([a-z_]+) outcome-row-[a-z]+" data-outcome="([a-z]+)">(.*?)</li>',
+    re.S,
+)
+
+
+def failed_ladder_story(recorder: Recorder, runs_dir: Path) -> tuple[int, int, str]:
+    """As the engine writes it: detected, a rung run, "not recovered" (verified, then the
+    incident reopened with the same words), then the rules planner escalates with every
+    other rung skipped by failure memory."""
+    t0 = time.time() - 600
+    incident = recorder.incidents.open("web1", "high_cpu", 97.5, "CPU 97.5%", at=t0, since=t0)
+    first = Proposal("restart_nginx", 0.9, "CPU 97.5%; ladder rung 1 of 2: restart_nginx")
+    execute = Verdict(VerdictKind.EXECUTE, "restart_nginx", "allowed", "allowed")
+    decision = recorder.decisions.record(incident, "web1", first, execute, t0 + 12)
+    folder = make_artifacts(runs_dir, f"run-{incident}")
+    run = recorder.runs.begin(
+        RunRequest("restart_nginx", "/p/restart_nginx.yml", ("web1",)),
+        ident=f"run-{incident}",
+        artifact_dir=str(folder),
+        trigger="engine",
+        requested_by="engine",
+        at=t0 + 13,
+        decisions=[(decision, incident)],
+    )
+    stats = {"web1": HostRunStats(ok=3, changed=1)}
+    result = RunResult(f"run-{incident}", "successful", 0, str(folder), t0 + 13, t0 + 40, stats)
+    recorder.runs.end(run, result)
+    reason = "CPU 91.0% still above 70% after restart_nginx"
+    recorder.decisions.verified(decision, Verification("web1", False, 91.0, t0 + 100, reason))
+    recorder.incidents.set_status(incident, IncidentStatus.OPEN, t0 + 100, "not_recovered", reason)
+    # The rules planner's own words, reasons and all (engine/plan/rules.py).
+    history = HostHistory(
+        "web1", tuple(Attempt(9, "rollback_nginx", t0 - 99, t0 - 90, False) for _ in (1, 2))
+    )
+    state = HostState("web1", HostStatus.HIGH_CPU, 91.0, t0, "CPU 91.0%")
+    situation = Situation(
+        host="web1",
+        state=state,
+        incident_id=incident,
+        tried=("restart_nginx",),
+        history=history,
+        fleet={HostStatus.HIGH_CPU: 1},
+        actions={},
+        ladder=("restart_nginx", "rollback_nginx"),
+        now=t0 + 160,
+    )
+    give_up = RulesPlanner().propose(situation)
+    escalate = Verdict(
+        VerdictKind.ESCALATE, "escalate", f"planner asked: {give_up.rationale}", "planner"
+    )
+    recorder.decisions.record(incident, "web1", give_up, escalate, t0 + 160)
+    recorder.incidents.set_status(
+        incident, IncidentStatus.ESCALATED, t0 + 160, "escalated", give_up.rationale
+    )
+    return incident, run, reason
+
+
+def test_the_timeline_is_coloured_by_outcome_with_the_time_between_steps(
+    viewer_client: FlaskClient, recorder: Recorder, runs_dir: Path
+) -> None:
+    incident, _, reason = failed_ladder_story(recorder, runs_dir)
+    page = viewer_client.get(f"/incidents/{incident}")
+    assert page.status_code == 200
+    rows = ROW.findall(page.text)
+    assert [(kind, outcome) for kind, outcome, _ in rows] == [
+        ("detected", "detected"),
+        ("decided", "decided"),
+        ("remediating", "running"),
+        ("run_ended", "good"),  # the playbook succeeded...
+        ("verified", "bad"),  # ...and the host did not recover: one row, not two
+        ("decided", "decided"),
+        ("escalated", "bad"),
+    ]
+    labels = re.findall(r'class="badge tl-badge tl-[a-z]+">([^<]+)<', "".join(r for *_, r in rows))
+    assert labels[3] == "run ended: successful"
+    assert labels[4] == "verified: not recovered"
+    deltas = [re.search(r'class="delta"[^>]*>([^<]+)<', row) for *_, row in rows]
+    assert deltas[0] is None  # the first step has nothing before it
+    assert [d.group(1) for d in deltas[1:] if d] == [
+        "+12 s",
+        "+1 s",
+        "+27 s",
+        "+1 min",
+        "+1 min",
+        "+0 s",  # the escalation with the decision that asked for it
+    ]
+    timeline = page.text.split('id="timeline"')[1].split("</section>")[0]
+    assert timeline.count(reason) == 1  # the "not recovered" line once
+    assert "Open for 10 min" in page.text  # detection to now: it is escalated, not closed
+
+
+def test_a_run_shows_its_outcome_and_its_verification_together(
+    viewer_client: FlaskClient, recorder: Recorder, runs_dir: Path
+) -> None:
+    incident, run, _ = failed_ladder_story(recorder, runs_dir)
+    page = viewer_client.get(f"/incidents/{incident}").text
+    row = re.search(rf'<tr data-run-row="{run}">(.*?)</tr>', page, re.S)
+    assert row, page
+    cells = row.group(1)
+    assert 'class="badge status-successful">successful' in cells
+    assert 'tl-badge tl-bad">not recovered' in cells
+    assert "97.5% → 91.0%" in cells
+    assert "playbook succeeded; the host did not recover" in cells
+    assert "Playbook succeeded; the host did not recover." in page  # on the run's card too
+
+
+def test_skipped_rungs_say_why(
+    viewer_client: FlaskClient, recorder: Recorder, runs_dir: Path
+) -> None:
+    incident, _, _ = failed_ladder_story(recorder, runs_dir)
+    page = viewer_client.get(f"/incidents/{incident}").text
+    skipped = re.search(r'<li data-skipped-rung="rollback_nginx">(.*?)</li>', page, re.S)
+    assert skipped, page
+    assert "failure memory: failed 2 times on this host in the last 24 h" in skipped.group(1)
+    assert 'data-skipped-rung="restart_nginx"' not in page  # tried, not skipped
+
+
+def test_skipped_rungs_parse_old_and_new_rationales() -> None:
+    new = (
+        "ladder exhausted (tried nothing; skipped restart_nginx (failure memory: failed 2 "
+        "times on this host in the last 24 h), rollback_nginx (failure memory: failed 3 times"
+        " on this host in the last 30 min))"
+    )
+    assert skipped_rungs(new) == [
+        ("restart_nginx", "failure memory: failed 2 times on this host in the last 24 h"),
+        ("rollback_nginx", "failure memory: failed 3 times on this host in the last 30 min"),
+    ]
+    old = "ladder exhausted (tried nothing; skipped restart_nginx, rollback_nginx)"
+    assert skipped_rungs(old) == [("restart_nginx", None), ("rollback_nginx", None)]
+    assert skipped_rungs("ladder exhausted (tried restart_nginx; skipped none)") == []
+    assert skipped_rungs("hot; ladder rung 1 of 2: restart_nginx") == []
+
+
+def test_the_page_is_polled_while_open_and_not_once_closed(
+    viewer_client: FlaskClient, recorder: Recorder, runs_dir: Path
+) -> None:
+    open_one, _, _ = failed_ladder_story(recorder, runs_dir)
+    closed, _ = story(recorder, runs_dir, host="web2")
+    page = viewer_client.get(f"/incidents/{open_one}").text
+    assert f'data-poll-url="/incidents/{open_one}/live"' in page
+    live = viewer_client.get(f"/incidents/{open_one}/live")
+    assert live.status_code == 200
+    assert 'data-live-part="head"' in live.text and 'data-live-part="story"' in live.text
+    assert "data-incident-closed" not in live.text
+    assert "<html" not in live.text and "csrf_token" not in live.text  # a fragment, no forms
+    assert "data-poll-url" not in viewer_client.get(f"/incidents/{closed}").text
+    assert "data-incident-closed" in viewer_client.get(f"/incidents/{closed}/live").text
+    assert viewer_client.get("/incidents/999999/live").status_code == 404
+
+
+def test_the_live_fragment_needs_a_session(
+    client: FlaskClient, recorder: Recorder, runs_dir: Path
+) -> None:
+    incident, _ = story(recorder, runs_dir)
+    response = client.get(f"/incidents/{incident}/live")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (0, "0 s"),
+        (12.4, "12 s"),
+        (60, "1 min"),
+        (200, "3 min 20 s"),
+        (660, "11 min"),
+        (3600, "1 h"),
+        (3900, "1 h 5 min"),
+        (90000, "1 d 1 h"),
+        (-5, "0 s"),
+    ],
+)
+def test_spans_read_as_people_say_them(seconds: float, said: str) -> None:
+    assert duration(seconds) == said

@@ -1,7 +1,8 @@
 // Small helpers for every page (CSP forbids inline scripts, so pages use data attributes).
 //
 // Polling: <div data-poll-url="/fragment" data-poll-every="5">...</div> has its content
-// replaced by the HTML that URL returns, every N seconds (default 10, at least 1).
+// replaced by the HTML that URL returns, every N seconds (default 10, at least 1). The URL is
+// read at each refresh, so a script may change it (the dashboard's host filters do).
 // Same-origin URLs only; the session cookie goes along. After each update the element
 // gets an "autosre:updated" event. A session that ended reloads the page (to sign in).
 // data-status-url works the same way: the status every page shows (base.html: freshness
@@ -40,16 +41,21 @@
     }
   }
 
+  function pollUrl(element) {
+    return element.getAttribute("data-poll-url") || element.getAttribute("data-status-url");
+  }
+
   function poll(element) {
-    var url = element.getAttribute("data-poll-url") || element.getAttribute("data-status-url");
     var every = Math.max(1, parseFloat(element.getAttribute("data-poll-every")) || 10);
-    if (!url || !sameOrigin(url)) {
+    if (!pollUrl(element)) {
       return;
     }
     var busy = false;
 
     function refresh() {
-      if (busy || document.hidden) {
+      // Read each time: a filter (dashboard.js) may have pointed the element elsewhere.
+      var url = pollUrl(element);
+      if (busy || document.hidden || !url || !sameOrigin(url)) {
         return; // no overlapping requests, nothing while the tab is in the background
       }
       busy = true;
@@ -70,7 +76,8 @@
           return response.ok ? response.text() : null;
         })
         .then(function (html) {
-          if (html !== null) {
+          // An answer for a URL since replaced (a filter changed meanwhile) is dropped.
+          if (html !== null && pollUrl(element) === url) {
             element.innerHTML = html;
             element.dispatchEvent(new CustomEvent("autosre:updated", { bubbles: true }));
           }
