@@ -38,7 +38,7 @@ from engine.signals import signal_kind
 from engine.takeover import HostShare, Takeover
 from engine.tick_report import TickReport
 from engine.types import HostState, Sample
-from engine.watch import Watch, rank
+from engine.watch import Watch, replaces
 
 __all__ = ["Engine", "TickReport"]  # TickReport lives in engine/tick_report.py
 log = logging.getLogger("autosre.engine")
@@ -192,9 +192,8 @@ class Engine:
                 track = self.tracks.get(host)
                 # One state per host: its incident's kind; else an anomaly of any kind over no
                 # data over normal (a kind without data must not hide another one's problem).
-                if (track is None or track.kind == name) and (
-                    host not in seen or rank(state) > rank(seen[host].state)
-                ):
+                held = seen[host].state if host in seen else None
+                if (track is None or track.kind == name) and replaces(state, name, held):
                     seen[host], windows[host] = Seen(state, samples, fleet), samples
                 if (
                     track is None

@@ -26,3 +26,15 @@ def rank(state: HostState) -> int:
     if state.status is HostStatus.NORMAL:
         return 0
     return 1 if state.status is HostStatus.UNKNOWN else 2
+
+
+PRIMARY = "high_cpu"  # what a calm host shows: the dashboard's host table charts its CPU
+
+
+def replaces(state: HostState, kind: str, held: HostState | None) -> bool:
+    """Whether a kind's state stands for the host over the one held so far: a higher rank;
+    or, both calm or both without data, the primary kind (so a calm host's published value
+    and samples are its CPU, whatever the policy's order of kinds)."""
+    if held is None or rank(state) > rank(held):
+        return True
+    return rank(state) == rank(held) < 2 and kind == PRIMARY

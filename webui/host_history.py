@@ -1,7 +1,8 @@
-"""Where the web UI's CPU charts get their history: Prometheus (when AUTOSRE_PROMETHEUS_URL
-is set) through the policy's high_cpu query cut down to one host, else the engine's last
-published samples. ``incident_chart(incident)`` is the incident page's chart, a template
-global: the page includes templates/hosts/_incident_chart.html and passes nothing.
+"""Where the web UI's charts get their history: Prometheus (when AUTOSRE_PROMETHEUS_URL is
+set) through the policy's query of the signal kind cut down to one host, else the engine's
+last published samples when they are of that kind. ``incident_chart(incident)`` is the
+incident page's chart of the incident's kind, a template global: the page includes
+templates/hosts/_incident_chart.html and passes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from engine.inventory_types import InventoryHost
 from engine.policy.schema import Policy
 from engine.read.cpu_history import History, cpu_history
 from engine.read.cpu_range import HostSeriesKeys, RangeReader
+from engine.read.hosts import read_host_states
+from engine.signals import SIGNALS, signal_kind
+from engine.watch import PRIMARY
 from webui.db import get_components, get_sessions, get_settings
 from webui.host_chart import chart_view
 from webui.redaction import redact_strings
@@ -49,15 +53,34 @@ def series_keys(host: str, found: InventoryHost | None) -> HostSeriesKeys:
     return HostSeriesKeys(host, exact=exact, bare=tuple(dict.fromkeys((host, found.address))))
 
 
-def _reader(host: str, found: InventoryHost | None) -> RangeReader | str | None:
+def chart_kinds() -> tuple[str, ...]:
+    """The signal kinds a host's chart can show: the policy's, in its order (CPU alone when
+    the policy cannot be read)."""
+    policy = _policy()
+    return tuple(policy.signals) if policy is not None else (KIND,)
+
+
+def published_kind(status: str | None, open_kind: str | None) -> str | None:
+    """The kind of the samples the engine publishes for a host: its open incident's, else the
+    kind whose anomaly shows, else CPU (engine/loop.py and engine/watch.py pick them so)."""
+    if open_kind is not None:
+        return open_kind
+    for name, kind in SIGNALS.items():
+        if kind.status == status:
+            return name
+    kinds = chart_kinds()
+    return PRIMARY if PRIMARY in kinds else (kinds[0] if kinds else None)
+
+
+def _reader(host: str, found: InventoryHost | None, kind: str) -> RangeReader | str | None:
     """A Prometheus reader for the host's series; None without Prometheus; a str: why not."""
     settings = get_settings()
     if not settings.prometheus_url:
         return None
     policy = _policy()
-    rule = None if policy is None else policy.signals.get(KIND)
+    rule = None if policy is None else policy.signals.get(kind)
     if rule is None:
-        return "the policy cannot be read or watches no high_cpu signal"
+        return f"the policy cannot be read or watches no {kind} signal"
     series = None
     if found is not None:  # a host that left the inventory: its series by name alone
         try:
@@ -74,19 +97,34 @@ def _reader(host: str, found: InventoryHost | None) -> RangeReader | str | None:
     )
 
 
-def host_history(host: str, start: float, end: float) -> History:
-    """The host's CPU history over [start, end], from the best source there is."""
+def host_history(
+    host: str, start: float, end: float, kind: str = KIND, *, open_kind: str | None = None
+) -> History:
+    """The host's history of ``kind`` over [start, end], from the best source there is;
+    ``open_kind``: its open incident's kind (which decides the engine's samples' kind)."""
     found = inventory_host(host)
-    reader = _reader(host, found)
+    reader = _reader(host, found, kind)
     policy = _policy()
-    rule = None if policy is None else policy.signals.get(KIND)
+    rule = None if policy is None else policy.signals.get(kind)
     threshold = None if rule is None else rule.trigger
     sessions = get_sessions()
-    if isinstance(reader, str):
-        history = cpu_history(sessions, host, start, end, threshold=threshold)
-        return dataclasses.replace(history, unavailable=reader)
+    states = read_host_states(sessions, hosts=[host], recent=False)
+    status = str(states[0].status) if states else None
+    own = published_kind(status, open_kind) == kind  # else its samples are another kind's
+    if isinstance(reader, str) or reader is None:
+        history = cpu_history(sessions, host, start, end, threshold=threshold, stored=own)
+        return history if reader is None else dataclasses.replace(history, unavailable=reader)
     keys = series_keys(host, found)
     return cpu_history(sessions, host, start, end, reader=reader, keys=keys, threshold=threshold)
+
+
+def chart_title(kind: str) -> str:
+    """What a chart of ``kind`` is called (the signal's measure, e.g. "CPU", "Memory")."""
+    try:
+        measure = signal_kind(kind).measure
+    except KeyError:
+        return kind
+    return "CPU" if measure == "cpu" else {"down": "Service down"}.get(measure, measure.title())
 
 
 def _ts(value: Any) -> float | None:
@@ -113,6 +151,11 @@ def incident_chart(incident: Any) -> dict[str, Any] | None:
     host, opened = fields.get("host"), _ts(fields.get("opened_at"))
     if not isinstance(host, str) or not host or opened is None:
         return None
+    kind = fields.get("kind") if isinstance(fields.get("kind"), str) else KIND
+    if kind not in chart_kinds():
+        kind = KIND
+    open_kind = kind if fields.get("closed_at") is None else None
     start, end = incident_window(opened, _ts(fields.get("closed_at")), time.time())
-    chart: dict[str, Any] = redact_strings(chart_view(host_history(host, start, end), title="CPU"))
+    history = host_history(host, start, end, kind, open_kind=open_kind)
+    chart: dict[str, Any] = redact_strings(chart_view(history, title=chart_title(kind)))
     return chart

@@ -33,7 +33,14 @@ from engine.timeutil import iso, to_dt
 from webui.converters import MAX_ID
 from webui.db import get_components, get_sessions
 from webui.host_chart import chart_view
-from webui.host_history import host_history, incident_chart, inventory_host
+from webui.host_history import (
+    chart_kinds,
+    chart_title,
+    host_history,
+    incident_chart,
+    inventory_host,
+    published_kind,
+)
 from webui.redaction import redact_strings
 from webui.security import login_required
 
@@ -55,6 +62,14 @@ def _cursor(name: str) -> int | None:
     if not _ID.fullmatch(text) or not 1 <= int(text) <= MAX_ID:
         abort(400, description=f"{name} must be an id (1 to {MAX_ID}).")
     return int(text)
+
+
+def _kind(default: str | None) -> str:
+    kinds = chart_kinds()
+    chosen = request.args.get("kind") or (default if default in kinds else kinds[0])
+    if chosen not in kinds:
+        abort(400, description=f"kind must be one of {', '.join(kinds)}.")
+    return chosen
 
 
 def _range() -> str:
@@ -117,14 +132,16 @@ def page(name: str) -> ResponseReturnValue:
     windows, disabled = host_holds(sessions, name, groups, now)
     incidents = list_incidents(sessions, host=name, limit=INCIDENTS_SHOWN, before_id=before)
     runs = host_runs(sessions, name, limit=RUNS_SHOWN, before_id=runs_before)
-    history = host_history(name, now - RANGES[chosen], now)
     state = states[0] if states else None
+    open_kind = next((i.kind for i in incidents.items if i.closed_at is None), None)
+    kind = _kind(published_kind(None if state is None else str(state.status), open_kind))
+    history = host_history(name, now - RANGES[chosen], now, kind, open_kind=open_kind)
     shown = {  # what people and the engine wrote: redacted again, as the incident page does
         "state": None if state is None else state.model_dump(mode="json"),
         "windows": [w.model_dump(mode="json") for w in windows],
         "disabled": None if disabled is None else disabled.model_dump(mode="json"),
         "memory": _memory(name, now),
-        "chart": chart_view(history, title="CPU"),
+        "chart": chart_view(history, title=chart_title(kind)),
         "incidents": [i.model_dump(mode="json") for i in incidents.items],
         "runs": [r.model_dump(mode="json") for r in runs.items],
         "approvals": [
@@ -143,6 +160,8 @@ def page(name: str) -> ResponseReturnValue:
         groups=groups,
         ranges=list(RANGES),
         chosen=chosen,
+        kinds=[(k, chart_title(k)) for k in chart_kinds()],
+        kind=kind,
         next_before=incidents.next_before,
         runs_next=runs.next_before,
         actions=_actions(),

@@ -168,9 +168,11 @@ def cpu_history(
     reader: RangeReader | None = None,
     keys: HostSeriesKeys | None = None,
     threshold: float | None = None,
+    stored: bool = True,
 ) -> History:
     """The host's samples and markers over [start, end]: from Prometheus when ``reader``
-    is given (``keys``: its series' labels), else the engine's last published samples."""
+    is given (``keys``: its series' labels), else the engine's last published samples
+    (``stored``: False when those are of another signal kind than the chart's)."""
     if end <= start:
         raise ValueError(f"a history ends after it starts ({start} .. {end})")
     markers = tuple(host_markers(sessions, host, start, end))
@@ -182,5 +184,9 @@ def cpu_history(
             unavailable = str(exc)
         else:
             return History(host, start, end, tuple(found), markers, "prometheus", None, threshold)
+    if not stored:
+        why = "the engine publishes another signal's samples for this host now"
+        unavailable = why if unavailable is None else f"{unavailable}; {why}"
+        return History(host, start, end, (), markers, "engine", unavailable, threshold)
     samples = tuple(stored_samples(sessions, host, start, end))
     return History(host, start, end, samples, markers, "engine", unavailable, threshold)

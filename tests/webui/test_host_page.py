@@ -46,7 +46,7 @@ from tests.webui.test_incidents import assert_no_inline_code
 from webui import create_app
 from webui.dashboard import INVENTORY_KEY, InventoryCache
 from webui.host_chart import HEIGHT, LEFT, RIGHT, WIDTH, chart_view, time_ticks
-from webui.host_history import incident_window
+from webui.host_history import chart_title, incident_window, published_kind
 
 MARKER = re.compile(r'data-marker="(\w+)" data-at="([^"]+)"')
 
@@ -365,6 +365,41 @@ def test_history_from_prometheus_is_the_hosts_series_only(
         assert time.monotonic() < deadline, page.text
         time.sleep(0.5)
     assert "History unavailable" not in page.text
+    # The other signal kinds of the policy, from their own queries (memory: node_exporter's
+    # meminfo), each marked as such.
+    deadline = time.monotonic() + 20
+    while True:
+        page = client.get("/hosts/web1?range=15m&kind=memory_pressure")
+        assert page.status_code == 200
+        if "from Prometheus" in page.text and 'class="chart-line"' in page.text:
+            break
+        assert time.monotonic() < deadline, page.text
+        time.sleep(0.5)
+    assert "Memory history" in page.text and 'aria-current="true">Memory<' in page.text
+
+
+def test_a_chart_of_another_kind_never_shows_the_engines_cpu_samples(
+    viewer_client: FlaskClient, sessions: sessionmaker[Session]
+) -> None:
+    # Without Prometheus only the engine's published samples exist, and they are of one
+    # kind at a time: never drawn under another kind's name.
+    _story(sessions, "web1", time.time())
+    cpu = viewer_client.get("/hosts/web1")
+    assert "CPU history" in cpu.text
+    disk = viewer_client.get("/hosts/web1?kind=disk_full")
+    assert disk.status_code == 200
+    assert "Disk history" in disk.text
+    assert "the engine publishes another signal&#39;s samples for this host now" in disk.text
+    assert 'class="chart-line"' not in disk.text
+    bad = viewer_client.get("/hosts/web1?kind=<script>")
+    assert bad.status_code == 400 and "kind must be one of" in bad.text
+    assert "<script>" not in bad.text
+
+
+def test_the_published_samples_kind_follows_the_engine() -> None:
+    assert published_kind("DISK_FULL", None) == "disk_full"
+    assert published_kind("NORMAL", "memory_pressure") == "memory_pressure"  # its incident's
+    assert chart_title("service_down") == "Service down" and chart_title("high_cpu") == "CPU"
 
 
 @pytest.mark.parametrize("case", ["down", "slow"])
