@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,6 +58,7 @@ class Components:
         self.sessions = sessions if sessions is not None else open_store(settings.database_url)
         self._built: dict[str, object] = {} if inventory is None else {"inventory": inventory}
         self._lock = threading.RLock()  # web requests and the CLI may ask at once
+        self._policy_stamp: tuple[int, int, int] | None = None  # the loaded file's (_stamp)
 
     def _once(self, name: str, build: Callable[[], T]) -> T:
         with self._lock:
@@ -68,10 +70,27 @@ class Components:
     @property
     def policy(self) -> Policy:
         """The policy file, validated (PolicyError on the first problem)."""
-        settings = self.settings
-        return self._once(
-            "policy", lambda: load_policy(settings.policy, playbook_dir=settings.playbook_dir)
-        )
+        return self._once("policy", self._load_policy)
+
+    def _load_policy(self) -> Policy:
+        stamp = _stamp(self.settings.policy)
+        policy = load_policy(self.settings.policy, playbook_dir=self.settings.playbook_dir)
+        self._policy_stamp = stamp
+        return policy
+
+    def refresh_policy(self) -> bool:
+        """Take the policy file again if it changed on disk since it was loaded (the web UI
+        does, between requests, so that its whitelist and trust levels are the file's): True
+        when a new one is in force. A file that does not load leaves the old one in force and
+        raises PolicyError, once per change of the file."""
+        with self._lock:
+            if "policy" not in self._built or _stamp(self.settings.policy) == self._policy_stamp:
+                return False
+            self._policy_stamp = _stamp(self.settings.policy)
+            policy = load_policy(self.settings.policy, playbook_dir=self.settings.playbook_dir)
+            self._built["policy"] = policy
+            self._built.pop("person_resolve", None)  # routes the policy's notifications
+            return True
 
     @property
     def inventory(self) -> Inventory:
@@ -205,3 +224,12 @@ class Components:
         if isinstance(locks, DbHostLocks):
             locks.close()
         self.sessions.kw["bind"].dispose()
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a changed file: its inode, size and modification time (None: unreadable)."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns)

@@ -3,6 +3,7 @@ policy, inventory, recorder and executor (503 when the policy or inventory is br
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
 from flask import abort, current_app
@@ -11,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.components import Components
 from engine.errors import InventoryError, PolicyError
 from engine.settings import Settings
+
+log = logging.getLogger(__name__)
 
 COMPONENTS_KEY = "autosre_components"
 
@@ -35,6 +38,12 @@ def components() -> Components:
     broken): runs by hand and decided approvals share the engine's redactor, audit log and
     per-host locks."""
     found = get_components()
+    try:
+        found.refresh_policy()
+    except PolicyError as exc:  # the one loaded before stays in force, as in the engine
+        log.error(
+            "the policy file changed but cannot be used, the one loaded before stays: %s", exc
+        )
     try:
         found.load()
     except (PolicyError, InventoryError) as exc:
