@@ -11,6 +11,11 @@ re-fetched ones replace the rest, and everything older than the lookback is drop
 
 The held points were evaluated on an earlier tick's grid: each is a value the full query
 gave at that tick, at most one step away from where today's full query would place one.
+So a hole in the data looks up to a step longer or shorter than on today's grid: one as
+long as the evaluator's bridging limit (the staleness limit), give or take that step, may
+break a high run in one window and not in the other, and the run then restarts after the
+hole (tests/engine/test_metrics_incremental.py keeps such cases). Two full queries on
+different ticks' grids differ the same way.
 Any doubt means a full query: the first fetch, a failure, a clock going back, a previous
 fetch older than half the lookback, a change of hosts, and a held point the re-fetched
 steps no longer have (a restarted server that lost data, a target gone down): the new

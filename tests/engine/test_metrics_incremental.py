@@ -11,12 +11,13 @@ start seen on another tick's grid (less than a step apart).
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Mapping
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.evaluate import Thresholds, evaluate_host
@@ -83,6 +84,13 @@ def run_start(window: tuple[Sample, ...]) -> float | None:
     return state.since if state.status is HostStatus.HIGH_CPU else state.rising_since
 
 
+def near_the_bridging_limit(window: tuple[Sample, ...]) -> bool:
+    """True when a hole between two samples is within a step of the longest one a high run
+    survives (engine/evaluate.py: the staleness limit, at least a step)."""
+    limit = max(LIMITS.staleness, STEP)
+    return any(abs((b.ts - a.ts) - limit) < STEP + SLACK for a, b in itertools.pairwise(window))
+
+
 def decision(state: HostState) -> tuple[object, ...]:
     """What a tick acts on: the status, the value and (when there is data) its sample's time;
     a stale host's last sample may be on another tick's grid: it is UNKNOWN either way."""
@@ -116,12 +124,62 @@ def assert_equivalent(
             a = evaluate_host(host, window, previous, LIMITS, now)
             b = evaluate_host(host, full[host], previous, LIMITS, now)
             if decision(a) != decision(b):
-                start_a, start_b = run_start(window), run_start(full[host])
+                # Compared over the span both hold: the window's oldest edge is on each grid's
+                # own phase, and one grid may keep a point at the lookback's edge that the
+                # other cannot, which a hole just after it turns into a longer run.
+                assert window and full[host], (host, a, b)
+                common = max(window[0].ts, full[host][0].ts) - SLACK
+                start_a = run_start(tuple(s for s in window if s.ts >= common))
+                start_b = run_start(tuple(s for s in full[host] if s.ts >= common))
                 assert start_a is not None and start_b is not None, (host, a, b)
-                assert abs(start_a - start_b) < STEP + SLACK, (host, a, b)
+                if abs(start_a - start_b) >= STEP + SLACK:
+                    # A hole as long as the evaluator's bridging limit, give or take the step
+                    # between the two grids, is bridged in one window and not the other: the
+                    # run restarts after it (documented in engine/metrics/held.py).
+                    assert near_the_bridging_limit(window) or near_the_bridging_limit(full[host]), (
+                        host,
+                        a,
+                        b,
+                    )
 
 
 @settings(max_examples=200, deadline=None)
+@example(4374, [17.5, 40.0, 40.0, 200.0, 17.5])  # a point at the lookback's edge, a hole after
+@example(
+    176877,
+    [
+        17.5,
+        0.4,
+        10.0,
+        40.0,
+        200.0,
+        10.0,
+        3.0,
+        200.0,
+        17.5,
+        10.0,
+        10.0,
+        10.0,
+        0.4,
+        10.0,
+        17.5,
+        40.0,
+        40.0,
+        10.0,
+        0.4,
+        10.0,
+        200.0,
+        10.0,
+        40.0,
+        0.4,
+        10.0,
+        200.0,
+        10.0,
+        0.4,
+        10.0,
+        10.0,
+    ],
+)  # a 60 s hole seen as 65 s across the two grids
 @given(
     st.integers(0, 10**6),
     st.lists(st.sampled_from([0.4, 3.0, 10.0, 10.0, 10.0, 17.5, 40.0, 200.0]), max_size=30),
