@@ -37,7 +37,7 @@ PUBLISH_EVERY = "publish_interval_seconds"  # how stale the stats may be, for /h
 UNMATCHED_SERIES = "unmatched_series_last"  # series of the latest tick that matched no host
 # The heartbeat: the last tick whose every metrics query was answered, the last write this
 # publisher got into the store, and the writes it could not (told on the next one that works).
-# Short: "@<replica>" is appended to each, and a name holds at most 64 characters.
+# At most 40 characters: "@<replica>" (at most 100) is appended, and a name holds 160.
 METRICS_READ_OK = "last_read_ok_timestamp"
 STORE_WRITE_OK = "last_write_ok_timestamp"
 STORE_WRITE_FAILURES = "write_failures_total"

@@ -213,7 +213,8 @@ class EngineStat(Base):
 
     __tablename__ = "engine_stats"
 
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # "<stat>@<replica>": a stat's name (at most 40) and a replica id (at most 100).
+    name: Mapped[str] = mapped_column(String(160), primary_key=True)
     value: Mapped[float]
     updated_at: Mapped[datetime]
 

@@ -20,6 +20,7 @@ from engine.doctor.report import Finding, Outcome, Report, fail, names, ok, skip
 from engine.doctor.run import Check, run_checks
 from engine.store import open_engine
 from engine.store.migrate import downgrade
+from engine.store.schema import HEAD, REVISIONS
 from tests.fixtures.ansible import local_inventory
 from tests.fixtures.fake_llm import FakeOpenAI, Reply, Status
 from tests.fixtures.prometheus import NodeExporter, PrometheusServer, free_port
@@ -184,15 +185,14 @@ def test_a_store_one_migration_behind_is_named(
 ) -> None:
     engine = open_engine(rig.store)
     try:
-        downgrade(engine, "0013")
+        downgrade(engine, REVISIONS[-2])
     finally:
         engine.dispose()
     code, report = rig.doctor(capsys)
     assert code == 1
     assert outcomes(report) == ALL_OK | {"store": Outcome.FAIL}
-    assert "has schema 0013, this AutoSRE needs 0014: run `autosre db upgrade`" in detail(
-        report, "store"
-    )
+    behind = f"has schema {REVISIONS[-2]}, this AutoSRE needs {HEAD}: run `autosre db upgrade`"
+    assert behind in detail(report, "store")
 
 
 def test_a_playbook_with_a_syntax_error_is_named(

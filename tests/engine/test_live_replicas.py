@@ -46,3 +46,15 @@ def test_replicas_keep_each_others_rows_and_add_up_their_ticks(
         first.publish(*fleet(mine, at=clock.now), 0.2)
         second.publish(*fleet(theirs, at=clock.now), 0.4)
     assert rows(sessions) == {"web1", "web2", "web3", "web4"}
+
+
+def test_the_longest_replica_id_allowed_is_published(sessions: sessionmaker[Session]) -> None:
+    # AUTOSRE_REPLICA_ID takes up to 100 characters, and each stat is stored as
+    # "<stat>@<replica>" (migration 0015; PostgreSQL refused it at 64 characters).
+    longest = "r" * 100
+    clock = Clock()
+    LivePublisher(sessions, every=5.0, refresh=10.0, replica=longest, clock=clock).publish(
+        *fleet({"web1": NORMAL}), 0.2
+    )
+    assert rows(sessions) == {"web1"}
+    assert stats(sessions)["ticks_total"] == 1
