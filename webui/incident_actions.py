@@ -57,16 +57,8 @@ class IncidentHandling(BaseModel):
 
     @classmethod
     def of(cls, marks: Handling) -> IncidentHandling:
-        """The reply for the store's handling marks."""
-        return cls(
-            incident_id=marks.incident_id,
-            status=marks.status,
-            closed_at=marks.closed_at,
-            acknowledged_at=marks.acknowledged_at,
-            acknowledged_by=marks.acknowledged_by,
-            assigned_to=marks.assigned_to,
-            resolved_by=marks.resolved_by,
-        )
+        """The reply for the store's handling marks (the same fields, by name)."""
+        return cls.model_validate(marks, from_attributes=True)
 
 
 def page_view(incident: dict[str, Any]) -> dict[str, Any]:
