@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,21 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_DIR = ROOT / "deploy" / "compose"
 HOST_DIR = COMPOSE_DIR / "host"
+# Beside the venv (sys.prefix): built by the Makefile's test set-up.
+WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
 __all__ = ["free_port", "run", "tool"]  # the tests import them from here
+
+
+def offline_pip() -> dict[str, str]:
+    """pip's settings for the build's installs: the same pins, from the wheelhouse `make
+    test` fills (pip wheel -r requirements.txt), never from the network: a test sends
+    traffic to 127.0.0.1 only."""
+    if not (WHEELHOUSE / ".stamp").is_file():
+        message = f"no wheelhouse at {WHEELHOUSE}: `make test` builds it"
+        if os.geteuid() != 0:
+            pytest.skip(message)
+        pytest.fail(message)
+    return {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELHOUSE)}
 
 
 def compose() -> str:

@@ -20,7 +20,13 @@ import pytest
 from tests.deploy.conftest import COMPOSE_DIR, HOST_DIR, ROOT, free_port, run, tool
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
-SCRIPTS = [ENTRYPOINT, COMPOSE_DIR / "keygen.sh", HOST_DIR / "entrypoint.sh", HOST_DIR / "chaos.sh"]
+SCRIPTS = [
+    ENTRYPOINT,
+    COMPOSE_DIR / "keygen.sh",
+    HOST_DIR / "entrypoint.sh",
+    HOST_DIR / "chaos.sh",
+    HOST_DIR / "provision.sh",
+]
 START_TIMEOUT = 30.0
 
 

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import HOST_DIR, ROOT, run, tool
+from tests.deploy.conftest import HOST_DIR, ROOT, offline_pip, run, tool
 from tests.deploy.dockerfile import ScratchBuilder, Stage, instructions, stages
 
 DOCKERFILES = [ROOT / "Dockerfile", HOST_DIR / "Dockerfile"]
-# Beside the venv (sys.prefix): built by the Makefile's test set-up.
-WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
 BUILD_TIMEOUT = 240.0  # seconds for one RUN step (a pip install of every pin)
 
 
@@ -78,7 +76,8 @@ def test_dockerignore_lets_in_what_is_copied_and_nothing_else() -> None:
                 keep = negate
         return keep
 
-    for stage in image_stages():
+    # Both images build from the checkout (docker-compose.yml: `context: .`).
+    for stage in (s for dockerfile in DOCKERFILES for s in stages(dockerfile.read_text())):
         for copy in stage.all("COPY"):
             if not any(f.startswith("--from") for f in copy.flags):
                 for source in copy.words()[:-1]:
@@ -86,18 +85,6 @@ def test_dockerignore_lets_in_what_is_copied_and_nothing_else() -> None:
                     assert included(source), f"{source} is copied but .dockerignore leaves it out"
     for private in (".venv", ".git", "data", ".lab", "tests", "engine/__pycache__"):
         assert not included(private), f"{private} would reach the build context"
-
-
-def offline_pip() -> dict[str, str]:
-    """pip's settings for the build's installs: the same pins, from the wheelhouse `make
-    test` fills (pip wheel -r requirements.txt), never from the network: a test sends
-    traffic to 127.0.0.1 only."""
-    if not (WHEELHOUSE / ".stamp").is_file():
-        message = f"no wheelhouse at {WHEELHOUSE}: `make test` builds it"
-        if os.geteuid() != 0:
-            pytest.skip(message)
-        pytest.fail(message)
-    return {"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELHOUSE)}
 
 
 @pytest.fixture

@@ -28,6 +28,8 @@ import psutil
 import pytest
 import yaml
 
+from tests.deploy.conftest import HOST_DIR, offline_pip
+from tests.deploy.dockerfile import ScratchBuilder, stages
 from tests.fixtures.prometheus import free_port
 from tests.lab import Lab
 
@@ -42,6 +44,8 @@ RECAP = re.compile(
 # One of the lab's four hosts (the others show a limited run touches nothing else): the
 # run is CPU-bound on a small machine, and every host more costs as much again.
 LIMIT = ["web2"]
+# Where the compose demo's host image is provisioned (its own test, at the end).
+IMAGE_HOST = "web3"
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,8 @@ def test_each_host_serves_its_site_exports_metrics_and_holds_the_snapshot(sited:
         # node_exporter runs inside the host, on the address the inventory gave it.
         assert "node_cpu_seconds_total" in get(f"http://{sited.exporters[name]}/metrics")
     # Hosts the run was limited to are untouched.
-    assert not any((lab.hosts[n].root / SNAPSHOT).exists() for n in lab.hosts if n not in LIMIT)
+    others = [n for n in lab.hosts if n not in [*LIMIT, IMAGE_HOST]]
+    assert not any((lab.hosts[n].root / SNAPSHOT).exists() for n in others)
 
 
 def test_rollback_restores_the_snapshot_the_site_recorded(sited: Sited) -> None:
@@ -158,3 +163,50 @@ def test_rollback_restores_the_snapshot_the_site_recorded(sited: Sited) -> None:
     assert not stray.exists()
     lab.run_in("web2", ["diff", "-r", "--no-dereference", "/etc/nginx", f"/{SNAPSHOT}"])
     assert "nginx" in get(web2.nginx_url)
+
+
+def test_the_demo_host_image_is_provisioned_by_the_site_playbook(lab: Lab, tmp_path: Path) -> None:
+    """deploy/compose/host's build step for real, inside a lab host (its own /etc, /var and
+    /run): the Dockerfile's COPY steps lay the checkout out as in the image, provision.sh
+    installs the pinned ansible-core in a venv and runs site.yml's web play locally, with
+    no service touched, and leaves nothing of itself behind."""
+    dockerfile = stages((HOST_DIR / "Dockerfile").read_text())[-1]
+    runs = [step.args for step in dockerfile.all("RUN")]
+    assert "sh /opt/provision/provision.sh" in runs, runs
+    builder = ScratchBuilder(ROOT, tmp_path / "root", path="/usr/bin:/bin", timeout=240.0)
+    builder.run_stage(dockerfile, run_steps=False)  # apt-get and useradd: not on this machine
+    script = Path(builder.rerooted("/opt/provision/provision.sh"))
+    host = lab.hosts[IMAGE_HOST]
+    before = nginx_processes(lab, IMAGE_HOST)
+    env = {
+        **offline_pip(),
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path / "home"),
+        "LANG": "C.UTF-8",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+    }
+    argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), "sh", str(script)]
+    # The lab host's own port, apt's lists left alone (this machine's packages are its).
+    argv += ["-e", f"nginx_listen=127.0.0.1:{host.nginx_port}"]
+    argv += ["-e", "nginx_apt_update=false", "-e", "node_exporter_apt_update=false"]
+    done = host.run_in(argv, timeout=240.0, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    recap = {m[1]: [int(n) for n in m.groups()[1:]] for m in RECAP.finditer(done.stdout)}
+    assert set(recap) == {"web-image"} and recap["web-image"][1] > 0, done.stdout[-2000:]
+    assert recap["web-image"][2:] == [0, 0], done.stdout[-2000:]
+
+    root = host.root
+    site = (root / "etc/nginx/sites-available/autosre").read_text()
+    assert f"listen 127.0.0.1:{host.nginx_port} default_server;" in site
+    assert not (root / "etc/nginx/sites-enabled/default").exists()
+    lab.run_in(IMAGE_HOST, ["diff", "-r", "--no-dereference", "/etc/nginx", f"/{SNAPSHOT}"])
+    # The entrypoint starts node_exporter with what the site wrote: this flag included.
+    flags = lab.run_in(
+        IMAGE_HOST, ["sh", "-c", ". /etc/default/prometheus-node-exporter && echo $ARGS"]
+    )
+    assert flags.split() == ["--web.listen-address=:9100", "--no-collector.cpu"]
+    # A build has no running system: nothing was started, reloaded or restarted.
+    assert nginx_processes(lab, IMAGE_HOST) == before, done.stdout
+    assert not script.parent.exists(), "the provisioning (and its venv) stays in the image"
+    assert not (root / "etc/apt/apt.conf.d/99autosre-provision").exists()
+    assert not list((root / "var/lib/apt/lists").glob("*_Packages"))

@@ -33,9 +33,16 @@ install -m 0644 "$keys/$host/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519
 install -d -o autosre -g autosre -m 0700 /home/autosre/.ssh
 install -o autosre -g autosre -m 0600 "$keys/authorized_keys" /home/autosre/.ssh/authorized_keys
 
-# The CPU collector is off: in a container /proc/stat is the whole machine's CPU. This
-# container's own comes from its cgroup, under the same metric name, on port 9101.
-prometheus-node-exporter --web.listen-address=:9100 --no-collector.cpu &
+# node_exporter with the flags the site playbook wrote (its CPU collector is off: in a
+# container /proc/stat is the whole machine's CPU). This container's own CPU comes from
+# its cgroup, under the same metric name, on port 9101.
+ARGS=""
+if [ -r /etc/default/prometheus-node-exporter ]; then
+    # shellcheck source=/dev/null # written by the site playbook at build time
+    . /etc/default/prometheus-node-exporter
+fi
+# shellcheck disable=SC2086 # ARGS is a list of flags, split as the init script splits it
+prometheus-node-exporter ${ARGS:---web.listen-address=:9100 --no-collector.cpu} &
 cgroup-cpu-exporter --port 9101 &
 service nginx start
 exec /usr/sbin/sshd -D -e
