@@ -8,7 +8,10 @@ For the shipped policy at one fleet size, the median of 3 of each (wall ms, answ
 - ``stored``: a range query over a stored series (the raw idle counter), which is what a
   shipped recording rule would leave the engine to read: no rate() at query time;
 - ``kinds_serial`` and ``kinds_parallel``: every watched kind's range query, one after
-  another (as a tick asks today) and all at once.
+  another (as a tick asks today) and all at once;
+- ``floor``: the lightest question that still names every host, an instant query of one
+  raw stored gauge (no function, one point per host): what any way of reading the whole
+  fleet from this Prometheus costs at least, once per kind.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def query_costs(url: str, policy: Path, playbooks: Path) -> dict[str, Any]:
     window = f"{cpu.sustain:g}s:{cpu.step:g}s"
     instant = {"query": f"min_over_time(({cpu.promql})[{window}])", "time": f"{now:.3f}"}
     stored = _range(cpu, now, 'node_cpu_seconds_total{mode="idle"}')
+    floor = {"query": "node_memory_MemTotal_bytes", "time": f"{now:.3f}"}
 
     def kinds_serial() -> int:
         return sum(_ask(url, "query_range", _range(rule, now)) for rule in rules.values())
@@ -74,6 +78,7 @@ def query_costs(url: str, policy: Path, playbooks: Path) -> dict[str, Any]:
         "stored": _timed(lambda: _ask(url, "query_range", stored)),
         "kinds_serial": _timed(kinds_serial),
         "kinds_parallel": _timed(kinds_parallel),
+        "floor": _timed(lambda: _ask(url, "query", floor)),
     }
 
 
@@ -86,5 +91,6 @@ def describe(size: int, costs: dict[str, Any]) -> str:
     return (
         f"  {size:,} hosts: high_cpu range {cell('range')}; instant min_over_time"
         f" {cell('instant')}; stored series range {cell('stored')}; every kind one after"
-        f" another {cell('kinds_serial')}, all at once {cell('kinds_parallel')}"
+        f" another {cell('kinds_serial')}, all at once {cell('kinds_parallel')}; the floor"
+        f" (one raw gauge, instant) {cell('floor')}"
     )
