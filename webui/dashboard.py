@@ -110,13 +110,16 @@ def index() -> ResponseReturnValue:
     page = parse_page()
     wanted = parse_host_filter(inventory_cache().groups())
     window = parse_window()
+    window_args = {} if window == DEFAULT_WINDOW else {"window": window}
     return render_template(
         "dashboard/index.html",
         hosts=host_page(page, wanted),
         poll_every=POLL_SECONDS,
         maintenance=holds_panel(),
         window=window,
-        window_args={} if window == DEFAULT_WINDOW else {"window": window},
+        window_args=window_args,
+        filter_args=wanted.args(),
+        summary_args=window_args | wanted.args(),
         **summary(window),
     )
 
@@ -135,4 +138,8 @@ def hosts() -> ResponseReturnValue:
 def summary_fragment() -> ResponseReturnValue:
     """The summary numbers, incidents per bucket and open incidents (HTML fragment)."""
     window = parse_window()
-    return render_template("dashboard/_summary.html", window=window, **summary(window))
+    # The host filters only travel on, in the window links: the numbers are the fleet's.
+    wanted = parse_host_filter(inventory_cache().groups())
+    return render_template(
+        "dashboard/_summary.html", window=window, filter_args=wanted.args(), **summary(window)
+    )

@@ -130,6 +130,21 @@ def test_typing_in_the_host_search_narrows_the_table(page: Page, fleet: LiveServ
     with page.expect_response(lambda r: "/dashboard/hosts?q=db-01" in r.url, timeout=WAIT_MS):
         pass
     expect(page.locator("#host-table tr[data-host]")).to_have_count(10)
+    # "Clear" shows at once, and the summary's window links (redrawn by its own polling)
+    # keep the filter: choosing another window shows the same hosts.
+    expect(page.locator("a[data-filter-clear]")).to_be_visible()
+    with page.expect_response(lambda r: "/dashboard/summary?q=db-01" in r.url, timeout=WAIT_MS):
+        pass
+    page.locator("a[data-window='30d']").click()
+    expect(page.locator("a[data-window='30d']")).to_have_attribute("aria-current", "true")
+    assert "q=db-01" in page.url and "window=30d" in page.url
+    expect(page.locator("#host-table tr[data-host]")).to_have_count(10)
+    page.locator("a[data-filter-clear]").click()
+    expect(page.locator("#host-table tr[data-host]")).to_have_count(60)
+    assert "q=" not in page.url and "window=30d" in page.url
+    expect(page.locator("a[data-filter-clear]")).to_be_hidden()
+    page.locator("input[name=q]").press_sequentially("db-01", delay=30)
+    expect(page.locator("#host-table tr[data-host]")).to_have_count(10, timeout=WAIT_MS)
 
     page.locator("select[name=group]").select_option("web")
     expect(page.locator("#host-table")).to_contain_text("No host matches", timeout=WAIT_MS)

@@ -115,6 +115,25 @@ def test_the_page_keeps_the_filters_for_polling_and_paging(
     assert options[: options.index("web") + 1] == ["", "db", "rack-a", "rack-b", "web"]
 
 
+def test_the_window_links_and_clear_keep_what_they_should(
+    viewer_client: FlaskClient, fleet: list[str]
+) -> None:
+    # The summary's window links keep the host filters, and so do its polling and the
+    # fragment it polls; "Clear" drops the filters and keeps the window.
+    page = viewer_client.get("/?group=web&q=host&window=30d").text
+    assert 'href="/?window=24h&amp;q=host&amp;group=web" data-window="24h"' in page
+    assert 'data-poll-url="/dashboard/summary?window=30d&amp;q=host&amp;group=web"' in page
+    clear = re.search(r"<a [^>]*data-filter-clear[^>]*>", page)
+    assert clear and 'href="/?window=30d"' in clear[0] and "hidden" not in clear[0]
+    fragment = viewer_client.get("/dashboard/summary?window=30d&q=host&group=web").text
+    assert 'href="/?window=24h&amp;q=host&amp;group=web" data-window="24h"' in fragment
+    # Unfiltered, "Clear" is there for the script to show, hidden until then.
+    page = viewer_client.get("/").text
+    assert 'href="/?window=30d" data-window="30d"' in page
+    clear = re.search(r"<a [^>]*data-filter-clear[^>]*>", page)
+    assert clear and clear[0].endswith(" hidden>")
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -129,7 +148,7 @@ def test_the_page_keeps_the_filters_for_polling_and_paging(
 def test_a_bad_filter_is_a_400(
     viewer_client: FlaskClient, fleet: list[str], query: str, message: str
 ) -> None:
-    for url in (f"/?{query}", f"/dashboard/hosts?{query}"):
+    for url in (f"/?{query}", f"/dashboard/hosts?{query}", f"/dashboard/summary?{query}"):
         response = viewer_client.get(url)
         assert response.status_code == 400, url
         assert message in response.text, url

@@ -7,6 +7,7 @@
   "use strict";
 
   var WAIT_MS = 250; // after the last key stroke: one request per pause, not per key
+  var FILTERS = ["q", "state", "group"];
 
   function query(form) {
     var params = new URLSearchParams();
@@ -27,10 +28,41 @@
     var timer = null;
     var latest = 0;
 
+    // The filters also travel in the summary's window links (and its polling, which
+    // redraws them), and "Clear" shows whenever a filter is set.
+    function carry(params) {
+      var summary = document.getElementById(form.getAttribute("data-summary") || "");
+      var links = summary ? summary.querySelectorAll("a[data-window]") : [];
+      var urls = [];
+      for (var i = 0; i < links.length; i++) {
+        urls.push([links[i], "href"]);
+      }
+      if (summary && summary.hasAttribute("data-poll-url")) {
+        urls.push([summary, "data-poll-url"]);
+      }
+      urls.forEach(function (pair) {
+        var url = new URL(pair[0].getAttribute(pair[1]), window.location.href);
+        FILTERS.forEach(function (name) {
+          url.searchParams.delete(name);
+          if (params.has(name)) {
+            url.searchParams.set(name, params.get(name));
+          }
+        });
+        pair[0].setAttribute(pair[1], url.pathname + url.search);
+      });
+      var clear = form.querySelector("[data-filter-clear]");
+      if (clear) {
+        clear.hidden = !FILTERS.some(function (name) {
+          return params.has(name);
+        });
+      }
+    }
+
     function apply() {
       var params = query(form);
       var pageParams = new URLSearchParams(params);
       params.delete("window"); // the summary's, not the table's
+      carry(params);
       var url = base + (params.toString() ? "?" + params.toString() : "");
       target.setAttribute("data-poll-url", url);
       var page = window.location.pathname + (pageParams.toString() ? "?" + pageParams : "");
