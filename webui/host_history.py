@@ -1,8 +1,8 @@
 """Where the web UI's charts get their history: Prometheus (when AUTOSRE_PROMETHEUS_URL is
 set) through the policy's query of the signal kind cut down to one host, else the engine's
 last published samples when they are of that kind. ``incident_chart(incident)`` is the
-incident page's chart of the incident's kind, a template global: the page includes
-templates/hosts/_incident_chart.html and passes nothing.
+incident page's chart of the incident's kind, served as a fragment (GET /incidents/ID/chart)
+that the page loads once it is shown.
 """
 
 from __future__ import annotations

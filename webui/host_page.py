@@ -37,7 +37,6 @@ from webui.host_history import (
     chart_kinds,
     chart_title,
     host_history,
-    incident_chart,
     inventory_host,
     published_kind,
 )
@@ -45,7 +44,6 @@ from webui.redaction import redact_strings
 from webui.security import login_required
 
 bp = Blueprint("host_page", __name__)
-bp.add_app_template_global(incident_chart, "incident_chart")
 
 RANGES = {"15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800}
 DEFAULT_RANGE = "1h"

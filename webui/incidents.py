@@ -24,6 +24,7 @@ from webui.approvals import MAX_NOTE as MAX_APPROVAL_NOTE
 from webui.artifacts import download_response
 from webui.converters import MAX_ID, text_problem, use_converters
 from webui.db import components, get_sessions
+from webui.host_history import incident_chart
 from webui.incident_list import CSV_ROW_CAP, SORTS, csv_lines, parse_sort
 from webui.incident_page import get_incident, page_context, story_view
 from webui.redaction import redactor
@@ -162,6 +163,18 @@ def detail(incident_id: int) -> ResponseReturnValue:
 def live(incident_id: int) -> ResponseReturnValue:
     """The page's live parts, polled while the incident is open (static/incident_live.js)."""
     return render_template("incidents/_live.html", **story_view(incident_id))
+
+
+@bp.get("/incidents/<id:incident_id>/chart")
+@login_required
+def chart(incident_id: int) -> ResponseReturnValue:
+    """The chart around the incident (HTML fragment; 204 without one), loaded after the
+    page: its history may come from a slow Prometheus, which must not hold the page."""
+    incident = get_incident(incident_id)
+    drawn = incident_chart(incident)
+    if drawn is None:
+        return Response(status=204)
+    return render_template("hosts/_incident_chart_body.html", chart=drawn, host=incident["host"])
 
 
 @bp.get("/incidents/<id:incident_id>/runs/<id:run_id>/artifacts.tar.gz")

@@ -43,6 +43,7 @@ PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
 NOT_PAGES = re.compile(
     r"^/(api/|static/|metrics$|healthz$|readyz$|favicon)"  # API, assets, probes
     r"|^/dashboard/(hosts|summary)$|^/status/|/progress$|/live$"  # fragments the pages poll
+    r"|^/incidents/<id:incident_id>/chart$"  # loaded by the incident page (its test waits)
     r"|fragment|\.csv$|/download|/artifacts?"  # exports, downloads
     r"|^/logout$|^/login$"  # signing in and out (tests/browser/test_sessions.py)
 )

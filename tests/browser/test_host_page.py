@@ -58,10 +58,27 @@ def test_host_and_incident_charts_fit_and_load_cleanly(
         )
         tab.goto(f"/incidents/{int(at['incident'])}")
         tab.wait_for_load_state("load")
+        # Loaded after the page (app.js), and put in the viewer's zone like the host's.
         expect(tab.locator("#incident-chart [data-marker=detected]")).to_have_count(1)
+        expect(tab.locator("#incident-chart [data-chart-zone]")).to_have_text("EST")
+        expect(tab.locator("#incident-chart [data-load-pending]")).to_have_count(0)
         _fits(tab)
         screenshot(tab, f"incident-chart-{size}", "CPU around this incident")
         assert not page_problems(tab)
+
+
+def test_an_incident_chart_that_does_not_load_says_so(
+    browser: Browser, live_server: LiveServer
+) -> None:
+    at = _story(live_server.sessions, HOST, time.time())
+    with open_page(browser, live_server) as tab:
+        signed_in(tab, live_server, "viewer")
+        # No answer (an abort is what the browser reports for a connection that died).
+        tab.route("**/chart", lambda route: route.abort("aborted"))
+        tab.goto(f"/incidents/{int(at['incident'])}")
+        expect(tab.locator("#incident-chart [data-load-failed]")).to_be_visible()
+        expect(tab.locator("#incident-chart [data-load-pending]")).to_be_hidden()
+        expect(tab.locator("[data-live-part=story]")).to_be_visible()  # the page is whole
 
 
 def test_run_here_reaches_the_confirmation_with_the_host(

@@ -277,8 +277,11 @@ def test_markers_are_on_the_host_and_incident_charts_at_their_times(
     assert ("verified", _iso(at["verified"])) in found
     assert "the engine's last samples" in page.text and "6 samples" in page.text
     assert 'class="chart-line"' in page.text
-    incident = viewer_client.get(f"/incidents/{int(at['incident'])}")
-    assert 'id="incident-chart"' in incident.text
+    page = viewer_client.get(f"/incidents/{int(at['incident'])}").text
+    # The page has a place for the chart, filled after it is shown (app.js: data-load-url).
+    assert 'id="incident-chart"' in page and not MARKER.findall(page)
+    assert f'data-load-url="/incidents/{int(at["incident"])}/chart"' in page
+    incident = viewer_client.get(f"/incidents/{int(at['incident'])}/chart")
     assert sorted(MARKER.findall(incident.text)) == sorted(
         [
             ("detected", _iso(at["opened"])),
@@ -420,6 +423,27 @@ def test_prometheus_down_or_slow_says_history_unavailable(
     expected = "cannot be reached" if case == "down" else "no answer within 0.5s"
     assert "History unavailable: Prometheus" in page.text and expected in page.text
     assert "127.0.0.1:" not in page.text.split("History unavailable")[1].split("</p>")[0]
+
+
+def test_a_slow_prometheus_never_holds_the_incident_page(
+    prometheus_app: Callable[..., Flask], fake_prometheus: FakePrometheus, login: Login
+) -> None:
+    # Prometheus is often the slow one during an incident: the page comes at once, and only
+    # its chart (a fragment the page loads afterwards) waits, as long as the timeout.
+    fake_prometheus.script(Reply(delay=3.0))
+    app = prometheus_app(fake_prometheus.url, InventoryHost("web1", "127.0.0.1"), timeout="2s")
+    client = _viewer(app, login)
+    incident = int(_story(app.extensions["autosre"], "web1", time.time())["incident"])
+    started = time.monotonic()
+    page = client.get(f"/incidents/{incident}")
+    assert page.status_code == 200 and time.monotonic() - started < 1.5
+    assert "Chart around this incident" in page.text
+    assert fake_prometheus.requests == [], "the page itself asked Prometheus"
+    started = time.monotonic()
+    chart = client.get(f"/incidents/{incident}/chart")
+    assert chart.status_code == 200 and 1.5 < time.monotonic() - started < 3.0
+    assert "History unavailable: Prometheus" in chart.text and "no answer within 2s" in chart.text
+    assert client.get("/incidents/999999/chart").status_code == 404
 
 
 def test_host_link_macros_link_and_escape(app: Flask) -> None:

@@ -8,6 +8,11 @@
 // data-status-url works the same way: the status every page shows (base.html: freshness
 // bar, the menu's count), kept apart from the page's own polled content.
 //
+// Loading once: <section data-load-url="/fragment">...</section> gets that URL's HTML once
+// the page is shown (a part that may be slow, such as a chart from Prometheus, then never
+// holds the page). Its [data-load-pending] shows meanwhile, [data-load-failed] if no answer
+// came; an answer with no content (204) removes the element.
+//
 // Offline: when a refresh gets no answer (or a gateway's 502/504, or a 503), the element
 // [data-offline-marker] is shown, saying since when the page has not been updated; the
 // next refresh that gets an answer hides it.
@@ -94,6 +99,46 @@
     window.setInterval(refresh, every * 1000);
   }
 
+  function load(element) {
+    var url = element.getAttribute("data-load-url");
+    if (!url || !sameOrigin(url)) {
+      return;
+    }
+    function show(selector) {
+      var found = element.querySelector(selector);
+      if (found) {
+        found.hidden = false;
+      }
+    }
+    show("[data-load-pending]");
+    fetch(url, {
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "fetch", Accept: "text/html" },
+    })
+      .then(function (response) {
+        if (response.status === 204) {
+          element.remove();
+          return "";
+        }
+        return response.ok && !response.redirected ? response.text() : null;
+      })
+      .catch(function () {
+        return null;
+      })
+      .then(function (html) {
+        if (html === null) {
+          var pending = element.querySelector("[data-load-pending]");
+          if (pending) {
+            pending.hidden = true;
+          }
+          show("[data-load-failed]");
+        } else if (html !== "") {
+          element.innerHTML = html;
+          element.dispatchEvent(new CustomEvent("autosre:updated", { bubbles: true }));
+        }
+      });
+  }
+
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.getAttribute("content") : "";
@@ -105,6 +150,10 @@
     var elements = document.querySelectorAll("[data-poll-url], [data-status-url]");
     for (var i = 0; i < elements.length; i++) {
       poll(elements[i]);
+    }
+    var once = document.querySelectorAll("[data-load-url]");
+    for (var j = 0; j < once.length; j++) {
+      load(once[j]);
     }
   });
 })();

@@ -34,12 +34,22 @@
     return null;
   }
 
-  document.addEventListener("DOMContentLoaded", function () {
-    rewrite(document);
+  function localise(root) {
+    rewrite(root);
     var zone = zoneName();
-    var names = document.querySelectorAll("[data-cpu-chart] [data-chart-zone]");
+    var names = root.querySelectorAll("[data-cpu-chart] [data-chart-zone]");
     for (var i = 0; zone && i < names.length; i++) {
       names[i].textContent = zone;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localise(document);
+  });
+  // A chart that came after the page (app.js: data-load-url) is put in the zone too.
+  document.addEventListener("autosre:updated", function (event) {
+    if (event.target && event.target.querySelectorAll) {
+      localise(event.target);
     }
   });
 })();
