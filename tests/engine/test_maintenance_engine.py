@@ -16,16 +16,13 @@ from typing import Any
 
 import pytest
 
-from engine.components import Components
 from engine.execute.by_hand import run_by_hand
 from engine.loop import Engine
 from engine.plan.rules import RulesPlanner
 from engine.policy.maintenance_request import window_request
-from engine.settings import load_settings
-from engine.store import open_store
+from tests.fixtures.engine_rig import Pager, rig_components
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 from tests.fixtures.scripted import ScriptedSource, SkewClock
-from tests.fixtures.store import migrated_sqlite
 
 OK_PLAYBOOK = (
     "- name: Succeed\n  hosts: all\n  gather_facts: false\n  tasks:\n"
@@ -61,38 +58,13 @@ all:
 HOSTS = ("web1", "web2", "db1")
 
 
-class Pager:
-    """A notifier that remembers every page (the engine's Notifier seam)."""
-
-    def __init__(self) -> None:
-        self.pages: list[dict[str, Any]] = []
-
-    def escalate(self, **page: Any) -> None:
-        self.pages.append(page)
-
-    def resolved(self, **_closed: Any) -> None:
-        """Closing pages nobody."""
-
-
 class Rig:
     """An engine on a temporary store, playbooks and an inventory with groups."""
 
     def __init__(self, tmp_path: Path) -> None:
-        books = tmp_path / "playbooks"
-        books.mkdir()
-        (books / "ok.yml").write_text(OK_PLAYBOOK)
-        (tmp_path / "policy.yaml").write_text(POLICY)
-        (tmp_path / "inventory.yml").write_text(INVENTORY)
-        settings = load_settings(
-            {
-                "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-                "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-                "AUTOSRE_INVENTORY": str(tmp_path / "inventory.yml"),
-                "AUTOSRE_PLAYBOOK_DIR": str(books),
-            }
+        self.sessions, self.components = rig_components(
+            tmp_path, policy=POLICY, inventory=INVENTORY, playbook=OK_PLAYBOOK
         )
-        self.sessions = open_store(migrated_sqlite(tmp_path / "autosre.db"))
-        self.components = Components(settings, sessions=self.sessions)
         self.recorder = self.components.recorder
         self.clock = SkewClock()
         self.values: dict[str, float | None] = dict.fromkeys(HOSTS, 20.0)

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from autosre.cli import main
 from engine.accounts.users import create_user
-from engine.components import Components
 from engine.errors import PolicyError, RefusedError
 from engine.execute.by_hand import run_by_hand
 from engine.loop import Engine
@@ -26,12 +25,10 @@ from engine.policy.rate_limit_schema import RateLimit
 from engine.policy.rate_limits import Accepted, RunMark, first_hit
 from engine.read.run_counts import run_marks
 from engine.record.recorder import Recorder
-from engine.settings import load_settings
-from engine.store import open_store
 from engine.types import RunRequest
+from tests.fixtures.engine_rig import Pager, rig_components
 from tests.fixtures.reads import incident_detail, list_approvals, list_incidents, list_runs
 from tests.fixtures.scripted import ScriptedSource, SkewClock
-from tests.fixtures.store import migrated_sqlite
 from tests.webui.conftest import CSRF_META, PASSWORD, TEST_CONFIG
 from webui import create_app
 
@@ -206,38 +203,16 @@ def test_runs_accepted_this_tick_count_until_the_store_shows_them() -> None:
 # -- a real engine ------------------------------------------------------------------
 
 
-class Pager:
-    """Remembers every page (the engine's Notifier seam)."""
-
-    def __init__(self) -> None:
-        self.pages: list[dict[str, Any]] = []
-
-    def escalate(self, **page: Any) -> None:
-        self.pages.append(page)
-
-    def resolved(self, **_closed: Any) -> None:
-        """Closing pages nobody."""
-
-
 class Rig:
     """Engines over one temporary store, with the test's policy and two local hosts."""
 
     def __init__(self, tmp_path: Path, limits: str, policy: str = POLICY) -> None:
-        books = tmp_path / "playbooks"
-        books.mkdir()
-        (books / "ok.yml").write_text(OK_PLAYBOOK)
-        (tmp_path / "policy.yaml").write_text(policy + "rate_limits:\n" + limits)
-        (tmp_path / "inventory.yml").write_text(INVENTORY)
-        settings = load_settings(
-            {
-                "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-                "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-                "AUTOSRE_INVENTORY": str(tmp_path / "inventory.yml"),
-                "AUTOSRE_PLAYBOOK_DIR": str(books),
-            }
+        self.sessions, self.components = rig_components(
+            tmp_path,
+            policy=policy + "rate_limits:\n" + limits,
+            inventory=INVENTORY,
+            playbook=OK_PLAYBOOK,
         )
-        self.sessions = open_store(migrated_sqlite(tmp_path / "autosre.db"))
-        self.components = Components(settings, sessions=self.sessions)
         self.clock = SkewClock()
         self.values: dict[str, float | None] = dict.fromkeys(HOSTS, 20.0)
         self.pager = Pager()

@@ -31,6 +31,7 @@ from engine.settings import load_settings
 from engine.store import open_store
 from engine.store.models import Decision
 from engine.types import HostHistory, HostState, HostStatus, Proposal, VerdictKind
+from tests.fixtures.engine_rig import rig_components
 from tests.fixtures.reads import incident_detail, list_approvals, list_incidents, list_runs
 from tests.fixtures.scripted import ScriptedSource, SkewClock
 from tests.fixtures.store import migrated_sqlite
@@ -188,21 +189,9 @@ class Lab:
     """An engine on a temporary store, playbook and grouped inventory, at one trust section."""
 
     def __init__(self, tmp_path: Path, trust: str) -> None:
-        books = tmp_path / "playbooks"
-        books.mkdir()
-        (books / "ok.yml").write_text(OK_BOOK)
-        (tmp_path / "policy.yaml").write_text(POLICY.replace("TRUST", trust))
-        (tmp_path / "inventory.yml").write_text(INVENTORY)
-        settings = load_settings(
-            {
-                "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-                "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-                "AUTOSRE_INVENTORY": str(tmp_path / "inventory.yml"),
-                "AUTOSRE_PLAYBOOK_DIR": str(books),
-            }
+        self.sessions, self.components = rig_components(
+            tmp_path, policy=POLICY.replace("TRUST", trust), inventory=INVENTORY, playbook=OK_BOOK
         )
-        self.sessions = open_store(migrated_sqlite(tmp_path / "autosre.db"))
-        self.components = Components(settings, sessions=self.sessions)
         self.clock = SkewClock()
         self.values: dict[str, float | None] = dict.fromkeys(HOSTS, 20.0)
         source = ScriptedSource(lambda host, _t: self.values[host], HOSTS)

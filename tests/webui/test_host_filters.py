@@ -127,6 +127,9 @@ def test_the_window_links_and_clear_keep_what_they_should(
     assert clear and 'href="/?window=30d"' in clear[0] and "hidden" not in clear[0]
     fragment = viewer_client.get("/dashboard/summary?window=30d&q=host&group=web").text
     assert 'href="/?window=24h&amp;q=host&amp;group=web" data-window="24h"' in fragment
+    # Typed text travels as a query parameter, never as markup.
+    hostile = viewer_client.get('/dashboard/summary?q="><img src=x onerror=alert(1)>').text
+    assert "<img src=x" not in hostile and "q=%22%3E%3Cimg" in hostile
     # Unfiltered, "Clear" is there for the script to show, hidden until then.
     page = viewer_client.get("/").text
     assert 'href="/?window=30d" data-window="30d"' in page
