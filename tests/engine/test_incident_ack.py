@@ -26,11 +26,11 @@ from engine.plan.rules import RulesPlanner
 from engine.record.audit import AuditLog
 from engine.record.handling import MAX_NOTE, HandlingError, handling
 from engine.record.recorder import Recorder
-from engine.settings import load_settings
 from engine.store import open_engine, open_store
 from engine.store.migrate import downgrade, upgrade
 from engine.store.models import ApprovalRow
 from engine.types import Proposal, Verdict, VerdictKind
+from tests.fixtures.engine_rig import rig_components
 from tests.fixtures.reads import incident_detail, list_incidents, list_runs
 from tests.fixtures.scripted import ScriptedSource, SkewClock
 from tests.fixtures.store import migrated_sqlite
@@ -250,21 +250,9 @@ INVENTORY = (
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[tuple[Engine, Components, SkewClock]]:
-    books = tmp_path / "playbooks"
-    books.mkdir()
-    (books / "ok.yml").write_text(OK_PLAYBOOK)
-    (tmp_path / "policy.yaml").write_text(POLICY)
-    (tmp_path / "inventory.yml").write_text(INVENTORY)
-    settings = load_settings(
-        {
-            "AUTOSRE_DATA_DIR": str(tmp_path / "data"),
-            "AUTOSRE_POLICY": str(tmp_path / "policy.yaml"),
-            "AUTOSRE_INVENTORY": str(tmp_path / "inventory.yml"),
-            "AUTOSRE_PLAYBOOK_DIR": str(books),
-        }
+    _sessions, components = rig_components(
+        tmp_path, policy=POLICY, inventory=INVENTORY, playbook=OK_PLAYBOOK
     )
-    sessions = open_store(migrated_sqlite(tmp_path / "autosre.db"))
-    components = Components(settings, sessions=sessions)
     clock = SkewClock()
     engine = Engine(
         components,
