@@ -7,9 +7,9 @@
 #
 #   sh provision.sh [ansible-playbook options]     # e.g. -e nginx_listen=8080
 #
-# ansible-core is the project's own pin (requirements.txt), in a throwaway venv that leaves
-# with this directory, apt's lists and Ansible's temp files: nothing of the provisioning
-# stays in the image but what the playbook made.
+# ansible-core is the project's own pin (requirements.txt), in a throwaway venv removed in
+# the same step, with apt's lists and Ansible's temp files: none of them reaches a layer
+# (the few KB of playbooks COPY brought stay, hidden, in the layers before).
 set -eu
 
 dir=$(cd "$(dirname "$0")" && pwd)
