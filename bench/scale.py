@@ -218,6 +218,8 @@ def child(args: argparse.Namespace) -> int:
     for watch in engine.watches.values():
         if args.full and hasattr(watch.source, "incremental"):
             watch.source.incremental = False  # the whole window every tick, as before
+        if args.steps and hasattr(watch.source, "newest_value"):
+            watch.source.newest_value = False  # the newest steps every tick, as before
     fetched = _timed_fetches(engine)
     settled = _settle(engine, args, len(components.inventory.hosts)) if args.replica else 0.0
     result: dict[str, Any] = {"start_s": start_s, "settle_s": settled}
@@ -368,6 +370,8 @@ def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
                         argv.append("--full")
                     if mode == "automatic-gc":
                         argv.append("--automatic-gc")
+                    if mode == "steps":
+                        argv.append("--steps")
                     if args.trace_memory:
                         argv.append("--trace-memory")
                     if args.profile and size == max(args.sizes) and store == "sqlite":
@@ -453,9 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         type=lambda t: t.split(","),
-        default=["automatic-gc", "incremental"],
-        help="incremental: the default; automatic-gc: the same with the garbage collector's"
-        " full passes left automatic (as before); full: every tick asks for whole windows",
+        default=["steps", "incremental"],
+        help="incremental: the default (a usual tick asks for each host's newest value);"
+        " steps: every tick asks for the newest steps (as before); automatic-gc: the"
+        " default with the garbage collector's full passes left automatic; full: every"
+        " tick asks for whole windows",
     )
     parser.add_argument(
         "--replicas", type=int, default=2, help="engines splitting the largest fleet (PostgreSQL)"
@@ -466,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--automatic-gc", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--steps", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prometheus-pid", type=int, default=0, help=argparse.SUPPRESS)
     for name in ("store", "data-dir", "inventory", "prometheus", "replica", "barrier"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)

@@ -9,6 +9,8 @@ For the shipped policy at one fleet size, the median of 3 of each (wall ms, answ
   shipped recording rule would leave the engine to read: no rate() at query time;
 - ``kinds_serial`` and ``kinds_parallel``: every watched kind's range query, one after
   another (as a tick asks today) and all at once;
+- ``kinds_instant``: every watched kind's query at one instant (the newest value alone),
+  one after another: what a tick would ask if the engine built windows itself;
 - ``floor``: the lightest question that still names every host, an instant query of one
   raw stored gauge (no function, one point per host): what any way of reading the whole
   fleet from this Prometheus costs at least, once per kind.
@@ -67,6 +69,12 @@ def query_costs(url: str, policy: Path, playbooks: Path) -> dict[str, Any]:
     def kinds_serial() -> int:
         return sum(_ask(url, "query_range", _range(rule, now)) for rule in rules.values())
 
+    def kinds_instant() -> int:
+        return sum(
+            _ask(url, "query", {"query": rule.promql, "time": f"{now:.3f}"})
+            for rule in rules.values()
+        )
+
     def kinds_parallel() -> int:
         with ThreadPoolExecutor(len(rules)) as pool:
             asks = [pool.submit(_ask, url, "query_range", _range(r, now)) for r in rules.values()]
@@ -78,6 +86,7 @@ def query_costs(url: str, policy: Path, playbooks: Path) -> dict[str, Any]:
         "stored": _timed(lambda: _ask(url, "query_range", stored)),
         "kinds_serial": _timed(kinds_serial),
         "kinds_parallel": _timed(kinds_parallel),
+        "kinds_instant": _timed(kinds_instant),
         "floor": _timed(lambda: _ask(url, "query", floor)),
     }
 
@@ -91,6 +100,8 @@ def describe(size: int, costs: dict[str, Any]) -> str:
     return (
         f"  {size:,} hosts: high_cpu range {cell('range')}; instant min_over_time"
         f" {cell('instant')}; stored series range {cell('stored')}; every kind one after"
-        f" another {cell('kinds_serial')}, all at once {cell('kinds_parallel')}; the floor"
+        f" another {cell('kinds_serial')}, all at once {cell('kinds_parallel')}; every"
+        f" kind's newest value alone (instant, one after another) {cell('kinds_instant')};"
+        " the floor"
         f" (one raw gauge, instant) {cell('floor')}"
     )

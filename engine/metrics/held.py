@@ -16,6 +16,12 @@ long as the evaluator's bridging limit (the staleness limit), give or take that 
 break a high run in one window and not in the other, and the run then restarts after the
 hole (tests/engine/test_metrics_incremental.py keeps such cases). Two full queries on
 different ticks' grids differ the same way.
+When the last fetch is at most a step old (the usual tick), the newest value alone will do:
+an instant query at ``now`` gives the full query's newest point exactly, and the grid has no
+other point after the last fetch. It is appended to the held windows, so a window then
+holds one value per tick as Prometheus gave it at that tick (a scrape that lands later does
+not change a held point; the full query's newest point has the same lag). A slower tick
+asks for the newest steps as above.
 Any doubt means a full query: the first fetch, a failure, a clock going back, a previous
 fetch older than half the lookback, a change of hosts, and a held point the re-fetched
 steps no longer have (a restarted server that lost data, a target gone down): the new
@@ -67,6 +73,15 @@ class HeldWindows:
     def full_start(self, now: float) -> int:
         """Where a full query for ``now`` starts (ms)."""
         return millis(now) - self._lookback_ms
+
+    def newest_only(self, now: float) -> bool:
+        """True when the newest value alone (an instant query at ``now``) completes the held
+        windows: the last fetch is at most a step old, so the full query's grid has no
+        point after it but ``now``'s own."""
+        if self._windows is None:
+            return False
+        gap = millis(now) - millis(self._at)
+        return 0 < gap <= self._step_ms
 
     def since(self, now: float) -> int | None:
         """Where the query for ``now`` may start (ms) to complete the held windows, or None

@@ -93,6 +93,19 @@ def windows_from_matrix(
     return windows, tuple(sorted(unmatched))
 
 
+def matrix_of_vector(result: object) -> object:
+    """An instant query's vector as a matrix of one-point series, for windows_from_matrix
+    (which checks every part of it: a series without a value is a malformed point)."""
+    if not isinstance(result, list):
+        return result
+    return [
+        {"metric": series.get("metric"), "values": [series.get("value")]}
+        if isinstance(series, dict)
+        else series
+        for series in result
+    ]
+
+
 def _series_samples(
     values: list[object],
     index: int,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -24,8 +23,10 @@ from engine.metrics.matrix import (
     MAX_REASON,
     MalformedAnswerError,
     collector_paused,
+    matrix_of_vector,
     windows_from_matrix,
 )
+from engine.metrics.outage import Outage
 from engine.metrics.series_map import SeriesMap, strip_port
 from engine.redact import redact_url
 from engine.types import MetricsBatch, Sample
@@ -34,30 +35,10 @@ log = logging.getLogger("autosre.metrics")
 MAX_TOLD = 1000  # unmatched labels remembered (and logged once each); a hostile server's
 # churn is capped
 
-__all__ = ["PrometheusSource", "strip_port"]
+__all__ = ["Outage", "PrometheusSource", "strip_port"]
 
-
-class Outage:
-    """One server's outage, shared by the sources that query it (one per signal kind), so
-    that it is told once, not once per kind."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._since: float | None = None
-
-    def begin(self, now: float) -> bool:
-        """Note a failure; True only for the first one of an outage."""
-        with self._lock:
-            if self._since is not None:
-                return False
-            self._since = now
-            return True
-
-    def end(self, now: float) -> float | None:
-        """Note an answer; the outage's length if one just ended, else None."""
-        with self._lock:
-            since, self._since = self._since, None
-        return None if since is None else now - since
+# Windows per host and the labels that matched no host, or why the answer was not used.
+_Found = tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]] | str
 
 
 class PrometheusSource:
@@ -103,6 +84,9 @@ class PrometheusSource:
         # Windows kept between fetches: only with this source's own session (an injected
         # client is asked for whole windows, as before).
         self.incremental = incremental and self._session is not None
+        # False: a usual tick asks for the newest steps too, not the newest value alone (as
+        # before; the bench compares the two).
+        self.newest_value = True
         self._held = HeldWindows(lookback=lookback, step=step, stale_after=stale_after)
         self._all_hosts = frozenset(self._hosts)
         self._others: frozenset[str] = frozenset()  # inventory hosts of other replicas
@@ -117,15 +101,10 @@ class PrometheusSource:
         self._held.forget()  # hosts new to this source have nothing held: ask in full
 
     def fetch(self, now: float) -> MetricsBatch:
-        """Windows over [now - lookback, now]: asked in full, or only the newest steps when
-        the last fetch's windows are held (engine/metrics/held.py); on any failure every
-        host gets an empty window."""
-        since = self._held.since(now) if self.incremental else None
-        found = self._fetch_windows(since, now)
-        if since is not None and not isinstance(found, str):
-            merged = self._held.merge(found[0], since, now)
-            # Anything inconsistent: the full answer, at once.
-            found = (merged, found[1]) if merged is not None else self._fetch_windows(None, now)
+        """Windows over [now - lookback, now]: asked in full, or when the last fetch's
+        windows are held, only the newest value or steps (engine/metrics/held.py); on any
+        failure every host gets an empty window."""
+        found = self._fetch_held(now) if self.incremental else self._fetch_windows(None, now)
         if isinstance(found, str):
             self._held.forget()  # after a failure, the next fetch asks in full
             return self._failed(now, found)
@@ -138,9 +117,35 @@ class PrometheusSource:
         self._tell_unmatched(unmatched)
         return MetricsBatch(fetched_at=now, windows=windows, unmatched=unmatched)
 
-    def _fetch_windows(
-        self, since: int | None, now: float
-    ) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]] | str:
+    def _fetch_held(self, now: float) -> _Found:
+        """The held windows completed by the newest value or steps, else asked in full."""
+        if self.newest_value and self._held.newest_only(now):
+            since: int | None = millis(now)
+            found = self._fetch_newest(now)
+        else:
+            since = self._held.since(now)
+            found = self._fetch_windows(since, now)
+        if since is None or isinstance(found, str):
+            return found
+        merged = self._held.merge(found[0], since, now)
+        # Anything inconsistent: the full answer, at once.
+        return (merged, found[1]) if merged is not None else self._fetch_windows(None, now)
+
+    def _fetch_newest(self, now: float) -> _Found:
+        """One instant query at now: each host's newest value, as a one-point window."""
+        at = millis(now)
+        try:
+            answer = self._get("query", {"query": self._query, "time": as_param(at)})
+        except Exception as exc:  # whatever the server does must end as "no data"
+            return _describe(exc, self._timeout)
+        try:
+            return self._windows(answer, at / 1000, now, instant=True)
+        except MalformedAnswerError as exc:
+            return f"malformed answer: {exc}"
+        except Exception as exc:  # not JSON, or JSON of another shape
+            return _describe(exc, self._timeout)
+
+    def _fetch_windows(self, since: int | None, now: float) -> _Found:
         """One range query from ``since`` (ms; None: the full window) to now, as windows and
         unmatched labels, or why it failed."""
         start_ms = self._held.full_start(now) if since is None else since
@@ -156,7 +161,7 @@ class PrometheusSource:
             return _describe(exc, self._timeout)
 
     def _windows(
-        self, answer: bytes | object, start: float, now: float
+        self, answer: bytes | object, start: float, now: float, *, instant: bool = False
     ) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]]:
         """The answer (a body to decode, or the injected client's result) as windows."""
         with collector_paused():
@@ -164,6 +169,8 @@ class PrometheusSource:
             # (orjson decodes a 10,000-host answer in 44 ms against json's 58: not worth a
             # dependency once the collector is held.)
             result = json.loads(answer)["data"]["result"] if isinstance(answer, bytes) else answer
+            if instant:
+                result = matrix_of_vector(result)
             found = windows_from_matrix(
                 result,
                 owners=self._series,
@@ -195,10 +202,16 @@ class PrometheusSource:
                 timeout=self._timeout,
             )
             return decoded
-        # Our own session: the library's request, decoded by the caller (see _windows).
+        return self._get("query_range", {"query": self._query, **exact, "step": f"{self._step:g}"})
+
+    def _get(self, path: str, params: dict[str, str]) -> bytes:
+        """The body of one API request on this source's own session; raises on any failure."""
+        if self._session is None:  # an injected client asks by itself (_query_range)
+            raise RuntimeError("this source has no session of its own")
+        # The library's request, decoded by the caller (see _windows).
         response = self._session.get(
-            f"{self._client.url}/api/v1/query_range",
-            params={"query": self._query, **exact, "step": f"{self._step:g}"},
+            f"{self._client.url}/api/v1/{path}",
+            params=params,
             headers=self._client.headers,
             timeout=self._timeout,
         )

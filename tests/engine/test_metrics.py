@@ -386,9 +386,10 @@ def test_ports_tell_hosts_on_one_address_apart_and_strays_are_told_once(
         first, second = source.fetch(NOW), source.fetch(NOW + 1)
     finally:
         source.close()
-    for batch in (first, second):
-        assert [s.value for s in batch.windows["web1"]] == [5.0]
-        assert [s.value for s in batch.windows["web2"]] == [95.0]
+    # The second fetch asks for the newest value alone, which it appends.
+    for batch, points in ((first, 1), (second, 2)):
+        assert [s.value for s in batch.windows["web1"]] == [5.0] * points
+        assert [s.value for s in batch.windows["web2"]] == [95.0] * points
         assert batch.unmatched == ("127.0.0.1:9999",)
     told = [r.getMessage() for r in caplog.records if "match no inventory host" in r.getMessage()]
     assert len(told) == 1

@@ -1,4 +1,5 @@
-"""Held windows (engine/metrics/held.py) against the full query, on generated fleets.
+"""Held windows (engine/metrics/held.py) completed by the newest steps, against the full
+query, on generated fleets (the newest value alone: test_metrics_newest.py).
 
 A generated "Prometheus" evaluates each host's expression on a range query's grid (the
 grid anchored at the query's start, as Prometheus does, in whole milliseconds), knows only
@@ -67,8 +68,9 @@ class Fleet:
 
 
 def fetch(held: HeldWindows, fleet: Fleet, now: float) -> tuple[dict[str, tuple[Sample, ...]], int]:
-    """The incremental source's logic (PrometheusSource.fetch), the answer given by Fleet;
-    also how many points were asked for."""
+    """The incremental source's logic when it asks for the newest steps (a tick more than a
+    step after the last, PrometheusSource._fetch_held), the answer given by Fleet; also how
+    many points were asked for."""
     since = held.since(now)
     fresh = fleet.query(held.full_start(now) if since is None else since, now)
     merged = held.merge(fresh, since, now) if since is not None else fresh
@@ -127,20 +129,24 @@ def assert_equivalent(
                 # Compared over the span both hold: the window's oldest edge is on each grid's
                 # own phase, and one grid may keep a point at the lookback's edge that the
                 # other cannot, which a hole just after it turns into a longer run.
-                assert window and full[host], (host, a, b)
-                common = max(window[0].ts, full[host][0].ts) - SLACK
-                start_a = run_start(tuple(s for s in window if s.ts >= common))
-                start_b = run_start(tuple(s for s in full[host] if s.ts >= common))
-                assert start_a is not None and start_b is not None, (host, a, b)
-                if abs(start_a - start_b) >= STEP + SLACK:
-                    # A hole as long as the evaluator's bridging limit, give or take the step
-                    # between the two grids, is bridged in one window and not the other: the
-                    # run restarts after it (documented in engine/metrics/held.py).
-                    assert near_the_bridging_limit(window) or near_the_bridging_limit(full[host]), (
-                        host,
-                        a,
-                        b,
-                    )
+                assert_run_starts_close(window, full[host], (host, a, b))
+
+
+def assert_run_starts_close(
+    window: tuple[Sample, ...], full: tuple[Sample, ...], told: tuple[object, ...]
+) -> None:
+    """Two windows' decisions differ: only because a high run's start is seen on two grids,
+    less than a step apart, over the span both hold."""
+    assert window and full, told
+    common = max(window[0].ts, full[0].ts) - SLACK
+    start_a = run_start(tuple(s for s in window if s.ts >= common))
+    start_b = run_start(tuple(s for s in full if s.ts >= common))
+    assert start_a is not None and start_b is not None, told
+    if abs(start_a - start_b) >= STEP + SLACK:
+        # A hole as long as the evaluator's bridging limit, give or take the step between
+        # the two grids, is bridged in one window and not the other: the run restarts after
+        # it (documented in engine/metrics/held.py).
+        assert near_the_bridging_limit(window) or near_the_bridging_limit(full), told
 
 
 @settings(max_examples=200, deadline=None)

@@ -61,12 +61,12 @@ def test_a_restricted_source_maps_and_keeps_only_its_hosts(fake_prometheus: Fake
     assert set(again.windows) == {"web1", "web3"}
     assert set(every.windows) == {"web1", "web2", "web3"}
     # A new share is asked in full (nothing of its new hosts is held); the same share and
-    # the hosts held are asked only for the newest steps.
-    queries = [p for p in fake_prometheus.requests if p.startswith("/api/v1/query_range")]
-    ats = (NOW, NOW + 10, NOW + 20, NOW + 30)
-    starts = [_start(path) - at for path, at in zip(queries, ats, strict=True)]
-    assert starts[0] == starts[1] == starts[3] == -300.0
-    assert starts[2] == -60.0
+    # the hosts held, ten seconds later, only for the newest value (an instant query).
+    paths = [urlsplit(path).path for path in fake_prometheus.requests]
+    assert paths == ["/api/v1/query_range"] * 2 + ["/api/v1/query", "/api/v1/query_range"]
+    ats = (NOW, NOW + 10, NOW + 30)
+    ranges = [p for p in fake_prometheus.requests if p.startswith("/api/v1/query_range")]
+    assert [_start(path) - at for path, at in zip(ranges, ats, strict=True)] == [-300.0] * 3
 
 
 def test_a_restricted_source_fails_for_its_hosts_only(fake_prometheus: FakePrometheus) -> None:
