@@ -24,6 +24,7 @@ from engine.escalate import LogNotifier, Notifier
 from engine.evaluate import Evaluator, Thresholds, log_changes
 from engine.execute.dispatch import RunDispatcher, wait_until_idle
 from engine.execute.launch import Launcher
+from engine.fetch_kinds import KindFetcher
 from engine.incident.advance import advance, recovered
 from engine.incident.decide import Decider
 from engine.incident.life import Phase, Track, forget_closed
@@ -81,6 +82,7 @@ class Engine:
             )
             for name, rule in policy.signals.items()
         }
+        self.fetcher = KindFetcher({name: watch.source for name, watch in self.watches.items()})
         self.tracks: dict[str, Track] = {}
         self.runs = RunDispatcher(
             executor=components.executor,
@@ -156,6 +158,7 @@ class Engine:
         self.runs.shutdown(cancel_runs=cancel_runs, timeout=timeout)
         self.stager.shutdown(timeout)
         self.takeover.share.close()  # the other replicas take its hosts at once
+        self.fetcher.close()
         for part in (*(watch.source for watch in self.watches.values()), self.notifier):
             close = getattr(part, "close", None)  # a source's client, the notifier's worker
             if callable(close):
@@ -175,11 +178,13 @@ class Engine:
         # A replica reads and evaluates its own share of the fleet only.
         leased = self.takeover.share.hosts()  # steadier than `active` (queries stay partial)
         share = None if len(leased) == len(self.inventory.hosts) else leased
-        for name, watch in self.watches.items():
+        for watch in self.watches.values():
             restrict = getattr(watch.source, "restrict", None)
             if callable(restrict):
                 restrict(share)
-            batch = watch.source.fetch(now)
+        fetched = self.fetcher.fetch(now)  # every kind's asked at once
+        for name, watch in self.watches.items():
+            batch = fetched[name].result()
             unmatched += len(batch.unmatched)
             unread += batch.error is not None
             evaluation = watch.evaluator.update(batch, now, hosts=share)
