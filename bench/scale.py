@@ -44,6 +44,7 @@ from bench.scale_prometheus import describe, query_costs
 from bench.scale_replicas import run_replicas
 from bench.synthetic_exporter import Fleet, SyntheticExporter, inventory_text
 from engine.collector import CollectorSchedule
+from engine.malloc_arenas import limit_arenas
 from tests.fixtures.prometheus import PrometheusServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,6 +221,7 @@ def child(args: argparse.Namespace) -> int:
         migrate_to_head(settings.database_url)  # `autosre db upgrade`
     if args.trace_memory:
         tracemalloc.start(1)
+    limit_arenas()  # as `autosre run` does
     started = time.perf_counter()
     components = load_components(settings)
     engine = build_engine(components)

@@ -31,11 +31,13 @@ from engine.signals import signal_kind
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the engine loop (or one tick with --once)."""
     from autosre.wiring import build_engine, load_components  # noqa: PLC0415
+    from engine.malloc_arenas import limit_arenas  # noqa: PLC0415
     from engine.policy_reload import PolicyReloader  # noqa: PLC0415
     from engine.prune import PRUNE_EVERY, scheduled_prune  # noqa: PLC0415
     from engine.scheduler import run_until  # noqa: PLC0415 - keeps `autosre --help` fast
 
     setup_logging(settings)
+    limit_arenas()  # before the engine's threads start
     components = load_components(settings)
     setup_logging(settings, components.redactor)  # now with the inventory's secrets too
     groups = inventory_groups(components.inventory.hosts)
