@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -188,6 +189,55 @@ def test_hostile_answers_become_error_batch(fake_prometheus: FakePrometheus, rep
     _assert_error_batch(batch)
     assert batch.fetched_at == NOW
     assert len(fake_prometheus.requests) == 1  # no retries: a failed tick is just "no data"
+
+
+def _vector(result: object, kind: str = "vector") -> str:
+    return json.dumps({"status": "success", "data": {"resultType": kind, "result": result}})
+
+
+WEB1 = {"instance": "127.0.0.1:9100"}
+HOSTILE_INSTANT = HOSTILE | {
+    "value not a pair": Reply(200, _vector([{"metric": WEB1, "value": "50"}])),
+    "value text": Reply(200, _vector([{"metric": WEB1, "value": [NOW + 1, "abc"]}])),
+    "value bool": Reply(200, _vector([{"metric": WEB1, "value": [NOW + 1, True]}])),
+    "value missing": Reply(200, _vector([{"metric": WEB1}])),
+    "values, not value": Reply(200, _vector([{"metric": WEB1, "values": [[NOW + 1, "1"]]}])),
+    "scalar": Reply(200, _vector([NOW + 1, "1"], kind="scalar")),
+    "metric not object": Reply(200, _vector([{"metric": "web1", "value": [NOW + 1, "1"]}])),
+}
+
+
+@pytest.mark.parametrize("reply", HOSTILE_INSTANT.values(), ids=HOSTILE_INSTANT.keys())
+def test_hostile_answers_to_the_newest_value_become_error_batch(
+    fake_prometheus: FakePrometheus, reply: Reply
+) -> None:
+    good = Reply(200, _matrix((WEB1, [[NOW - 1, "10"], [NOW, "20"]])))
+    fake_prometheus.script(good, reply, good)
+    source = _source(fake_prometheus.url)
+    try:
+        assert [s.value for s in source.fetch(NOW).windows["web1"]] == [10.0, 20.0]
+        batch = source.fetch(NOW + 1)  # a step later: the newest value alone
+        after = source.fetch(NOW + 2)
+    finally:
+        source.close()
+    _assert_error_batch(batch)
+    # Nothing held survives a bad answer: the next tick asks for whole windows again.
+    paths = [urlsplit(path).path for path in fake_prometheus.requests]
+    assert paths == ["/api/v1/query_range", "/api/v1/query", "/api/v1/query_range"]
+    assert after.error is None
+
+
+def test_a_newest_value_stamped_elsewhere_is_not_taken(fake_prometheus: FakePrometheus) -> None:
+    """A value claiming another time than the one asked is not put in the window."""
+    good = Reply(200, _matrix((WEB1, [[NOW, "20"]])))
+    elsewhere = [{"metric": WEB1, "value": [t, "99"]} for t in (NOW + 10**6, NOW - 5)]
+    fake_prometheus.script(good, *(Reply(200, _vector([point])) for point in elsewhere))
+    source = _source(fake_prometheus.url)
+    try:
+        windows = [source.fetch(NOW + n).windows["web1"] for n in range(3)]
+    finally:
+        source.close()
+    assert windows == [windows[0]] * 3 and [s.value for s in windows[0]] == [20.0]
 
 
 def test_series_mapping_merge_and_filtering(fake_prometheus: FakePrometheus) -> None:
