@@ -29,6 +29,7 @@ import os
 import platform
 import pstats
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -333,6 +334,10 @@ def _run_child(argv: list[str], log: Path) -> dict[str, Any]:
             proc.kill()
             proc.wait(timeout=10)
             raise SystemExit(f"bench: engine process over {CHILD_TIMEOUT:g}s; see {log}") from None
+        except BaseException:  # the bench stopped (a signal, Ctrl-C): its engine goes too
+            proc.kill()
+            proc.wait(timeout=10)
+            raise
     if proc.returncode != 0:
         raise SystemExit(f"bench: engine process failed: {log.read_text()[-3000:]}")
     found: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
@@ -456,6 +461,10 @@ def _print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         print(describe(size, report[str(size)]["prometheus"]))
 
 
+def _stopped(number: int, _frame: object) -> None:
+    raise SystemExit(f"bench: stopped by {signal.Signals(number).name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the options; run the bench (or, with --child, one engine)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -492,6 +501,10 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
     if not PROMTOOL.exists():
         raise SystemExit(f"bench: {PROMTOOL} is missing (apt-get install prometheus)")
+    # Stopped from outside (kill, a CI job's end): unwind, so that what this run started
+    # (Prometheus, the exporter, engines, databases) is stopped by the cleanups below.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, _stopped)
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="autosre-bench-scale-") as tmp:
         for size in args.sizes:
