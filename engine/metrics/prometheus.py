@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import requests
@@ -139,27 +139,25 @@ class PrometheusSource:
     def _fetch_newest(self, now: float) -> _Found:
         """One instant query at now: each host's newest value, as a one-point window."""
         at = millis(now)
-        try:
-            answer = self._get("query", {"query": self._query, "time": as_param(at)})
-        except Exception as exc:  # whatever the server does must end as "no data"
-            return _describe(exc, self._timeout)
-        try:
-            return self._windows(answer, at / 1000, now, instant=True)
-        except MalformedAnswerError as exc:
-            return f"malformed answer: {exc}"
-        except Exception as exc:  # not JSON, or JSON of another shape
-            return _describe(exc, self._timeout)
+        params = {"query": self._query, "time": as_param(at)}
+        return self._read(lambda: self._get("query", params), at, now, instant=True)
 
     def _fetch_windows(self, since: int | None, now: float) -> _Found:
         """One range query from ``since`` (ms; None: the full window) to now, as windows and
         unmatched labels, or why it failed."""
         start_ms = self._held.full_start(now) if since is None else since
+        return self._read(lambda: self._query_range(start_ms, now), start_ms, now)
+
+    def _read(
+        self, ask: Callable[[], bytes | object], start_ms: int, now: float, *, instant: bool = False
+    ) -> _Found:
+        """Ask, and read the answer as windows from ``start_ms``; or why it failed."""
         try:
-            answer = self._query_range(start_ms, now)
+            answer = ask()
         except Exception as exc:  # whatever the server does must end as "no data"
             return _describe(exc, self._timeout)
         try:
-            return self._windows(answer, start_ms / 1000, now)
+            return self._windows(answer, start_ms / 1000, now, instant=instant)
         except MalformedAnswerError as exc:
             return f"malformed answer: {exc}"
         except Exception as exc:  # not JSON, or JSON of another shape

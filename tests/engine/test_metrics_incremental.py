@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 from hypothesis import example, given, settings
@@ -100,6 +100,18 @@ def decision(state: HostState) -> tuple[object, ...]:
     return (state.status, state.value, state.sample_ts if known else None)
 
 
+def assert_true_points(
+    host: str, window: tuple[Sample, ...], fleet: Fleet, now: float
+) -> list[float]:
+    """Sorted, no timestamp twice, within the lookback, and every point a value the
+    expression had there (not a made-up one); the window's timestamps."""
+    ts = [s.ts for s in window]
+    assert ts == sorted(set(ts)), "sorted, no timestamp twice"
+    assert all(now - LOOKBACK - SLACK <= t <= now + SLACK for t in ts)
+    assert all(s.value == fleet.values[host][math.floor(s.ts - (T0 - 1200))] for s in window)
+    return ts
+
+
 def assert_equivalent(
     merged: Mapping[str, tuple[Sample, ...]],
     full: Mapping[str, tuple[Sample, ...]],
@@ -107,11 +119,7 @@ def assert_equivalent(
     now: float,
 ) -> None:
     for host, window in merged.items():
-        ts = [s.ts for s in window]
-        assert ts == sorted(set(ts)), "sorted, no timestamp twice"
-        assert all(now - LOOKBACK - SLACK <= t <= now + SLACK for t in ts)
-        # Every point is a value the expression had there (not a made-up one).
-        assert all(s.value == fleet.values[host][math.floor(s.ts - (T0 - 1200))] for s in window)
+        ts = assert_true_points(host, window, fleet, now)
         # The newest points (staleness is decided on them) are the full query's.
         recent = now - LIMITS.staleness
         assert [s for s in window if s.ts >= recent] == [s for s in full[host] if s.ts >= recent]
@@ -191,13 +199,27 @@ def assert_run_starts_close(
     st.lists(st.sampled_from([0.4, 3.0, 10.0, 10.0, 10.0, 17.5, 40.0, 200.0]), max_size=30),
 )
 def test_merged_windows_match_the_full_query(seed: int, gaps: list[float]) -> None:
-    fleet = Fleet(seed, hosts=6)
+    walk(Fleet(seed, hosts=6), gaps, lambda held, fleet, now: fetch(held, fleet, now)[0])
+
+
+Compare = Callable[
+    [Mapping[str, tuple[Sample, ...]], Mapping[str, tuple[Sample, ...]], Fleet, float], None
+]
+
+
+def walk(
+    fleet: Fleet,
+    gaps: list[float],
+    tick: Callable[[HeldWindows, Fleet, float], Mapping[str, tuple[Sample, ...]]],
+    compare: Compare | None = None,
+) -> None:
+    """Tick ``gaps`` apart from T0; each tick's windows compared with the full query's."""
     held = HeldWindows(lookback=LOOKBACK, step=STEP, stale_after=60)
     now = T0 + 0.137
     for gap in [0.0, *gaps]:
         now += gap
-        merged, _ = fetch(held, fleet, now)
-        assert_equivalent(merged, fleet.query(held.full_start(now), now), fleet, now)
+        windows = tick(held, fleet, now)
+        (compare or assert_equivalent)(windows, fleet.query(held.full_start(now), now), fleet, now)
 
 
 def test_a_tick_asks_for_a_few_steps_only() -> None:

@@ -27,8 +27,10 @@ from tests.engine.test_metrics_incremental import (
     T0,
     Fleet,
     assert_run_starts_close,
+    assert_true_points,
     decision,
     fetch,
+    walk,
 )
 
 
@@ -65,10 +67,7 @@ def assert_close(
     now: float,
 ) -> None:
     for host, window in held.items():
-        ts = [s.ts for s in window]
-        assert ts == sorted(set(ts)), "sorted, no timestamp twice"
-        assert all(now - LOOKBACK - SLACK <= t <= now + SLACK for t in ts)
-        assert all(s.value == fleet.values[host][int(s.ts - (T0 - 1200))] for s in window)
+        ts = assert_true_points(host, window, fleet, now)
         # The newest point (the value at now) is the full query's own.
         newest = now - SLACK
         assert [s for s in window if s.ts >= newest] == [s for s in full[host] if s.ts >= newest]
@@ -99,13 +98,7 @@ def assert_close(
     st.lists(st.sampled_from([0.4, 3.0, 10.0, 10.0, 10.0, 12.0, 15.0, 17.5, 40.0]), max_size=40),
 )
 def test_newest_values_match_the_full_query(seed: int, gaps: list[float]) -> None:
-    fleet = prompt_fleet(seed, hosts=6)
-    held = HeldWindows(lookback=LOOKBACK, step=STEP, stale_after=60)
-    now = T0 + 0.137
-    for gap in [0.0, *gaps]:
-        now += gap
-        windows, _ = tick(held, fleet, now)
-        assert_close(windows, fleet.query(held.full_start(now), now), fleet, now)
+    walk(prompt_fleet(seed, hosts=6), gaps, lambda h, f, now: tick(h, f, now)[0], assert_close)
 
 
 def test_a_usual_tick_asks_for_one_value_a_host() -> None:
