@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scale_prometheus import describe, query_costs
+from bench.scale_recorded import recorded_policy, recording_rules
 from bench.scale_replicas import run_replicas
 from bench.synthetic_exporter import Fleet, SyntheticExporter, inventory_text
 from engine.collector import CollectorSchedule
@@ -211,7 +212,7 @@ def child(args: argparse.Namespace) -> int:
         "AUTOSRE_DATA_DIR": args.data_dir,
         "AUTOSRE_DATABASE_URL": args.store,
         "AUTOSRE_INVENTORY": args.inventory,
-        "AUTOSRE_POLICY": str(POLICY),
+        "AUTOSRE_POLICY": args.policy or str(POLICY),
         "AUTOSRE_PROMETHEUS_URL": args.prometheus,
         "AUTOSRE_LOG_LEVEL": "WARNING",
     }
@@ -388,6 +389,9 @@ def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
                         argv.append("--automatic-gc")
                     if mode == "steps":
                         argv.append("--steps")
+                    if mode == "recorded":
+                        db.enter_context(recording_rules(server, size))
+                        argv.append(f"--policy={recorded_policy(POLICY, work / 'recorded.yaml')}")
                     if args.trace_memory:
                         argv.append("--trace-memory")
                     if args.profile and size == max(args.sizes) and store == "sqlite":
@@ -477,11 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         type=lambda t: t.split(","),
-        default=["steps", "incremental"],
+        default=["steps", "incremental", "recorded"],
         help="incremental: the default (a usual tick asks for each host's newest value);"
         " steps: every tick asks for the newest steps (as before); automatic-gc: the"
         " default with the garbage collector's full passes left automatic; full: every"
-        " tick asks for whole windows",
+        " tick asks for whole windows; recorded: Prometheus evaluates the shipped"
+        " recording rules and the policy reads the records (docs/prometheus.md)",
     )
     parser.add_argument(
         "--replicas", type=int, default=2, help="engines splitting the largest fleet (PostgreSQL)"
@@ -494,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--automatic-gc", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--steps", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prometheus-pid", type=int, default=0, help=argparse.SUPPRESS)
-    for name in ("store", "data-dir", "inventory", "prometheus", "replica", "barrier"):
+    for name in ("store", "data-dir", "inventory", "prometheus", "replica", "barrier", "policy"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
