@@ -14,7 +14,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from engine.policy.schema import SignalRule
 from engine.signals import SignalKind
@@ -92,59 +92,59 @@ def evaluate_host(
 ) -> HostState:
     """Decide one host's state from its sample window and its previous state."""
     prev_status = previous.status if previous else None
-
-    def state(
-        status: HostStatus,
-        value: float | None,
-        reason: str,
-        since: float | None = None,
-        sample_ts: float | None = None,
-    ) -> HostState:
-        if since is None:
-            since = previous.since if previous and prev_status == status else now
-        return HostState(host, status, value, since, reason, sample_ts)
-
     if error is not None:
-        return state(HostStatus.UNKNOWN, None, f"no data: {error}")
+        return _state(host, HostStatus.UNKNOWN, previous, now, None, f"no data: {error}")
     # A NaN compares false both ways and would read as high and never clear: not data.
     # (Skipped where read, not filtered out first: a fleet's windows are most of a tick.)
     latest = _latest(window)
     if latest is None:
-        return state(HostStatus.UNKNOWN, None, "no data: no series for this host")
+        return _state(
+            host, HostStatus.UNKNOWN, previous, now, None, "no data: no series for this host"
+        )
     age = now - latest.ts
     if age > limits.staleness:
-        return state(
-            HostStatus.UNKNOWN, None, f"stale: last sample {age:.0f}s old", sample_ts=latest.ts
-        )
+        reason = f"stale: last sample {age:.0f}s old"
+        return _state(host, HostStatus.UNKNOWN, previous, now, None, reason, latest.ts)
     value = latest.value
     shown = f"{limits.measure} {value:.1f}{limits.unit}"
     if prev_status is limits.status:
         clear = f"{limits.clear:g}{limits.unit}"
         if value < limits.clear:
-            return state(
-                HostStatus.NORMAL, value, f"{shown} below clear {clear}", sample_ts=latest.ts
-            )
-        return state(
-            limits.status, value, f"{shown}, not yet below clear {clear}", sample_ts=latest.ts
-        )
+            reason = f"{shown} below clear {clear}"
+            return _state(host, HostStatus.NORMAL, previous, now, value, reason, latest.ts)
+        reason = f"{shown}, not yet below clear {clear}"
+        return _state(host, limits.status, previous, now, value, reason, latest.ts)
+    if value <= limits.trigger:  # the usual host: no high run ends at its newest sample
+        return _state(host, HostStatus.NORMAL, previous, now, value, shown, latest.ts)
     trigger = f"{limits.trigger:g}{limits.unit}"
     run_start = _high_run_start(window, limits.trigger, max_gap=max(limits.staleness, limits.step))
     if run_start is None:
-        return state(HostStatus.NORMAL, value, shown, sample_ts=latest.ts)
+        return _state(host, HostStatus.NORMAL, previous, now, value, shown, latest.ts)
     # The first sample of a rate already stands for the step before it.
     held = latest.ts - run_start + limits.covers
     if held >= limits.sustain:
-        return state(
-            limits.status,
-            value,
-            f"{shown} above {trigger} for {held:.0f}s",
-            since=run_start,
-            sample_ts=latest.ts,
-        )
+        reason = f"{shown} above {trigger} for {held:.0f}s"
+        return HostState(host, limits.status, value, run_start, reason, latest.ts)
     reason = f"{shown} above {trigger} for {held:.0f}s of {limits.sustain:g}s"
-    return replace(
-        state(HostStatus.NORMAL, value, reason, sample_ts=latest.ts), rising_since=run_start
-    )
+    since = _since(previous, HostStatus.NORMAL, now)
+    return HostState(host, HostStatus.NORMAL, value, since, reason, latest.ts, run_start)
+
+
+def _since(previous: HostState | None, status: HostStatus, now: float) -> float:
+    """When ``status`` began: the previous state's start if it had it already, else now."""
+    return previous.since if previous is not None and previous.status is status else now
+
+
+def _state(
+    host: str,
+    status: HostStatus,
+    previous: HostState | None,
+    now: float,
+    value: float | None,
+    reason: str,
+    sample_ts: float | None = None,
+) -> HostState:
+    return HostState(host, status, value, _since(previous, status, now), reason, sample_ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +176,18 @@ class Evaluator:
         others keep their last state untouched: another replica watches them)."""
         changes: list[tuple[HostState | None, HostState]] = []
         chosen = self.hosts if hosts is None else [h for h in self.hosts if h in hosts]
+        # Locals: this loop runs for every host of every kind, each tick.
+        states, left, limits, error = self._states, self._left, self.limits, batch.error
+        window_of = batch.windows.get
         for host in chosen:
-            previous = self._states.get(host)
+            previous = states.get(host)
             # A host back from another replica: its last state here is old news (its
             # hysteresis would hold a status the other replica may have cleared long ago).
-            basis = None if host in self._left else previous
-            current = evaluate_host(
-                host, batch.windows.get(host, ()), basis, self.limits, now, error=batch.error
-            )
+            basis = None if host in left else previous
+            current = evaluate_host(host, window_of(host, ()), basis, limits, now, error=error)
             if previous is None or previous.status != current.status:
                 changes.append((previous, current))
-            self._states[host] = current
+            states[host] = current
         self._left = frozenset() if hosts is None else frozenset(self.hosts).difference(chosen)
         return Evaluation(states=dict(self._states), changes=tuple(changes))
 
