@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 
 from engine.escalate import Notifier
@@ -45,7 +45,7 @@ class Seen:
     """One host as this tick saw it, for the steps that need the host's present."""
 
     state: HostState
-    samples: tuple[Sample, ...]
+    samples: Sequence[Sample]  # oldest first; a held window is not copied
     fleet: Counter[HostStatus]
 
 

@@ -75,6 +75,10 @@ def _high_run_start(window: Sequence[Sample], trigger: float, max_gap: float) ->
 
 def _latest(window: Sequence[Sample]) -> Sample | None:
     """The newest sample with a finite value (a NaN compares false both ways: not data)."""
+    if window:  # the usual case, read directly: a held window makes its samples when read
+        newest = window[-1]
+        if math.isfinite(newest.value):
+            return newest
     for sample in reversed(window):
         if math.isfinite(sample.value):
             return sample

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from engine.carry_out import Batch, Seen, StepRunner
@@ -172,7 +172,7 @@ class Engine:
         now = self.clock()
         active = self.takeover.sync(now)  # this replica's hosts, surely leased
         seen: dict[str, Seen] = {}
-        windows: dict[str, tuple[Sample, ...]] = {}
+        windows: dict[str, Sequence[Sample]] = {}
         rising: dict[str, tuple[str, float]] = {}  # host -> (kind, since) while it rises
         unmatched, unread = 0, 0  # series that matched no host; queries not answered
         # A replica reads and evaluates its own share of the fleet only.
@@ -193,7 +193,7 @@ class Engine:
             for host, state in evaluation.states.items():
                 if host not in active:
                     continue
-                samples = tuple(batch.windows.get(host, ()))
+                samples = batch.windows.get(host, ())
                 track = self.tracks.get(host)
                 # One state per host: its incident's kind; else an anomaly of any kind over no
                 # data over normal (a kind without data must not hide another one's problem).

@@ -8,7 +8,7 @@ Timestamps are UNIX seconds (float, UTC) so pure stages can be driven by a fake 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -56,7 +56,7 @@ class MetricsBatch:
     """
 
     fetched_at: float
-    windows: Mapping[str, tuple[Sample, ...]]
+    windows: Mapping[str, Sequence[Sample]]  # oldest first
     error: str | None = None
     unmatched: tuple[str, ...] = ()
 

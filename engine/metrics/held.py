@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping
-from operator import itemgetter
+from collections.abc import Mapping, Sequence
 
+from engine.metrics.window import Window
 from engine.types import Sample
 
 REFETCH_STEPS = 2  # newest steps asked again: a scrape that lands late changes them
 _TS_SLACK = 0.001  # Prometheus evaluates at millisecond resolution (as matrix.py)
-_ts = itemgetter(1)  # Sample.ts, without the attribute lookup
 
 
 def millis(seconds: float) -> int:
@@ -63,7 +62,7 @@ class HeldWindows:
         # everything within the staleness limit is asked again (the policy's default is
         # three steps; four is the shipped 1m at 15 s).
         self._fresh_ms = millis(stale_after) if stale_after is not None else 4 * self._step_ms
-        self._windows: Mapping[str, tuple[Sample, ...]] | None = None
+        self._windows: Mapping[str, Window] | None = None
         self._at = -math.inf
 
     def forget(self) -> None:
@@ -98,8 +97,8 @@ class HeldWindows:
         return start + steps * self._step_ms if steps > 0 else None
 
     def merge(
-        self, fresh: Mapping[str, tuple[Sample, ...]], since: int, now: float
-    ) -> dict[str, tuple[Sample, ...]] | None:
+        self, fresh: Mapping[str, Sequence[Sample]], since: int, now: float
+    ) -> dict[str, Window] | None:
         """The held points from the full query's start up to ``since`` (ms), then the fresh
         ones (which start at ``since``): sorted, no timestamp twice. None when the fresh
         answer lacks what was held (see the module's docstring): ask in full."""
@@ -107,20 +106,28 @@ class HeldWindows:
         lo = self.full_start(now) / 1000 - _TS_SLACK
         cut = since / 1000 - _TS_SLACK
         step = self._step_ms / 1000
-        merged: dict[str, tuple[Sample, ...]] = {}
+        merged: dict[str, Window] = {}
         for host, new in fresh.items():
-            old = held.get(host, ())
-            if not old or old[-1].ts < lo:
-                merged[host] = new
+            old = held.get(host)
+            ts = old.timestamps if old is not None else ()
+            if not ts or ts[-1] < lo:
+                merged[host] = Window.of(host, new)
                 continue
-            first = bisect_left(old, lo, key=_ts) if old[0].ts < lo else 0
-            last = bisect_left(old, cut, key=_ts, lo=first) if old[-1].ts >= cut else len(old)
-            if last < len(old) and (not new or new[0].ts > old[last].ts + step):
+            first = bisect_left(ts, lo) if ts[0] < lo else 0
+            last = bisect_left(ts, cut, lo=first) if ts[-1] >= cut else len(ts)
+            if last < len(ts) and (not new or new[0].ts > ts[last] + step):
                 return None  # a replaced point has nothing fresh near it
-            kept = old[first:last] if first or last < len(old) else old
-            merged[host] = kept + new if new else kept
+            assert old is not None
+            unchanged = not new and first == 0 and last == len(ts)
+            merged[host] = old if unchanged else old.kept(first, last, new)
         return merged
 
-    def keep(self, windows: Mapping[str, tuple[Sample, ...]], now: float) -> None:
-        """Hold a fetch's windows (never changed afterwards: they are shared with its batch)."""
-        self._windows, self._at = windows, now
+    def keep(self, windows: Mapping[str, Sequence[Sample]], now: float) -> Mapping[str, Window]:
+        """Hold a fetch's windows, as compact windows, and return them (never changed
+        afterwards: they are shared with its batch)."""
+        held = {
+            host: window if isinstance(window, Window) else Window.of(host, window)
+            for host, window in windows.items()
+        }
+        self._windows, self._at = held, now
+        return held

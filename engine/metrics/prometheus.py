@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import orjson
@@ -43,7 +43,7 @@ MAX_TOLD = 1000  # unmatched labels remembered (and logged once each); a hostile
 __all__ = ["Outage", "PrometheusSource", "strip_port"]
 
 # Windows per host and the labels that matched no host, or why the answer was not used.
-_Found = tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]] | str
+_Found = tuple[Mapping[str, Sequence[Sample]], tuple[str, ...]] | str
 
 
 class PrometheusSource:
@@ -114,8 +114,8 @@ class PrometheusSource:
             self._held.forget()  # after a failure, the next fetch asks in full
             return self._failed(now, found)
         windows, unmatched = found
-        if self.incremental:
-            self._held.keep(windows, now)
+        if self.incremental:  # held compactly (engine/metrics/window.py), and so batched
+            windows = self._held.keep(windows, now)
         lasted = self._outage.end(now)
         if lasted is not None:
             log.info("prometheus at %s answers again after %.1fs of outage", self._url, lasted)
