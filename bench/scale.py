@@ -54,7 +54,7 @@ POLICY = ROOT / "policies" / "default.yaml"
 PROMTOOL = Path("/usr/bin/promtool")
 SCRAPE = 15.0  # the shipped policy's step: Prometheus' usual scrape interval
 HISTORY = 480.0  # seconds backfilled: sustain (5 m) + 3 steps + the rate window (1 m), and more
-CHILD_TIMEOUT = 600.0
+CHILD_TIMEOUT = 600.0  # beyond the ticks themselves (a long run measures memory)
 SETTLE_TIMEOUT = 180.0  # replicas: to split the hosts between them
 
 
@@ -321,7 +321,8 @@ def _prometheus(work: Path, exporter: SyntheticExporter, fleet: Fleet) -> Promet
     raise SystemExit(f"bench: Prometheus did not hold {fleet.hosts} series within 60 s")
 
 
-def _run_child(argv: list[str], log: Path) -> dict[str, Any]:
+def _run_child(argv: list[str], log: Path, ticking: float) -> dict[str, Any]:
+    limit = CHILD_TIMEOUT + ticking
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bench.scale", *argv],
@@ -330,11 +331,11 @@ def _run_child(argv: list[str], log: Path) -> dict[str, Any]:
             stderr=err,
         )
         try:
-            out, _ = proc.communicate(timeout=CHILD_TIMEOUT)
+            out, _ = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-            raise SystemExit(f"bench: engine process over {CHILD_TIMEOUT:g}s; see {log}") from None
+            raise SystemExit(f"bench: engine process over {limit:g}s; see {log}") from None
         except BaseException:  # the bench stopped (a signal, Ctrl-C): its engine goes too
             proc.kill()
             proc.wait(timeout=10)
@@ -397,7 +398,9 @@ def _size(size: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
                     if args.profile and size == max(args.sizes) and store == "sqlite":
                         argv.append(f"--profile={args.profile}.{mode}")
                     print(f"{size} hosts, {store}, {mode}: engine", file=sys.stderr, flush=True)
-                    results[f"{store}/{mode}"] = _run_child(argv, work / f"{store}-{mode}.log")
+                    ticking = args.ticks * (args.interval or 10)
+                    log = work / f"{store}-{mode}.log"
+                    results[f"{store}/{mode}"] = _run_child(argv, log, ticking)
         if args.replicas > 1 and size == max(args.sizes) and not args.skip_postgres:
             print(f"{size} hosts: {args.replicas} replicas", file=sys.stderr, flush=True)
             with postgres_database() as url:
