@@ -129,8 +129,8 @@ def _series_samples(
         if type(raw) is list and len(raw) == 2 and type(raw[0]) is float and type(raw[1]) is str:
             ts, text = raw
             # One float object per timestamp and per value text in an answer: every host
-            # shares the grid, gauges repeat their values, and the windows are held
-            # between ticks (engine/metrics/held.py): a third less memory per sample.
+            # shares the grid and gauges repeat their values, so a text is parsed once and
+            # a whole-window answer takes less memory until it is held (as arrays).
             ts = shared.setdefault(ts, ts)
             value = shared.get(text)
             if value is None:

@@ -43,10 +43,7 @@ def windows_from_vector(
     lo, hi = start - _TS_SLACK, end + _TS_SLACK
     windows: dict[str, tuple[Sample, ...]] = dict.fromkeys(hosts, ())
     read: set[str] = set()
-    # One float object per timestamp and per value text, as windows_from_matrix: the held
-    # windows keep them for minutes.
-    stamps: dict[float, float] = {}
-    values: dict[str, float] = {}
+    values: dict[str, float] = {}  # gauges repeat their values: each text is parsed once
     host_of = owners.host_of
     for series in result:
         host = _usual_host(series, label, host_of)
@@ -68,7 +65,6 @@ def windows_from_vector(
         read.add(host)
         if not math.isfinite(value):  # not data: windows_from_matrix skips it too
             continue
-        ts = stamps.setdefault(ts, ts)
         windows[host] = (_sample(Sample, (host, ts, value if value > 0.0 else 0.0)),)
     return windows, ()
 

@@ -113,17 +113,3 @@ def test_any_answer_reads_as_the_range_reader_reads_it(result: object) -> None:
 def test_each_case_reads_as_the_range_reader_reads_it(result: list[dict[str, Any]]) -> None:
     fast, full = _both(result)
     assert fast == full
-
-
-def test_the_usual_answer_shares_one_timestamp_object() -> None:
-    result = [
-        {"metric": {"instance": label}, "value": [float(AT), "50"]}
-        for label in ("10.0.0.1:9100", "10.0.0.2:9100", "web3:80")
-    ]
-    windows, unmatched = windows_from_vector(
-        result, owners=OWNERS, hosts=HOSTS, label="instance", start=AT, end=AT
-    )
-    assert unmatched == ()
-    assert [w[0].value for w in windows.values()] == [50.0, 50.0, 50.0]
-    assert len({id(w[0].ts) for w in windows.values()}) == 1
-    assert len({id(w[0].value) for w in windows.values()}) == 1
