@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from engine.errors import InputError
 from engine.metrics.series_map import SeriesMap
+from engine.metrics.window import Window
 from engine.types import Sample
 
 MAX_REASON = 300  # hostile servers may send megabytes of error text; logs stay readable
@@ -52,7 +53,7 @@ def windows_from_matrix(
     start: float,
     end: float,
     others: Collection[str] = (),
-) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]]:
+) -> tuple[dict[str, Sequence[Sample]], tuple[str, ...]]:
     """Turn a query_range ``result`` into per-host windows and unmatched labels.
 
     ``others`` are inventory hosts left to other replicas: their series are skipped
@@ -63,7 +64,9 @@ def windows_from_matrix(
         raise MalformedAnswerError(f"result is {type(result).__name__}, expected a list")
     lo, hi = start - _TS_SLACK, end + _TS_SLACK
     known = set(hosts)
-    found: dict[str, list[Sample]] = {}
+    # Each series' samples become a compact window at once: a fleet's whole windows as
+    # named tuples would take several times the memory until they are held.
+    found: dict[str, Window | list[Sample]] = {}
     several: set[str] = set()  # hosts with more than one series, or one out of order
     unmatched: set[str] = set()
     shared: dict[float | str, float] = {}  # see _series_samples
@@ -85,11 +88,14 @@ def windows_from_matrix(
             continue
         if host in found or not ordered:
             several.add(host)
-            samples = found.get(host, []) + samples
-        found[host] = samples
-    windows: dict[str, tuple[Sample, ...]] = dict.fromkeys(hosts, ())
-    for host, samples in found.items():
-        windows[host] = tuple(_worst_per_timestamp(samples) if host in several else samples)
+            found[host] = [*found.get(host, ()), *samples]
+        else:
+            found[host] = Window.of(host, samples)
+    windows: dict[str, Sequence[Sample]] = dict.fromkeys(hosts, ())
+    for host, kept in found.items():
+        windows[host] = (
+            Window.of(host, _worst_per_timestamp(list(kept))) if host in several else kept
+        )
     return windows, tuple(sorted(unmatched))
 
 

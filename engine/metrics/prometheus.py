@@ -165,7 +165,7 @@ class PrometheusSource:
 
     def _windows(
         self, answer: bytes | object, start: float, now: float, *, instant: bool = False
-    ) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]]:
+    ) -> tuple[dict[str, Sequence[Sample]], tuple[str, ...]]:
         """The answer (a body to decode, or the injected client's result) as windows."""
         with _DECODING, collector_paused():
             # Decoded here, not by the library, so that the collector is held for it too.

@@ -34,14 +34,14 @@ def windows_from_vector(
     start: float,
     end: float,
     others: Collection[str] = (),
-) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]]:
+) -> tuple[dict[str, Sequence[Sample]], tuple[str, ...]]:
     """Turn an instant query's ``result`` (evaluated at the asked time, between ``start``
     and ``end``) into per-host windows of at most one sample, and unmatched labels. Raise
     MalformedAnswerError as windows_from_matrix does."""
     if not isinstance(result, list):
         raise MalformedAnswerError(f"result is {type(result).__name__}, expected a list")
     lo, hi = start - _TS_SLACK, end + _TS_SLACK
-    windows: dict[str, tuple[Sample, ...]] = dict.fromkeys(hosts, ())
+    windows: dict[str, Sequence[Sample]] = dict.fromkeys(hosts, ())
     read: set[str] = set()
     values: dict[str, float] = {}  # gauges repeat their values: each text is parsed once
     host_of = owners.host_of
@@ -92,7 +92,7 @@ def _in_full(
     label: str,
     span: tuple[float, float],
     others: Collection[str],
-) -> tuple[dict[str, tuple[Sample, ...]], tuple[str, ...]]:
+) -> tuple[dict[str, Sequence[Sample]], tuple[str, ...]]:
     return windows_from_matrix(
         matrix_of_vector(result),
         owners=owners,
