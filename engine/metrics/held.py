@@ -111,7 +111,7 @@ class HeldWindows:
             old = held.get(host)
             ts = old.timestamps if old is not None else ()
             if not ts or ts[-1] < lo:
-                merged[host] = Window.of(host, new)
+                merged[host] = new if isinstance(new, Window) else Window.of(host, new)
                 continue
             first = bisect_left(ts, lo) if ts[0] < lo else 0
             last = bisect_left(ts, cut, lo=first) if ts[-1] >= cut else len(ts)

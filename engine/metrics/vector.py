@@ -58,10 +58,8 @@ def windows_from_vector(
         if value is None:
             try:
                 value = values[text] = float(text)
-            except ValueError:
-                return _in_full(
-                    result, owners, hosts, label, (start, end), others
-                )  # names what is wrong
+            except ValueError:  # the range reader names what is wrong
+                return _in_full(result, owners, hosts, label, (start, end), others)
         read.add(host)
         if not math.isfinite(value):  # not data: windows_from_matrix skips it too
             continue
