@@ -122,8 +122,7 @@ def evaluate_host(
         return _state(host, HostStatus.NORMAL, previous, now, value, shown, latest.ts)
     trigger = f"{limits.trigger:g}{limits.unit}"
     run_start = _high_run_start(window, limits.trigger, max_gap=max(limits.staleness, limits.step))
-    if run_start is None:
-        return _state(host, HostStatus.NORMAL, previous, now, value, shown, latest.ts)
+    assert run_start is not None  # the newest finite sample, above the trigger, starts one
     # The first sample of a rate already stands for the step before it.
     held = latest.ts - run_start + limits.covers
     if held >= limits.sustain:
@@ -180,18 +179,17 @@ class Evaluator:
         others keep their last state untouched: another replica watches them)."""
         changes: list[tuple[HostState | None, HostState]] = []
         chosen = self.hosts if hosts is None else [h for h in self.hosts if h in hosts]
-        # Locals: this loop runs for every host of every kind, each tick.
-        states, left, limits, error = self._states, self._left, self.limits, batch.error
-        window_of = batch.windows.get
         for host in chosen:
-            previous = states.get(host)
+            previous = self._states.get(host)
             # A host back from another replica: its last state here is old news (its
             # hysteresis would hold a status the other replica may have cleared long ago).
-            basis = None if host in left else previous
-            current = evaluate_host(host, window_of(host, ()), basis, limits, now, error=error)
+            basis = None if host in self._left else previous
+            current = evaluate_host(
+                host, batch.windows.get(host, ()), basis, self.limits, now, error=batch.error
+            )
             if previous is None or previous.status != current.status:
                 changes.append((previous, current))
-            states[host] = current
+            self._states[host] = current
         self._left = frozenset() if hosts is None else frozenset(self.hosts).difference(chosen)
         return Evaluation(states=dict(self._states), changes=tuple(changes))
 
